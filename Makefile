@@ -1,0 +1,43 @@
+# Every target creates .venv when it is missing, so a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_HOME := $(CURDIR)/.dagster
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+
+.PHONY: setup demo test test-fast bench dev lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/sidforge demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python benchmarks/ingest.py
+
+dev: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -h 127.0.0.1 -w workspace.yaml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf data .dagster

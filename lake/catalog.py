@@ -1,0 +1,144 @@
+"""The table catalog: every lake table declared once, with its Arrow schema, partitions and keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+STR = pa.string()
+CODES = pa.list_(pa.int32())
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A lake table: its name (also its folder under the lake root), schema, partitions and keys."""
+
+    name: str
+    schema: pa.Schema
+    partition_by: tuple[str, ...]
+    keys: tuple[str, ...]
+    description: str
+
+    @property
+    def data_columns(self) -> list[str]:
+        """Columns stored in the Parquet files (partition columns live in the Delta log)."""
+        return [f.name for f in self.schema if f.name not in self.partition_by]
+
+
+def _spec(name: str, fields: list[pa.Field], partition_by: tuple[str, ...], keys: tuple[str, ...],
+          description: str) -> TableSpec:
+    return TableSpec(name, pa.schema(fields), partition_by, keys, description)
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        _spec("interactions", [
+            pa.field("user_id", STR, nullable=False),
+            pa.field("item_id", STR, nullable=False),
+            pa.field("behavior", STR, nullable=False),
+            pa.field("event_ts", TS, nullable=False),
+            pa.field("source", STR, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+            pa.field("ds", STR, nullable=False),
+        ], ("ds",), ("user_id", "item_id", "behavior", "event_ts"), "one user event"),
+        _spec("user_sequences", [
+            pa.field("user_id", STR, nullable=False),
+            pa.field("history", pa.list_(STR), nullable=False),
+            pa.field("target", pa.list_(STR), nullable=False),
+            pa.field("stage", pa.int16(), nullable=False),
+            pa.field("id_space", STR, nullable=False),
+            pa.field("source", STR, nullable=False),
+            pa.field("line", pa.int64(), nullable=False),
+            pa.field("run_id", STR, nullable=False),
+            pa.field("ds", STR, nullable=False),
+            pa.field("split", STR, nullable=False),
+        ], ("ds", "split"), ("source", "line"),
+            "one training or test sample: history item ids (oldest first) and target item ids"),
+        _spec("items", [
+            pa.field("item_id", STR, nullable=False),
+            pa.field("title", STR),
+            pa.field("category", STR),
+            pa.field("image", pa.binary()),
+            pa.field("image_uri", STR),
+            pa.field("content_hash", STR, nullable=False),
+            pa.field("first_seen_ds", STR),
+            pa.field("source", STR, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+        ], (), ("item_id",), "one item with its title, category and image"),
+        _spec("item_pairs", [
+            pa.field("item_id", STR, nullable=False),
+            pa.field("pair_item_id", STR, nullable=False),
+            pa.field("weight", pa.float32(), nullable=False),
+            pa.field("run_id", STR, nullable=False),
+        ], (), ("item_id", "pair_item_id"), "one co-occurrence pair from user sequences"),
+        _spec("item_embeddings", [
+            pa.field("item_id", STR, nullable=False),
+            pa.field("modalities", STR, nullable=False),
+            pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+            pa.field("dim", pa.int32(), nullable=False),
+            pa.field("content_hash", STR),
+            pa.field("source", STR, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+            pa.field("model", STR, nullable=False),
+        ], ("model",), ("item_id", "model"), "one item embedding for one model"),
+        _spec("sid_builds", [
+            pa.field("build_id", STR, nullable=False),
+            pa.field("method", STR, nullable=False),
+            pa.field("levels", pa.int16(), nullable=False),
+            pa.field("sizes", CODES, nullable=False),
+            pa.field("inputs", STR),
+            pa.field("seed", pa.int64()),
+            pa.field("status", STR, nullable=False),
+            pa.field("metrics", STR),
+            pa.field("created_at", TS, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+        ], (), ("build_id",), "one semantic-ID build (inputs and metrics as JSON)"),
+        _spec("codebooks", [
+            pa.field("level", pa.int16(), nullable=False),
+            pa.field("code", pa.int32(), nullable=False),
+            pa.field("centroid", pa.list_(pa.float32()), nullable=False),
+            pa.field("build_id", STR, nullable=False),
+        ], ("build_id",), ("build_id", "level", "code"), "one codeword of one build"),
+        _spec("item_sids", [
+            pa.field("item_id", STR, nullable=False),
+            pa.field("codes_raw", CODES, nullable=False),
+            pa.field("codes", CODES, nullable=False),
+            pa.field("sid", STR, nullable=False),
+            pa.field("source", STR, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+            pa.field("build_id", STR, nullable=False),
+        ], ("build_id",), ("build_id", "item_id"),
+            "one item's semantic ID in one build, before (codes_raw) and after collision resolution"),
+        _spec("published_datasets", [
+            pa.field("dataset", STR, nullable=False),
+            pa.field("version", STR, nullable=False),
+            pa.field("path", STR, nullable=False),
+            pa.field("manifest_sha256", STR, nullable=False),
+            pa.field("build_id", STR, nullable=False),
+            pa.field("inputs", STR),
+            pa.field("created_at", TS, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+        ], (), ("dataset", "version"), "one published training-data version"),
+        _spec("quarantine", [
+            pa.field("source_file", STR, nullable=False),
+            pa.field("line", pa.int64()),
+            pa.field("raw", STR),
+            pa.field("reason", STR, nullable=False),
+            pa.field("run_id", STR, nullable=False),
+            pa.field("quarantined_at", TS, nullable=False),
+            pa.field("table", STR, nullable=False),
+            pa.field("ds", STR, nullable=False),
+        ], ("table", "ds"), ("table", "source_file", "line"), "one rejected input record and why"),
+    ]
+}
+
+
+def table(name: str) -> TableSpec:
+    """The spec of table `name`; a clear error listing the known tables otherwise."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; the lake has: {', '.join(TABLES)}") from None

@@ -1,0 +1,231 @@
+"""Ingest source files into the lake: parse, validate, de-duplicate, stage Parquet, commit once.
+
+Both engines (polars here, Spark in `lake.spark_ingest`) share the readers, the quarantine writer and
+the committer, so they produce identical tables. Every call replaces the partitions it writes (or
+merges by key for `items`) and accounts for every record: read = written + quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.catalog import table
+from lake.formats import ReadOptions, default_build, default_model, expand_paths, get_format, read_file
+from lake.lake import Lake, _sql_literal
+from lake.sources.records import REJECT_SCHEMA, Parsed
+
+ROWS_PER_FILE = 4_000_000
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: counts that must add up, partitions replaced and the commit version."""
+
+    table: str
+    format: str
+    engine: str
+    run_id: str
+    files: list[str]
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    blank_lines: int = 0
+    missing_images: int = 0
+    partitions: list[dict[str, str]] = field(default_factory=list)
+    version: int | None = None
+    seconds: float = 0.0
+
+    def check(self) -> None:
+        """Raise unless every record read was written or quarantined."""
+        if self.rows_read != self.rows_written + self.rows_quarantined:
+            raise RuntimeError(
+                f"ingest of {self.files} lost records: read {self.rows_read}, wrote {self.rows_written}, "
+                f"quarantined {self.rows_quarantined}")
+
+    def as_dict(self) -> dict:
+        """Plain dict for metadata and JSON output."""
+        return asdict(self)
+
+
+def new_run_id() -> str:
+    """A fresh run id for ingests started outside Dagster."""
+    return f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def duplicate_reason(keys: Sequence[str]) -> str:
+    """The quarantine reason for a record whose keys repeat an earlier record of the same ingest."""
+    return f"duplicate record (same {', '.join(keys)} as an earlier record)"
+
+
+class _Dedup:
+    """Remembers 64-bit hashes of the keys seen so far; later records with a seen key are duplicates."""
+
+    def __init__(self, keys: Sequence[str]):
+        self.keys = list(keys)
+        self.seen = np.empty(0, dtype=np.uint64)
+
+    def split(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if not self.keys or not rows.height:
+            return rows, rows.clear()
+        hashes = rows.select(pl.struct(self.keys).hash(seed=7)).to_series()
+        first = hashes.is_first_distinct().to_numpy()
+        values = hashes.to_numpy()
+        pos = np.searchsorted(self.seen, values)
+        known = (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == values) if len(
+            self.seen) else np.zeros(len(values), dtype=bool)
+        keep = first & ~known
+        self.seen = np.union1d(self.seen, values[keep])
+        return rows.filter(pl.Series(keep)), rows.filter(pl.Series(~keep))
+
+
+def duplicates_to_rejects(dups: pl.DataFrame, keys: Sequence[str], source: str) -> pl.DataFrame:
+    """Quarantine records for duplicate rows (their keys as raw text)."""
+    ds = pl.col("ds") if "ds" in dups.columns else pl.lit(dt.date.today().isoformat())
+    raw = pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator=",")
+    return dups.select(source_file=pl.lit(source), line=pl.col("line").cast(pl.Int64), raw=raw,
+                       reason=pl.lit(duplicate_reason(keys)), ds=ds)
+
+
+class _PartitionWriter:
+    """Streams rows into Parquet files inside the table folder, one open file per partition."""
+
+    def __init__(self, lake: Lake, table_name: str, run_id: str):
+        self.spec = table(table_name)
+        fs, root = lake.filesystem()
+        self.fs, self.dir = fs, f"{root}/{self.spec.name}"
+        self.arrow_schema = pa.schema([self.spec.schema.field(c) for c in self.spec.data_columns])
+        self.tag = f"{run_id[-12:]}-{uuid.uuid4().hex[:8]}"
+        self.writers: dict[tuple, tuple[pq.ParquetWriter, str, int]] = {}
+        self.files: list[str] = []
+        self.partitions: set[tuple] = set()
+
+    def write(self, rows: pl.DataFrame) -> None:
+        keys = list(self.spec.partition_by)
+        groups = rows.partition_by(keys, as_dict=True, maintain_order=True) if keys else {(): rows}
+        for key, part in groups.items():
+            self.partitions.add(key)
+            arrow = part.select(self.spec.data_columns).to_arrow().cast(self.arrow_schema)
+            writer, path, count = self.writers.get(key) or self._open(key)
+            writer.write_table(arrow, row_group_size=1 << 20)
+            count += arrow.num_rows
+            self.writers[key] = (writer, path, count)
+            if count >= ROWS_PER_FILE:
+                writer.close()
+                del self.writers[key]
+
+    def _open(self, key: tuple) -> tuple[pq.ParquetWriter, str, int]:
+        folder = "/".join(f"{c}={quote(str(v), safe='-_.:')}" for c, v in zip(self.spec.partition_by, key,
+                                                                                strict=True))
+        directory = f"{self.dir}/{folder}" if folder else self.dir
+        self.fs.create_dir(directory, recursive=True)
+        path = f"{directory}/part-{self.tag}-{len(self.files):05d}.zstd.parquet"
+        self.files.append(path)
+        sink = self.fs.open_output_stream(path)
+        return pq.ParquetWriter(sink, self.arrow_schema, compression="zstd"), path, 0
+
+    def close(self) -> list[str]:
+        for writer, _, _ in self.writers.values():
+            writer.close()
+        self.writers.clear()
+        return self.files
+
+
+def write_quarantine(lake: Lake, table_name: str, rejects: pl.DataFrame, files: Sequence[str], run_id: str) -> None:
+    """Replace the quarantine records of `files` for `table_name` with `rejects`."""
+    now = dt.datetime.now(dt.UTC)
+    frame = rejects.with_columns(table=pl.lit(table_name), run_id=pl.lit(run_id),
+                                 quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")))
+    where = f'"table" = {_sql_literal(table_name)} AND source_file IN ({", ".join(map(_sql_literal, files))})'
+    lake.overwrite("quarantine", frame, run_id=run_id, where=where, sources=files)
+
+
+def register_imported_build(lake: Lake, build_id: str, files: Sequence[str], levels: int, size: int,
+                            run_id: str) -> None:
+    """Record an imported (published AL-GR) semantic-ID build in `sid_builds`."""
+    row = pl.DataFrame({
+        "build_id": [build_id], "method": ["imported"], "levels": [levels], "sizes": [[size] * levels],
+        "inputs": [json.dumps({"files": list(files)})], "seed": [None], "status": ["imported"],
+        "metrics": [None], "created_at": [dt.datetime.now(dt.UTC)], "run_id": [run_id],
+    }, schema_overrides={"levels": pl.Int16, "sizes": pl.List(pl.Int32), "seed": pl.Int64})
+    lake.merge("sid_builds", row, run_id=run_id, sources=files)
+
+
+def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None = None, engine: str = "polars",
+           run_id: str | None = None, model: str | None = None, build_id: str | None = None,
+           trust_pickle: bool = False, spark_master: str | None = None,
+           progress: Progress | None = None) -> IngestReport:
+    """Ingest `paths` (files or folders) of format `fmt` into the lake and return the checked report."""
+    spec = get_format(fmt)
+    files = expand_paths(paths, spec)
+    opts = ReadOptions(ds=ds, trust_pickle=trust_pickle,
+                       model=model or (default_model(spec, files) if spec.table == "item_embeddings" else None),
+                       build_id=build_id or (default_build(files) if spec.table == "item_sids" else None))
+    run_id = run_id or new_run_id()
+    started = time.perf_counter()
+    report = IngestReport(spec.table, spec.name, engine, run_id, [str(f) for f in files])
+    if engine == "spark":
+        from lake.spark_ingest import ingest_with_spark
+
+        rejects = ingest_with_spark(lake, spec, files, opts, report, master=spark_master)
+    elif engine == "polars":
+        rejects = _ingest_with_polars(lake, spec, files, opts, report, progress)
+    else:
+        raise ValueError(f"unknown engine {engine!r}; choose polars or spark")
+    write_quarantine(lake, spec.table, rejects, report.files, run_id)
+    report.rows_quarantined = rejects.height
+    if spec.table == "item_sids" and report.rows_written:
+        register_imported_build(lake, opts.build_id or "", report.files, 3, opts.codebook_size, run_id)
+    report.seconds = time.perf_counter() - started
+    report.check()
+    return report
+
+
+def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
+                        progress: Progress | None) -> pl.DataFrame:
+    tspec = table(spec.table)
+    dedup = _Dedup(spec.dedup)
+    writer = None if spec.merge else _PartitionWriter(lake, spec.table, report.run_id)
+    merged: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
+    for path in files:
+        block: Parsed
+        for block in read_file(spec, path, opts):
+            report.rows_read += block.records
+            report.blank_lines += block.blank_lines
+            report.missing_images += block.missing_images
+            rows, dups = dedup.split(block.rows)
+            rejects += [block.rejects, duplicates_to_rejects(dups, spec.dedup, str(path))] if dups.height else [
+                block.rejects]
+            rows = rows.with_columns(run_id=pl.lit(report.run_id))
+            report.rows_written += rows.height
+            if writer is not None:
+                writer.write(rows)
+            else:
+                merged.append(rows.select(tspec.schema.names))
+            if progress:
+                progress(block.records)
+    if writer is None:
+        frame = pl.concat(merged) if merged else pl.from_arrow(tspec.schema.empty_table())
+        report.version = lake.merge(spec.table, frame, run_id=report.run_id, sources=report.files)
+    else:
+        staged = writer.close()
+        replace = [dict(zip(tspec.partition_by, key, strict=True)) for key in sorted(writer.partitions)]
+        if opts.ds and tspec.partition_by == ("ds",):
+            replace = [*replace, {"ds": opts.ds}] if {"ds": opts.ds} not in replace else replace
+        report.partitions = replace
+        report.version = lake.commit_files(spec.table, staged, run_id=report.run_id, sources=report.files,
+                                           replace=replace, app_id=f"sidforge-ingest-{report.run_id}")
+    return pl.concat(rejects, how="vertical_relaxed")

@@ -1,0 +1,270 @@
+"""`Lake`: the one entry point to the Delta tables, for reads (Polars), writes and commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.transaction import AddAction, RemoveAction
+
+from lake.catalog import TABLES, TableSpec, table
+from lake.stats import parquet_stats
+
+DEFAULT_ROOT = "./data/lake"
+ArrowData = pa.Table | pa.RecordBatchReader | pl.DataFrame
+
+
+def _is_uri(root: str) -> bool:
+    return "://" in root and not root.startswith("file://")
+
+
+def _sql_literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def partition_predicate(partitions: Iterable[Mapping[str, str]]) -> str:
+    """A Delta SQL predicate matching any of the given partitions, e.g. `(ds = '2025-01-01')`."""
+    clauses = [
+        "(" + " AND ".join(f"{k} = {_sql_literal(v)}" for k, v in part.items()) + ")"
+        for part in partitions
+    ]
+    return " OR ".join(clauses) if clauses else "false"
+
+
+class Lake:
+    """The lake root and its tables: `Lake("./data/lake").scan("interactions").collect()`.
+
+    Reads go through `pl.scan_delta`; writes are idempotent (partition replace, merge by key) and
+    every commit carries the run id and source files in its commit metadata.
+    """
+
+    def __init__(self, root: str | Path | None = None, storage_options: dict[str, str] | None = None):
+        root = str(root or os.environ.get("SIDFORGE_LAKE") or DEFAULT_ROOT)
+        if not _is_uri(root):
+            root = str(Path(root.removeprefix("file://")).expanduser().resolve())
+        self.root = root.rstrip("/")
+        self.storage_options = storage_options
+
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r})"
+
+    # -- locations ---------------------------------------------------------------------------
+    def uri(self, name: str) -> str:
+        """Location of table `name` (a local path or an object-store URI)."""
+        return f"{self.root}/{table(name).name}"
+
+    def path(self, *parts: str) -> str:
+        """A location under the lake root for non-table files (staging, reports, published data)."""
+        return "/".join([self.root, *parts])
+
+    def filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """The pyarrow filesystem of the lake and the root path inside it."""
+        if _is_uri(self.root):
+            return pafs.FileSystem.from_uri(self.root)
+        return pafs.LocalFileSystem(), self.root
+
+    # -- reads -------------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        """Whether table `name` has been created."""
+        return DeltaTable.is_deltatable(self.uri(name), storage_options=self.storage_options)
+
+    def delta(self, name: str) -> DeltaTable:
+        """The DeltaTable for `name`, created empty with its catalog schema on first use."""
+        spec = table(name)
+        if not self.exists(name):
+            DeltaTable.create(
+                self.uri(name), spec.schema, mode="ignore", partition_by=list(spec.partition_by) or None,
+                name=spec.name, description=spec.description, storage_options=self.storage_options,
+            )
+        return DeltaTable(self.uri(name), storage_options=self.storage_options)
+
+    def scan(self, name: str, *, version: int | dt.datetime | None = None) -> pl.LazyFrame:
+        """Lazy Polars scan of table `name`, optionally as of a Delta version or a timestamp."""
+        spec = table(name)
+        if not self.exists(name):
+            return pl.from_arrow(spec.schema.empty_table()).lazy()  # type: ignore[union-attr]
+        return pl.scan_delta(self.uri(name), version=version, storage_options=self.storage_options)
+
+    def version(self, name: str) -> int | None:
+        """Current Delta version of `name`, or None when the table does not exist yet."""
+        return DeltaTable(self.uri(name), storage_options=self.storage_options).version() if self.exists(
+            name) else None
+
+    def history(self, name: str, limit: int | None = None) -> list[dict]:
+        """Commits of `name`, newest first, with their operation and sidforge commit metadata."""
+        if not self.exists(name):
+            return []
+        return DeltaTable(self.uri(name), storage_options=self.storage_options).history(limit)
+
+    def files(self, name: str) -> pl.DataFrame:
+        """The live data files of `name` (path, size, records, partition values)."""
+        if not self.exists(name):
+            return pl.DataFrame()
+        return pl.DataFrame(DeltaTable(self.uri(name), storage_options=self.storage_options)
+                            .get_add_actions(flatten=True))
+
+    def file_uris(self, name: str) -> list[str]:
+        """Absolute locations of the live files of `name` (what Spark must read, never a listing)."""
+        if not self.exists(name):
+            return []
+        return DeltaTable(self.uri(name), storage_options=self.storage_options).file_uris()
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run Polars SQL with every existing table registered under its name."""
+        ctx = pl.SQLContext({name: self.scan(name) for name in TABLES if self.exists(name)})
+        return ctx.execute(query, eager=True)
+
+    def tables(self) -> pl.DataFrame:
+        """One row per catalog table: version, rows, files and bytes (zeros when not created)."""
+        rows = []
+        for name, spec in TABLES.items():
+            files = self.files(name)
+            rows.append({
+                "table": name,
+                "version": self.version(name),
+                "rows": int(files["num_records"].sum()) if files.height else 0,
+                "files": files.height,
+                "bytes": int(files["size_bytes"].sum()) if files.height else 0,
+                "partitioned_by": ",".join(spec.partition_by),
+            })
+        return pl.DataFrame(rows, schema_overrides={"version": pl.Int64})
+
+    # -- writes ------------------------------------------------------------------------------
+    @staticmethod
+    def _commit_properties(run_id: str, sources: Sequence[str], app_id: str | None = None,
+                           extra: Mapping[str, object] | None = None) -> CommitProperties:
+        meta: dict[str, object] = {"sidforge.run_id": run_id, "sidforge.sources": json.dumps(list(sources))}
+        meta.update({f"sidforge.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
+        txns = [Transaction(app_id, 1, int(time.time() * 1000))] if app_id else None
+        return CommitProperties(custom_metadata=meta, app_transactions=txns)
+
+    @staticmethod
+    def conform(spec: TableSpec, data: ArrowData) -> pa.Table:
+        """Data as an Arrow table with exactly the catalog schema (column order and types)."""
+        if isinstance(data, pl.DataFrame):
+            data = data.to_arrow()
+        elif isinstance(data, pa.RecordBatchReader):
+            data = data.read_all()
+        missing = [f.name for f in spec.schema if f.name not in data.column_names]
+        if missing:
+            raise ValueError(f"data for table {spec.name!r} lacks columns {missing}")
+        return data.select(spec.schema.names).cast(spec.schema)
+
+    def append(self, name: str, data: ArrowData, *, run_id: str, sources: Sequence[str] = ()) -> int:
+        """Append rows to `name`; returns the new table version."""
+        spec = table(name)
+        self.delta(name)
+        write_deltalake(self.uri(name), self.conform(spec, data), mode="append",
+                        partition_by=list(spec.partition_by) or None, storage_options=self.storage_options,
+                        commit_properties=self._commit_properties(run_id, sources))
+        return self.version(name)  # type: ignore[return-value]
+
+    def overwrite(self, name: str, data: ArrowData, *, run_id: str, where: str | None = None,
+                  sources: Sequence[str] = ()) -> int:
+        """Replace the rows of `name` matching the SQL predicate `where` (all rows when None)."""
+        spec = table(name)
+        self.delta(name)
+        write_deltalake(self.uri(name), self.conform(spec, data), mode="overwrite", predicate=where,
+                        partition_by=list(spec.partition_by) or None, storage_options=self.storage_options,
+                        commit_properties=self._commit_properties(run_id, sources))
+        return self.version(name)  # type: ignore[return-value]
+
+    def replace_partitions(self, name: str, data: ArrowData, *, run_id: str,
+                           partitions: Sequence[Mapping[str, str]] | None = None,
+                           sources: Sequence[str] = ()) -> int:
+        """Replace whole partitions of `name` (those in `data`, plus `partitions`) in one commit."""
+        spec = table(name)
+        if not spec.partition_by:
+            raise ValueError(f"table {name!r} is not partitioned; use overwrite or merge")
+        arrow = self.conform(spec, data)
+        parts = {tuple(p[c] for c in spec.partition_by) for p in partitions or []}
+        if arrow.num_rows:
+            present = pl.from_arrow(arrow.select(list(spec.partition_by))).unique()  # type: ignore[union-attr]
+            parts |= set(present.iter_rows())
+        where = partition_predicate(dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts))
+        return self.overwrite(name, arrow, run_id=run_id, where=where, sources=sources)
+
+    def merge(self, name: str, data: ArrowData, *, run_id: str, sources: Sequence[str] = ()) -> int:
+        """Upsert `data` into `name` by the table's key columns."""
+        spec = table(name)
+        arrow = self.conform(spec, data)
+        dt_ = self.delta(name)
+        on = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
+        (dt_.merge(arrow, on, source_alias="s", target_alias="t",
+                   commit_properties=self._commit_properties(run_id, sources))
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+        return self.version(name)  # type: ignore[return-value]
+
+    def commit_files(self, name: str, files: Sequence[str], *, run_id: str, sources: Sequence[str] = (),
+                     replace: Sequence[Mapping[str, str]] = (), app_id: str | None = None,
+                     extra: Mapping[str, object] | None = None) -> int:
+        """Commit Parquet files written outside delta-rs (Spark, the polars engine) as one Delta commit.
+
+        `files` are paths under `<lake>/_staging/<table>/<run>/` or already under the table folder, in
+        `key=value` partition folders. Staged files are moved into the table first. Partitions in
+        `replace` lose their current files in the same commit. With `app_id`, a retried commit is
+        applied once: when the table already records that app transaction nothing is committed again.
+        """
+        spec = table(name)
+        dt_ = self.delta(name)
+        if app_id and (dt_.transaction_version(app_id) or 0) >= 1:
+            return dt_.version()
+        fs, root = self.filesystem()
+        table_dir = f"{root}/{spec.name}"
+        now_ms = int(time.time() * 1000)
+        actions: list[AddAction | RemoveAction] = []
+        for src in files:
+            values, rel = _partition_values(src, spec)
+            target = f"{table_dir}/{rel}"
+            if src != target:
+                if fs.get_file_info(src).type == pafs.FileType.File:
+                    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                    fs.move(src, target)
+                elif fs.get_file_info(target).type != pafs.FileType.File:
+                    raise FileNotFoundError(f"staged file {src} is missing and was not moved to {target}")
+            with fs.open_input_file(target) as fh:
+                meta = pq.ParquetFile(fh).metadata
+                size = fh.size()
+            actions.append(AddAction(rel, size, values, now_ms, True, parquet_stats(meta)))
+        if replace:
+            wanted = {tuple(p[c] for c in spec.partition_by) for p in replace}
+            live = self.files(name)
+            for row in live.iter_rows(named=True):
+                key = tuple(row[f"partition.{c}"] for c in spec.partition_by)
+                if key in wanted:
+                    values = {c: row[f"partition.{c}"] for c in spec.partition_by}
+                    actions.append(RemoveAction(row["path"], True, now_ms, row["size_bytes"], values))
+        dt_.create_write_transaction(
+            actions, "append", spec.schema, list(spec.partition_by) or None,
+            commit_properties=self._commit_properties(run_id, sources, app_id, extra),
+        )
+        return DeltaTable(self.uri(name), storage_options=self.storage_options).version()
+
+
+def _partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None], str]:
+    """Partition values from the `key=value` folders of a data file, and its path inside the table."""
+    parts = path.split("/")
+    values: dict[str, str | None] = {}
+    for seg in parts[:-1]:
+        key, sep, value = seg.partition("=")
+        if sep and key in spec.partition_by:
+            values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
+    missing = [c for c in spec.partition_by if c not in values]
+    if missing:
+        raise ValueError(f"file {path} lies in no {missing} partition folder of table {spec.name!r}")
+    rel = "/".join([*(f"{c}={_quote(values[c])}" for c in spec.partition_by), parts[-1]])
+    return values, rel
+
+
+def _quote(value: str | None) -> str:
+    return "__HIVE_DEFAULT_PARTITION__" if value is None else quote(value, safe="-_.:")

@@ -1,0 +1,109 @@
+"""Event logs (user_id, item_id, behavior, timestamp) in CSV or Parquet, validated into `interactions`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
+from lake.sources.lines import SourceError
+from lake.sources.records import Parsed, first_failure, reject_frame, split_checked
+
+BEHAVIORS = ("pv", "click", "cart", "fav", "buy")
+COLUMNS = {
+    "user_id": ("user_id", "user", "uid"),
+    "item_id": ("item_id", "item", "iid", "base62_string"),
+    "behavior": ("behavior", "behavior_type", "event", "action"),
+    "timestamp": ("timestamp", "event_ts", "ts", "time", "event_time"),
+}
+EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+_TEXT_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+DEDUP_KEYS = ("user_id", "item_id", "behavior", "event_ts")
+ROW_COLUMNS = ["user_id", "item_id", "behavior", "event_ts", "ds", "source", "line"]
+
+
+def parse_timestamp(text: pl.Expr) -> pl.Expr:
+    """UTC microsecond timestamps from epoch seconds, milliseconds or microseconds, or ISO-8601 text."""
+    digits = text.str.contains(r"^-?\d{1,17}$")
+    value = text.cast(pl.Int64, strict=False)
+    magnitude = value.abs()
+    micros = (pl.when(magnitude >= 10**14).then(value)
+              .when(magnitude >= 10**11).then(value * 1_000)
+              .otherwise(value * 1_000_000))
+    from_text = pl.coalesce([text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
+                             for f in _TEXT_FORMATS])
+    return pl.when(digits).then(micros.cast(pl.Datetime("us", "UTC"))).otherwise(from_text)
+
+
+def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.datetime, raw: pl.Expr) -> Parsed:
+    event_ds = pl.col("event_ts").dt.strftime("%Y-%m-%d")
+    checks: list[tuple[pl.Expr, pl.Expr | str]] = [
+        (pl.col("reason").is_not_null(), pl.col("reason")),
+        (pl.col("user_id").fill_null("") == "", "empty user_id"),
+        (pl.col("item_id").fill_null("") == "", "empty item_id"),
+        (~pl.col("behavior").is_in(BEHAVIORS),
+         pl.format("unknown behavior '{}' (expected one of {})", pl.col("behavior").fill_null(""),
+                   pl.lit(", ".join(BEHAVIORS)))),
+        (pl.col("event_ts").is_null(), pl.format("unparseable timestamp '{}'", pl.col("ts_text").fill_null(""))),
+        ((pl.col("event_ts") < EARLIEST) | (pl.col("event_ts") > latest),
+         pl.format("timestamp {} out of range [{}, {}]", pl.col("ts_text"), pl.lit(EARLIEST.isoformat()),
+                   pl.lit(latest.isoformat()))),
+    ]
+    if ds is not None:
+        checks.append((event_ds != ds, pl.format("timestamp {} is outside the partition day {}",
+                                                  pl.col("ts_text"), pl.lit(ds))))
+    checked = frame.with_columns(reason=first_failure(checks))
+    partition = pl.lit(ds) if ds is not None else pl.coalesce(event_ds, pl.lit(dt.date.today().isoformat()))
+    checked = checked.with_columns(ds=partition, source=pl.lit(source.name))
+    rows, rejects = split_checked(checked, table_name="interactions", source=source, raw=raw,
+                                  ds=pl.col("ds"), columns=ROW_COLUMNS)
+    return Parsed("interactions", rows, rejects)
+
+
+def read_events(path: str | Path, *, ds: str | None = None, now: dt.datetime | None = None) -> Iterator[Parsed]:
+    """Stream an event log (CSV with a header, or Parquet) as validated `interactions` blocks.
+
+    Timestamps must fall between 1990 and `now` plus a day, and inside day `ds` when one is given.
+    """
+    path = Path(path)
+    latest = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
+    fallback_ds = ds or dt.date.today().isoformat()
+    if path.suffix == ".parquet":
+        yield from _read_parquet(path, ds=ds, latest=latest)
+        return
+    for block in iter_csv_blocks(path, COLUMNS):
+        frame = block.frame.with_columns(
+            ts_text=pl.col("timestamp"), event_ts=parse_timestamp(pl.col("timestamp")))
+        parsed = _validate(frame, source=path, ds=ds, latest=latest, raw=pl.col("text"))
+        bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], fallback_ds)
+        yield Parsed("interactions", parsed.rows, pl.concat([parsed.rejects, bad]), block.blank)
+
+
+def _read_parquet(path: Path, *, ds: str | None, latest: dt.datetime) -> Iterator[Parsed]:
+    try:
+        handle = pq.ParquetFile(path)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path} as Parquet: {exc}") from exc
+    positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS)
+    names = {name: handle.schema_arrow.names[pos] for name, pos in positions.items()}
+    first = 1
+    for batch in handle.iter_batches(batch_size=1 << 20, columns=list(names.values())):
+        frame = pl.from_arrow(batch).rename({v: k for k, v in names.items()})  # type: ignore[union-attr]
+        ts = frame["timestamp"]
+        if ts.dtype.is_temporal():
+            event_ts = pl.col("timestamp").cast(pl.Datetime("us", "UTC"))
+        else:
+            event_ts = parse_timestamp(pl.col("timestamp").cast(pl.String))
+        raw = pl.struct(list(COLUMNS)).struct.json_encode()
+        frame = frame.with_row_index("line", offset=first).with_columns(
+            pl.col("line").cast(pl.Int64),
+            pl.col("user_id", "item_id", "behavior").cast(pl.String).str.strip_chars(),
+            ts_text=pl.col("timestamp").cast(pl.String), event_ts=event_ts,
+            reason=pl.lit(None, pl.String), text=raw,
+        )
+        first += batch.num_rows
+        yield _validate(frame, source=path, ds=ds, latest=latest, raw=pl.col("text"))

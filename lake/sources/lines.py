@@ -1,0 +1,131 @@
+"""Stream a text file as blocks of numbered lines, with memory bounded by the block size."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+BLOCK_BYTES = 16 << 20
+
+
+class SourceError(ValueError):
+    """A file that cannot be read at all (missing, unreadable, no usable header)."""
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    """Consecutive lines of one file: `lines` has columns `line` (1-based number) and `text`.
+
+    Lines that are not valid UTF-8 are left out of `lines` and listed in `bad_utf8` as
+    (line number, text with the bad bytes escaped).
+    """
+
+    lines: pl.DataFrame
+    bad_utf8: list[tuple[int, str]]
+
+
+def open_stream(path: str | Path) -> pa.NativeFile:
+    """An input stream over `path`, decompressing .gz/.bz2/.zst by extension; a clear error otherwise."""
+    try:
+        return pa.input_stream(str(path), compression="detect")
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"cannot read {path}: {exc}") from exc
+
+
+def _block(data: bytes, first_line: int) -> LineBlock:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if not len(ends) or ends[-1] != len(buf) - 1:
+        ends = np.append(ends, len(buf))
+    offsets = np.concatenate([[0], ends + 1]).astype(np.int64)
+    offsets[-1] = min(offsets[-1], len(buf))
+    n = len(offsets) - 1
+    binary = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    numbers = np.arange(first_line, first_line + n, dtype=np.int64)
+    bad: list[tuple[int, str]] = []
+    try:
+        text = binary.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        keep = np.ones(n, dtype=bool)
+        for i in range(n):
+            raw = data[offsets[i]:offsets[i + 1]]
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                keep[i] = False
+                bad.append((int(numbers[i]), raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")))
+        binary, numbers = binary.filter(pa.array(keep)), numbers[keep]
+        text = binary.cast(pa.large_string())
+    frame = pl.DataFrame({"line": numbers, "text": pl.Series(text)}).with_columns(
+        pl.col("text").str.strip_chars_end("\r\n"))
+    return LineBlock(frame, bad)
+
+
+def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[LineBlock]:
+    """Yield the lines of `path` in blocks of about `block_bytes`, skipping the first `skip` lines."""
+    next_line = 1
+    carry = b""
+    with open_stream(path) as stream:
+        while True:
+            try:
+                chunk = stream.read(block_bytes)
+            except OSError as exc:
+                raise SourceError(f"cannot read {path}: {exc}") from exc
+            data = carry + chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+                data, carry = data[:cut], data[cut:]
+            if not data:
+                return
+            block = _block(data, next_line)
+            count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            next_line += count
+            if skip:
+                drop = block.lines["line"] <= skip
+                block = LineBlock(block.lines.filter(~drop), [b for b in block.bad_utf8 if b[0] > skip])
+            yield block
+            if not chunk:
+                return
+
+
+def read_header(path: str | Path, delimiter: str = ",") -> list[str]:
+    """The column names on the first line of `path`; a SourceError naming the file when unreadable."""
+    with open_stream(path) as stream:
+        first = b""
+        while b"\n" not in first:
+            try:
+                chunk = stream.read(1 << 16)
+            except OSError as exc:
+                raise SourceError(f"cannot read {path}: {exc}") from exc
+            if not chunk:
+                break
+            first += chunk
+        first = first.split(b"\n", 1)[0]
+    try:
+        line = first.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: the header line is not valid UTF-8") from exc
+    if not line.strip():
+        raise SourceError(f"{path}: the file is empty or its first line is blank; expected a header")
+    return [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+
+
+def split_fields(lines: pl.DataFrame, delimiter: str = ",") -> pl.DataFrame:
+    """Add a `fields` list column; lines with quotes are parsed as CSV, the rest split on `delimiter`."""
+    quoted = pl.col("text").str.contains('"', literal=True)
+    plain = lines.filter(~quoted).with_columns(fields=pl.col("text").str.split(delimiter))
+    slow = lines.filter(quoted)
+    if not slow.height:
+        return plain
+    parsed = [next(csv.reader([t], delimiter=delimiter), []) for t in slow["text"]]
+    slow = slow.with_columns(fields=pl.Series(parsed, dtype=pl.List(pl.String)))
+    return pl.concat([plain, slow]).sort("line")

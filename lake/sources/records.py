@@ -1,0 +1,63 @@
+"""What a source reader yields: rows for a table and the rejected records with their reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from lake.catalog import table
+
+REJECT_SCHEMA = {"source_file": pl.String, "line": pl.Int64, "raw": pl.String, "reason": pl.String,
+                 "ds": pl.String}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One block of one source file: `rows` ready for the table (plus `line`), `rejects` for quarantine."""
+
+    table: str
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+    blank_lines: int = 0
+    missing_images: int = 0
+
+    @property
+    def records(self) -> int:
+        """Records read in this block (blank lines are not records)."""
+        return self.rows.height + self.rejects.height
+
+
+def first_failure(checks: Sequence[tuple[pl.Expr, pl.Expr | str]]) -> pl.Expr:
+    """The reason of the first failing check (condition true means bad), or null when all pass."""
+    expr: pl.Expr | None = None
+    for bad, reason in reversed(checks):
+        reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+        expr = pl.when(bad).then(reason_expr).otherwise(expr if expr is not None else pl.lit(None, pl.String))
+    assert expr is not None
+    return expr
+
+
+def split_checked(frame: pl.DataFrame, *, table_name: str, source: str | Path, raw: pl.Expr,
+                  ds: pl.Expr | str, columns: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a frame with a `reason` column into good rows (`columns`) and quarantine records."""
+    table(table_name)
+    bad = frame.filter(pl.col("reason").is_not_null())
+    good = frame.filter(pl.col("reason").is_null()).select(columns)
+    ds_expr = pl.lit(ds) if isinstance(ds, str) else ds
+    rejects = bad.select(
+        source_file=pl.lit(str(source)), line=pl.col("line").cast(pl.Int64), raw=raw.cast(pl.String),
+        reason=pl.col("reason"), ds=ds_expr.cast(pl.String),
+    )
+    return good, rejects
+
+
+def reject_frame(source: str | Path, records: Sequence[tuple[int | None, str, str]], ds: str) -> pl.DataFrame:
+    """Quarantine records from (line, raw text, reason) tuples."""
+    return pl.DataFrame(
+        {"source_file": [str(source)] * len(records), "line": [r[0] for r in records],
+         "raw": [r[1] for r in records], "reason": [r[2] for r in records], "ds": [ds] * len(records)},
+        schema=REJECT_SCHEMA,
+    )
