@@ -94,7 +94,8 @@ class _Dedup:
 def duplicates_to_rejects(dups: pl.DataFrame, keys: Sequence[str], source: str) -> pl.DataFrame:
     """Quarantine records for duplicate rows (their keys as raw text)."""
     ds = pl.col("ds") if "ds" in dups.columns else pl.lit(dt.date.today().isoformat())
-    raw = pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator=",")
+    raw = pl.concat_str([pl.col(k).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") if dups.schema[k].is_temporal()
+                         else pl.col(k).cast(pl.String) for k in keys], separator=",")
     return dups.select(source_file=pl.lit(source), line=pl.col("line").cast(pl.Int64), raw=raw,
                        reason=pl.lit(duplicate_reason(keys)), ds=ds)
 

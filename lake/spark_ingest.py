@@ -1,0 +1,147 @@
+"""The Spark engine for ingest: files parsed in parallel tasks by the same readers, de-duplicated and
+partitioned by Spark, written as Parquet to `<lake>/_staging/<table>/<run_id>/`, committed by the lake.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from lake.catalog import table
+from lake.formats import Format, ReadOptions, read_file
+from lake.lake import Lake
+from lake.sources.records import REJECT_SCHEMA
+
+if TYPE_CHECKING:
+    from lake.ingest import IngestReport
+
+_EXTRA = [("line", pa.int64()), ("file_index", pa.int32()), ("kind", pa.string()), ("source_file", pa.string()),
+          ("raw", pa.string()), ("reason", pa.string()), ("reject_ds", pa.string()), ("count", pa.int64())]
+ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
+
+
+def _task_schema(table_name: str) -> pa.Schema:
+    spec = table(table_name)
+    fields = [f.with_nullable(True) for f in spec.schema if f.name != "run_id"]
+    return pa.schema(fields + [pa.field(n, t) for n, t in _EXTRA if n not in spec.schema.names])
+
+
+def _parse_task(fmt: Format, opts: ReadOptions, schema: pa.Schema):
+    """The function Spark runs on each task: parse the task's files into tagged Arrow batches."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for index, path in zip(batch.column("file_index").to_pylist(), batch.column("path").to_pylist(),
+                                   strict=True):
+                for block in read_file(fmt, Path(path), opts):
+                    rows = block.rows.with_columns(file_index=pl.lit(index, pl.Int32), kind=pl.lit("row"))
+                    rejects = block.rejects.rename({"ds": "reject_ds"}).with_columns(
+                        file_index=pl.lit(index, pl.Int32), kind=pl.lit("reject"))
+                    stats = pl.DataFrame({"kind": ["stats"], "file_index": [index], "count": [block.blank_lines],
+                                          "line": [block.missing_images]},
+                                         schema_overrides={"file_index": pl.Int32, "line": pl.Int64})
+                    for part in (rows, rejects, stats):
+                        if part.height:
+                            yield _conform(part, schema)
+
+    return run
+
+
+def _conform(frame: pl.DataFrame, schema: pa.Schema) -> pa.RecordBatch:
+    arrow = frame.to_arrow()
+    columns = [arrow.column(f.name).cast(f.type) if f.name in arrow.column_names
+               else pa.nulls(arrow.num_rows, f.type) for f in schema]
+    return pa.RecordBatch.from_arrays([c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+                                       for c in columns], schema=schema)
+
+
+def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
+                      master: str | None = None) -> pl.DataFrame:
+    """Ingest `files` through Spark; fills `report` and returns the quarantine records."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from lake.ingest import duplicate_reason
+    from lake.spark import spark_session
+
+    spark = spark_session(master)
+    spec = table(fmt.table)
+    schema = _task_schema(fmt.table)
+    inputs = spark.createDataFrame([(i, str(p.resolve())) for i, p in enumerate(files)], "file_index int, path string")
+    parsed = (inputs.repartition(max(1, len(files)), "file_index")
+              .mapInArrow(_parse_task(fmt, opts, schema), from_arrow_schema(schema, prefer_timestamp_ntz=False))
+              .persist())
+    try:
+        stats = parsed.filter(F.col("kind") == "stats").agg(
+            F.coalesce(F.sum("count"), F.lit(0)).alias("blank"), F.coalesce(F.sum("line"), F.lit(0)).alias("img")
+        ).first()
+        report.blank_lines, report.missing_images = int(stats["blank"]), int(stats["img"])
+        records = parsed.filter(F.col("kind").isin("row", "reject")).count()
+        rows = parsed.filter(F.col("kind") == "row")
+        file_names = F.element_at(F.array(*[F.lit(str(f)) for f in files]), F.col("file_index") + 1)
+        dups = None
+        if fmt.dedup:
+            order = Window.partitionBy(*fmt.dedup).orderBy("file_index", "line")
+            rows = rows.withColumn("_rn", F.row_number().over(order))
+            keys = [F.date_format(F.col(k), ISO_MICROS) if dict(rows.dtypes)[k] == "timestamp"
+                    else F.col(k).cast("string") for k in fmt.dedup]
+            dups = rows.filter(F.col("_rn") > 1).select(
+                file_names.alias("source_file"), F.col("line"), F.concat_ws(",", *keys).alias("raw"),
+                F.lit(duplicate_reason(fmt.dedup)).alias("reason"),
+                (F.col("ds") if "ds" in rows.columns else F.current_date().cast("string")).alias("ds"))
+            rows = rows.filter(F.col("_rn") == 1)
+        rows = rows.withColumn("run_id", F.lit(report.run_id)).select(*spec.schema.names)
+        rejects = parsed.filter(F.col("kind") == "reject").select(
+            "source_file", "line", "raw", "reason", F.col("reject_ds").alias("ds"))
+        if dups is not None:
+            rejects = rejects.unionByName(dups)
+        reject_frame = pl.from_arrow(rejects.toArrow()) if not rejects.isEmpty() else pl.DataFrame(
+            schema=REJECT_SCHEMA)
+        if fmt.merge:
+            frame = pl.from_arrow(rows.toArrow())
+            report.rows_written = frame.height  # type: ignore[union-attr]
+            report.version = lake.merge(fmt.table, frame, run_id=report.run_id, sources=report.files)  # type: ignore[arg-type]
+        else:
+            _write_staged(lake, spec.name, rows, report, opts)
+        report.rows_read = records
+        return reject_frame.cast(REJECT_SCHEMA)  # type: ignore[union-attr,arg-type]
+    finally:
+        parsed.unpersist()
+
+
+def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, opts: ReadOptions) -> None:
+    from pyspark.sql import functions as F
+
+    spec = table(table_name)
+    fs, root = lake.filesystem()
+    staging = f"{root}/_staging/{table_name}/{report.run_id}"
+    rows = rows.persist()
+    try:
+        parts = [tuple(r) for r in rows.select(*spec.partition_by).distinct().collect()] if spec.partition_by else []
+        report.rows_written = rows.count()
+        (rows.repartition(*[F.col(c) for c in spec.partition_by]) if spec.partition_by else rows.coalesce(1)) \
+            .write.mode("overwrite").partitionBy(*spec.partition_by).parquet(_spark_uri(lake, staging))
+    finally:
+        rows.unpersist()
+    selector = pafs.FileSelector(staging, recursive=True)
+    staged = sorted(i.path for i in fs.get_file_info(selector) if i.path.endswith(".parquet")
+                    and "/_" not in i.path[len(staging):] and "/." not in i.path[len(staging):])
+    replace = [dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts)]
+    if opts.ds and spec.partition_by == ("ds",) and {"ds": opts.ds} not in replace:
+        replace.append({"ds": opts.ds})
+    report.partitions = replace
+    report.version = lake.commit_files(table_name, staged, run_id=report.run_id, sources=report.files,
+                                       replace=replace, app_id=f"sidforge-ingest-{report.run_id}")
+    if "://" not in lake.root:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _spark_uri(lake: Lake, path: str) -> str:
+    return path if "://" in lake.root else f"file://{path}"
