@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: setup
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/sidforge demo
 
 test: setup
@@ -31,8 +34,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python benchmarks/ingest.py
 
-dev: setup
-	mkdir -p $(DAGSTER_HOME)
+dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -w workspace.yaml
 
 lint: setup

@@ -1,0 +1,1 @@
+"""Dagster wiring for sidforge: thin assets over the libraries, resources and partitions."""

@@ -1,0 +1,77 @@
+"""Ingest assets: raw landing files into the lake's Delta tables, one library call each."""
+
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from assets.partitions import daily
+from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
+from lake.ingest import IngestReport, ingest
+from lake.pairs import item_pairs as build_item_pairs
+
+GROUP = "ingest"
+
+
+def _result(report: IngestReport) -> MaterializeResult:
+    return MaterializeResult(metadata={
+        "table": report.table,
+        "engine": report.engine,
+        "rows_read": report.rows_read,
+        "rows_written": report.rows_written,
+        "rows_quarantined": report.rows_quarantined,
+        "blank_lines": report.blank_lines,
+        "missing_images": report.missing_images,
+        "delta_version": report.version if report.version is not None else -1,
+        "seconds": round(report.seconds, 3),
+        "rows_per_second": round(report.rows_read / report.seconds) if report.seconds else 0,
+        "partitions": MetadataValue.json(report.partitions),
+        "files": MetadataValue.json(report.files),
+    })
+
+
+def _ingest(context: AssetExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource,
+            paths: list, fmt: str, ds: str | None = None) -> MaterializeResult:
+    report = ingest(lake.lake(), paths, fmt, ds=ds, engine=engine.engine, run_id=context.run_id,
+                    spark_master=spark.master)
+    context.log.info(f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
+                     f"quarantined {report.rows_quarantined} into {report.table} v{report.version}")
+    return _result(report)
+
+
+@asset(partitions_def=daily, group_name=GROUP, kinds={"delta", "polars"})
+def interactions(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
+                 engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+    """One day of user events from `<landing>/events/ds=<day>/`; the day's partition is replaced."""
+    day = context.partition_key
+    return _ingest(context, lake, engine, spark, [landing.folder("events", f"ds={day}")], "events", ds=day)
+
+
+@asset(group_name=GROUP, kinds={"delta", "polars"})
+def user_sequences(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
+                   engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+    """AL-GR Origin-Sequence-Data files from `<landing>/algr/origin_behavior/`, stage days from file names."""
+    return _ingest(context, lake, engine, spark, [landing.folder("algr", "origin_behavior")], "algr-sequences")
+
+
+@asset(group_name=GROUP, kinds={"delta", "polars"})
+def items(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
+          engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+    """The item catalogue (titles, categories, images) from `<landing>/items/`, merged by item id."""
+    return _ingest(context, lake, engine, spark, [landing.folder("items")], "items")
+
+
+@asset(group_name=GROUP, kinds={"delta", "polars"})
+def precomputed_embeddings(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
+                           engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+    """AL-GR Item-EMB vectors from `<landing>/algr/item_emb/` into `item_embeddings` (model algr-item-emb)."""
+    return _ingest(context, lake, engine, spark, [landing.folder("algr", "item_emb")], "algr-item-emb")
+
+
+@asset(deps=[user_sequences], group_name=GROUP, kinds={"delta", "polars"})
+def item_pairs(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    """Co-occurrence pairs (consecutive items in user sequences), recomputed in full."""
+    store = lake.lake()
+    pairs = build_item_pairs(store.scan("user_sequences")).with_columns(run_id=pl.lit(context.run_id)).collect()
+    version = store.overwrite("item_pairs", pairs, run_id=context.run_id, sources=["user_sequences"])
+    return MaterializeResult(metadata={"rows_written": pairs.height, "delta_version": version,
+                                       "total_weight": float(pairs["weight"].sum())})

@@ -1,0 +1,56 @@
+"""Resources: the lake root, the landing folder, the ingest engine and Spark, all set by configuration."""
+
+
+from pathlib import Path
+from typing import Literal
+
+from dagster import ConfigurableResource, EnvVar
+
+from lake import Lake
+from lake.lake import DEFAULT_ROOT
+
+
+class LakeResource(ConfigurableResource):
+    """The lake root: a local folder or an object-store URI (SIDFORGE_LAKE)."""
+
+    root: str = DEFAULT_ROOT
+
+    def lake(self) -> Lake:
+        """The Lake at this root."""
+        return Lake(self.root)
+
+
+class LandingResource(ConfigurableResource):
+    """The raw landing folder, laid out as `sidforge generate` writes it (SIDFORGE_LANDING)."""
+
+    root: str = "./data/raw"
+
+    def folder(self, *parts: str) -> Path:
+        """A folder under the landing root; a clear error naming it when it does not exist."""
+        path = Path(self.root, *parts)
+        if not path.exists():
+            raise FileNotFoundError(f"landing folder {path} does not exist; run `sidforge generate` or copy "
+                                    f"raw files there (see README, 'Real AL-GR files')")
+        return path
+
+
+class SparkResource(ConfigurableResource):
+    """Spark master URL (local mode by default, a cluster URL in production)."""
+
+    master: str = "local[2]"
+
+
+class EngineResource(ConfigurableResource):
+    """Which engine ingests: polars on one machine, spark to scale out."""
+
+    engine: Literal["polars", "spark"] = "polars"
+
+
+def default_resources() -> dict[str, ConfigurableResource]:
+    """Resources read from the environment, with local defaults."""
+    return {
+        "lake": LakeResource(root=EnvVar("SIDFORGE_LAKE").get_value(DEFAULT_ROOT) or DEFAULT_ROOT),
+        "landing": LandingResource(root=EnvVar("SIDFORGE_LANDING").get_value("./data/raw") or "./data/raw"),
+        "spark": SparkResource(master=EnvVar("SIDFORGE_SPARK_MASTER").get_value("local[2]") or "local[2]"),
+        "engine": EngineResource(engine=EnvVar("SIDFORGE_ENGINE").get_value("polars") or "polars"),
+    }

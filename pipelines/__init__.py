@@ -1,0 +1,1 @@
+"""Dagster jobs and Definitions, and the `sidforge` command line."""

@@ -1,0 +1,116 @@
+"""The `sidforge` command line: the same library calls the Dagster assets make, without Dagster."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _lake_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lake", default=None, help="lake root (default: $SIDFORGE_LAKE or ./data/lake)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from lake.formats import FORMATS
+    from lake.sources.synthetic import SCALES
+
+    parser = argparse.ArgumentParser(prog="sidforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic AL-GR-format data")
+    gen.add_argument("--scale", choices=list(SCALES), default="tiny")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", default="./data/raw", help="output folder (default ./data/raw)")
+
+    ing = sub.add_parser("ingest", help="ingest files or folders into the lake")
+    ing.add_argument("paths", nargs="+")
+    ing.add_argument("--format", required=True, choices=list(FORMATS), dest="fmt")
+    _lake_arg(ing)
+    ing.add_argument("--ds", default=None, help="partition day YYYY-MM-DD (events: required day of every "
+                                                "event; AL-GR stages: day of stage 1)")
+    ing.add_argument("--engine", choices=["polars", "spark"], default="polars")
+    ing.add_argument("--spark-master", default=None, help="Spark master URL (default local[2])")
+    ing.add_argument("--trust-pickle", action="store_true", help="allow the pickled itemEncID of an npz file")
+    ing.add_argument("--model", default=None, help="model name for precomputed embeddings")
+    ing.add_argument("--build-id", default=None, help="build id for imported AL-GR semantic IDs")
+    ing.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    tab = sub.add_parser("tables", help="list the lake's tables with version, rows and size")
+    _lake_arg(tab)
+
+    demo = sub.add_parser("demo", help="generate demo data and ingest it through Dagster")
+    demo.add_argument("--scale", choices=list(SCALES), default="demo")
+    demo.add_argument("--seed", type=int, default=0)
+    _lake_arg(demo)
+    demo.add_argument("--raw", default="./data/raw")
+    return parser
+
+
+def _print_tables(lake) -> None:
+    frame = lake.tables()
+    print(f"lake: {lake.root}")
+    print(f"{'table':<20}{'version':>8}{'rows':>12}{'files':>7}{'bytes':>14}  partitioned by")
+    for row in frame.iter_rows(named=True):
+        version = "-" if row["version"] is None else str(row["version"])
+        print(f"{row['table']:<20}{version:>8}{row['rows']:>12,}{row['files']:>7}{row['bytes']:>14,}  "
+              f"{row['partitioned_by']}")
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from lake import Lake
+    from lake.ingest import ingest
+
+    lake = Lake(args.lake)
+    with tqdm(desc=f"ingest {args.fmt}", unit=" rec", unit_scale=True, file=sys.stderr,
+              disable=not sys.stderr.isatty()) as bar:
+        report = ingest(lake, args.paths, args.fmt, ds=args.ds, engine=args.engine, model=args.model,
+                        build_id=args.build_id, trust_pickle=args.trust_pickle, spark_master=args.spark_master,
+                        progress=bar.update)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"{report.table}: read {report.rows_read:,}, written {report.rows_written:,}, "
+              f"quarantined {report.rows_quarantined:,} ({report.engine}, {report.seconds:.2f}s, "
+              f"version {report.version}, run {report.run_id})")
+        if report.rows_quarantined:
+            print(f"  see: Lake({lake.root!r}).scan('quarantine').filter(pl.col('run_id') == {report.run_id!r})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sidforge` console script."""
+    args = _parser().parse_args(argv)
+    from lake import Lake
+    from lake.sources.lines import SourceError
+
+    try:
+        if args.command == "generate":
+            from lake.sources.synthetic import generate
+
+            manifest = generate(args.out, args.scale, args.seed)
+            print(f"wrote {args.scale} data (seed {args.seed}) to {args.out}: {json.dumps(manifest['counts'])}")
+        elif args.command == "ingest":
+            return _ingest(args)
+        elif args.command == "tables":
+            _print_tables(Lake(args.lake))
+        elif args.command == "demo":
+            from pipelines.demo import run_demo
+
+            lake = run_demo(scale=args.scale, seed=args.seed, raw=args.raw, lake_root=args.lake)
+            _print_tables(lake)
+            print("\nopen the UI with `make dev` (http://127.0.0.1:3000)")
+    except SourceError as exc:
+        print(f"sidforge: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

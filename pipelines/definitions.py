@@ -1,0 +1,13 @@
+"""The Dagster code location loaded by workspace.yaml."""
+
+from dagster import Definitions, load_assets_from_modules
+
+from assets import ingest
+from assets.resources import default_resources
+from pipelines.jobs import ingest_catalog, ingest_daily
+
+defs = Definitions(
+    assets=load_assets_from_modules([ingest]),
+    jobs=[ingest_daily, ingest_catalog],
+    resources=default_resources(),
+)
