@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -211,7 +212,8 @@ class Lake:
         """Commit Parquet files written outside delta-rs (Spark, the polars engine) as one Delta commit.
 
         `files` are paths under `<lake>/_staging/<table>/<run>/` or already under the table folder, in
-        `key=value` partition folders. Staged files are moved into the table first. Partitions in
+        `key=value` partition folders. Staged files are moved into the table first, their names prefixed
+        with the run id so that runs never collide. Partitions in
         `replace` lose their current files in the same commit. With `app_id`, a retried commit is
         applied once: when the table already records that app transaction nothing is committed again.
         """
@@ -223,8 +225,12 @@ class Lake:
         table_dir = f"{root}/{spec.name}"
         now_ms = int(time.time() * 1000)
         actions: list[AddAction | RemoveAction] = []
+        prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
         for src in files:
             values, rel = _partition_values(src, spec)
+            if not src.startswith(f"{table_dir}/"):
+                folder, _, base = rel.rpartition("/")
+                rel = f"{folder}/{prefix}-{base}" if folder else f"{prefix}-{base}"
             target = f"{table_dir}/{rel}"
             if src != target:
                 if fs.get_file_info(src).type == pafs.FileType.File:

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny synthetic data (generated once per session) and a fresh lake per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from lake import Lake  # noqa: E402
+from lake.sources.synthetic import generate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sidforge generate --scale tiny --seed 0` output, shared read-only by the tests."""
+    out = tmp_path_factory.mktemp("raw")
+    generate(out, "tiny", seed=0)
+    return out
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    """An empty lake in a temporary folder."""
+    return Lake(tmp_path / "lake")
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    """Write a small literal fixture file and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, str):
+        path.write_text(text)
+    else:
+        path.write_bytes(text)
+    return path
