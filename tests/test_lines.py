@@ -35,3 +35,10 @@ def test_invalid_utf8_lines_are_reported_with_their_number(tmp_path):
     lines, bad = _all(path, block_bytes=1 << 20)
     assert lines == [(1, "ok,1"), (3, "ok,2")]
     assert bad == [(2, "bad,\\xff\\xfe")]
+
+
+def test_blocks_stay_bounded_whatever_the_file_size(tmp_path):
+    path = write(tmp_path / "big.csv", "user_id,item_id,behavior,timestamp\n" + "u,i,pv,1735732800\n" * 200_000)
+    sizes = [b.lines.height for b in iter_line_blocks(path, block_bytes=1 << 16)]
+    assert sum(sizes) == 200_001
+    assert max(sizes) <= (1 << 16) // len("u,i,pv,1735732800\n") + 1

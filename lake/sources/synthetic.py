@@ -100,8 +100,10 @@ class Generator:
         self.popularity = rng.pareto(1.2, s.items) + 1.0
         starts = np.concatenate([[0], np.cumsum(counts)])
         self.cat_start, self.cat_count = starts[:-1], counts
-        self.cat_cdf = [np.cumsum(self.popularity[a:b]) / self.popularity[a:b].sum()
-                        for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        # Per-category popularity CDFs laid end to end: category c occupies [c, c + 1].
+        self.global_cdf = np.concatenate([
+            c + np.cumsum(self.popularity[a:b]) / self.popularity[a:b].sum()
+            for c, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True))])
 
     # -- items ------------------------------------------------------------------------------
     def embeddings(self) -> np.ndarray:
@@ -147,11 +149,8 @@ class Generator:
             cat = np.where(move < 0.12, self.related[cat, jump], cat)
             cat = np.where(move > 0.97, rng.integers(0, s.categories, s.users), cat)
             u = rng.random(s.users)
-            picks = np.empty(s.users, dtype=np.int64)
-            for c in np.unique(cat):
-                sel = cat == c
-                picks[sel] = self.cat_start[c] + np.minimum(
-                    np.searchsorted(self.cat_cdf[c], u[sel]), self.cat_count[c] - 1)
+            picks = np.searchsorted(self.global_cdf, cat + u)
+            picks = np.clip(picks, self.cat_start[cat], self.cat_start[cat] + self.cat_count[cat] - 1)
             items[:, step] = picks
         mask = np.arange(length)[None, :] < n_events[:, None]
         user_idx = np.broadcast_to(np.arange(s.users)[:, None], mask.shape)[mask]
