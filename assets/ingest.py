@@ -31,7 +31,7 @@ def _result(report: IngestReport) -> MaterializeResult:
 
 def _ingest(context: AssetExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource,
             paths: list, fmt: str, ds: str | None = None) -> MaterializeResult:
-    report = ingest(lake.lake(), paths, fmt, ds=ds, engine=engine.engine, run_id=context.run_id,
+    report = ingest(lake.lake(), paths, fmt, ds=ds, engine=engine.engine, run_id=context.run.run_id,
                     spark_master=spark.master)
     context.log.info(f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
                      f"quarantined {report.rows_quarantined} into {report.table} v{report.version}")
@@ -71,7 +71,7 @@ def precomputed_embeddings(context: AssetExecutionContext, lake: LakeResource, l
 def item_pairs(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """Co-occurrence pairs (consecutive items in user sequences), recomputed in full."""
     store = lake.lake()
-    pairs = build_item_pairs(store.scan("user_sequences")).with_columns(run_id=pl.lit(context.run_id)).collect()
-    version = store.overwrite("item_pairs", pairs, run_id=context.run_id, sources=["user_sequences"])
+    pairs = build_item_pairs(store.scan("user_sequences")).with_columns(run_id=pl.lit(context.run.run_id)).collect()
+    version = store.overwrite("item_pairs", pairs, run_id=context.run.run_id, sources=["user_sequences"])
     return MaterializeResult(metadata={"rows_written": pairs.height, "delta_version": version,
                                        "total_weight": float(pairs["weight"].sum())})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ def _json_value(value: object, arrow_type: pa.DataType) -> object:
         return value.isoformat()
     if isinstance(value, bytes) or (isinstance(value, str) and len(value) >= 64):
         return None  # binary, or a string a writer may have truncated: no usable bound
-    if pa.types.is_floating(arrow_type) and value != value:  # NaN has no order
+    if pa.types.is_floating(arrow_type) and math.isnan(value):  # NaN has no order
         return None
     return value
 

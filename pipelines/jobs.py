@@ -2,10 +2,8 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.partitions import daily
-
 ingest_daily = define_asset_job(
-    "ingest_daily", selection=AssetSelection.assets("interactions"), partitions_def=daily,
+    "ingest_daily", selection=AssetSelection.assets("interactions"),
     description="Ingest one day of user events into `interactions` (replaces that day).",
 )
 ingest_catalog = define_asset_job(

@@ -9,8 +9,8 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from lake import Lake  # noqa: E402
-from lake.sources.synthetic import generate  # noqa: E402
+from lake import Lake
+from lake.sources.synthetic import generate
 
 
 @pytest.fixture(scope="session")

@@ -9,20 +9,20 @@ from lake.sources.lines import SourceError
 from tests.conftest import write
 
 BAD_EVENTS = (
-    "user_id,item_id,behavior,timestamp\n"
-    "u1,a,pv,1735732800\n"                  # 2 ok
-    "u2,b,buy,2025-01-01T10:00:00Z\n"       # 3 ok (ISO)
-    "u3,,pv,1735732800\n"                   # 4 empty item id
-    ",c,pv,1735732800\n"                    # 5 empty user id
-    "u4,c,zap,1735732800\n"                 # 6 unknown behavior
-    "u5,d,pv,notatime\n"                    # 7 unparseable timestamp
-    "u6,e,pv\n"                             # 8 wrong column count
-    "u7,f,pv,1735732800,extra\n"            # 9 wrong column count
-    "u8,g,pv,4102444800\n"                  # 10 in 2100: out of range
-    "u9,h,pv,1735862400\n"                  # 11 next day: outside partition
-    "u1,a,pv,1735732800\n"                  # 12 duplicate of line 2
-    "\n"                                    # 13 blank: not a record
-).encode() + b"u10,\xff,pv,1735732800\n"   # 14 invalid UTF-8
+    b"user_id,item_id,behavior,timestamp\n"
+    b"u1,a,pv,1735732800\n"                  # 2 ok
+    b"u2,b,buy,2025-01-01T10:00:00Z\n"       # 3 ok (ISO)
+    b"u3,,pv,1735732800\n"                   # 4 empty item id
+    b",c,pv,1735732800\n"                    # 5 empty user id
+    b"u4,c,zap,1735732800\n"                 # 6 unknown behavior
+    b"u5,d,pv,notatime\n"                    # 7 unparseable timestamp
+    b"u6,e,pv\n"                             # 8 wrong column count
+    b"u7,f,pv,1735732800,extra\n"            # 9 wrong column count
+    b"u8,g,pv,4102444800\n"                  # 10 in 2100: out of range
+    b"u9,h,pv,1735862400\n"                  # 11 next day: outside partition
+    b"u1,a,pv,1735732800\n"                  # 12 duplicate of line 2
+    b"\n"                                    # 13 blank: not a record
+) + b"u10,\xff,pv,1735732800\n"   # 14 invalid UTF-8
 
 EXPECTED = {
     4: "empty item_id", 5: "empty user_id", 6: "unknown behavior 'zap'", 7: "unparseable timestamp",
@@ -54,11 +54,11 @@ def test_rerunning_a_file_replaces_its_quarantine_records(lake: Lake, tmp_path):
 
 
 def test_an_unreadable_file_names_itself(lake: Lake, tmp_path):
-    with pytest.raises(SourceError, match="missing.csv"):
+    with pytest.raises(SourceError, match=r"missing\.csv"):
         ingest(lake, [tmp_path / "missing.csv"], "events")
     no_header = write(tmp_path / "noheader.csv", "u1,a,pv,1735732800\n")
     with pytest.raises(SourceError, match=r"noheader.csv: no column for 'user_id'"):
         ingest(lake, [no_header], "events")
     empty = write(tmp_path / "empty.csv", "")
-    with pytest.raises(SourceError, match="empty.csv"):
+    with pytest.raises(SourceError, match=r"empty\.csv"):
         ingest(lake, [empty], "events")

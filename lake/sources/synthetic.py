@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,7 +104,7 @@ class Generator:
         # Per-category popularity CDFs laid end to end: category c occupies [c, c + 1].
         self.global_cdf = np.concatenate([
             c + np.cumsum(self.popularity[a:b]) / self.popularity[a:b].sum()
-            for c, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True))])
+            for c, (a, b) in enumerate(itertools.pairwise(starts))])
 
     # -- items ------------------------------------------------------------------------------
     def embeddings(self) -> np.ndarray:

@@ -1,0 +1,88 @@
+"""The Spark engine produces exactly the polars engine's tables, and a killed Spark ingest commits nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from lake import Lake
+from lake.ingest import ingest
+from tests.conftest import write
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from lake.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert a.schema == b.select(a.columns).schema
+    keys = [c for c, t in a.schema.items() if not isinstance(t, pl.List) and c != "run_id"]
+    left, right = a.drop("run_id").sort(keys), b.select(a.columns).drop("run_id").sort(keys)
+    assert left.equals(right)
+
+
+@pytest.mark.parametrize(("fmt", "rel"), [("events", "events"), ("algr-sequences", "algr/origin_behavior"),
+                                          ("algr-item-emb", "algr/item_emb"), ("items", "items/items.csv")])
+def test_engines_write_identical_tables(spark, tmp_path, tiny_raw, fmt, rel):
+    polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
+    a = ingest(polars_lake, [tiny_raw / rel], fmt, engine="polars")
+    b = ingest(spark_lake, [tiny_raw / rel], fmt, engine="spark")
+    assert (a.rows_read, a.rows_written, a.rows_quarantined) == (b.rows_read, b.rows_written, b.rows_quarantined)
+    assert a.partitions == b.partitions
+    _same(polars_lake.scan(a.table).collect(), spark_lake.scan(b.table).collect())
+
+
+def test_engines_quarantine_the_same_records(spark, tmp_path):
+    day1 = write(tmp_path / "in" / "a.csv", "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\n"
+                 "u2,,pv,1735732800\nu1,a,pv,1735732800\nu3,b,buy,1735732801,x\n")
+    write(tmp_path / "in" / "b.csv", "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\nu4,c,fav,1735732802\n")
+    polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
+    a = ingest(polars_lake, [day1.parent], "events", ds="2025-01-01")
+    b = ingest(spark_lake, [day1.parent], "events", ds="2025-01-01", engine="spark")
+    assert (a.rows_written, a.rows_quarantined) == (b.rows_written, b.rows_quarantined) == (2, 4)
+    cols = ["source_file", "line", "raw", "reason", "table", "ds"]
+    qa = polars_lake.scan("quarantine").select(cols).sort("source_file", "line").collect()
+    qb = spark_lake.scan("quarantine").select(cols).sort("source_file", "line").collect()
+    assert qa.equals(qb)
+    assert qa.filter(pl.col("reason").str.starts_with("duplicate"))["raw"].to_list() == [
+        "u1,a,pv,2025-01-01T12:00:00.000000Z"] * 2
+    _same(polars_lake.scan("interactions").collect(), spark_lake.scan("interactions").collect())
+
+
+def _cli(lake: Lake, events) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", "ingest", str(events), "--format", "events", "--engine", "spark",
+            "--lake", lake.root]
+
+
+def test_a_killed_spark_ingest_leaves_nothing_visible_and_a_rerun_commits_once(tmp_path, tiny_raw):
+    lake = Lake(tmp_path / "lake")
+    staging = tmp_path / "lake" / "_staging" / "interactions"
+    proc = subprocess.Popen(_cli(lake, tiny_raw / "events"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (staging.exists() and any(staging.iterdir())):
+            assert proc.poll() is None, "the ingest finished before it could be killed"
+            assert time.monotonic() < deadline, "Spark never started writing"
+            time.sleep(0.005)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert lake.scan("interactions").collect().height == 0
+    done = subprocess.run(_cli(lake, tiny_raw / "events"), check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = sum(len(p.read_text().splitlines()) - 1 for p in (tiny_raw / "events").rglob("*.csv"))
+    assert lake.scan("interactions").collect().height == expected
+    writes = [h for h in lake.history("interactions") if h["operation"] != "CREATE TABLE"]
+    assert len(writes) == 1
