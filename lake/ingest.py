@@ -11,7 +11,9 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -81,13 +83,13 @@ class _Dedup:
         if not self.keys or not rows.height:
             return rows, rows.clear()
         hashes = rows.select(pl.struct(self.keys).hash(seed=7)).to_series()
-        first = hashes.is_first_distinct().to_numpy()
         values = hashes.to_numpy()
-        pos = np.searchsorted(self.seen, values)
-        known = (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == values) if len(
-            self.seen) else np.zeros(len(values), dtype=bool)
-        keep = first & ~known
-        self.seen = np.union1d(self.seen, values[keep])
+        keep = hashes.is_first_distinct().to_numpy()
+        if len(self.seen):
+            pos = np.minimum(np.searchsorted(self.seen, values), len(self.seen) - 1)
+            keep &= self.seen[pos] != values
+        # Both runs are sorted, so the stable sort (timsort) merges them in linear time.
+        self.seen = np.sort(np.concatenate([self.seen, np.sort(values[keep])]), kind="stable")
         return rows.filter(pl.Series(keep)), rows.filter(pl.Series(~keep))
 
 
@@ -201,6 +203,9 @@ def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptio
     writer = None if spec.merge else _PartitionWriter(lake, spec.table, report.run_id)
     merged: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
+    # Parsing the next block overlaps with writing the previous one (both release the GIL).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write")
+    pending: deque[Future] = deque()
     for path in files:
         block: Parsed
         for block in read_file(spec, path, opts):
@@ -213,7 +218,9 @@ def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptio
             rows = rows.with_columns(run_id=pl.lit(report.run_id))
             report.rows_written += rows.height
             if writer is not None:
-                writer.write(rows)
+                pending.append(pool.submit(writer.write, rows))
+                if len(pending) > 1:
+                    pending.popleft().result()
             else:
                 merged.append(rows.select(tspec.schema.names))
             if progress:
@@ -222,6 +229,9 @@ def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptio
         frame = pl.concat(merged) if merged else pl.from_arrow(tspec.schema.empty_table())
         report.version = lake.merge(spec.table, frame, run_id=report.run_id, sources=report.files)
     else:
+        for future in pending:
+            future.result()
+        pool.shutdown()
         staged = writer.close()
         replace = [dict(zip(tspec.partition_by, key, strict=True)) for key in sorted(writer.partitions)]
         if opts.ds and tspec.partition_by == ("ds",):

@@ -241,7 +241,7 @@ class Lake:
             with fs.open_input_file(target) as fh:
                 meta = pq.ParquetFile(fh).metadata
                 size = fh.size()
-            actions.append(AddAction(rel, size, values, now_ms, True, parquet_stats(meta)))
+            actions.append(AddAction(rel, size, values, now_ms, True, parquet_stats(meta, spec.schema)))
         if replace:
             wanted = {tuple(p[c] for c in spec.partition_by) for p in replace}
             live = self.files(name)

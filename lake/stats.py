@@ -24,10 +24,9 @@ def _json_value(value: object, arrow_type: pa.DataType) -> object:
     return value
 
 
-def parquet_stats(metadata: pq.FileMetaData) -> str:
-    """Delta `stats` JSON for one Parquet file, from its footer (flat columns only)."""
-    arrow_schema = metadata.schema.to_arrow_schema()
-    flat = {f.name: f.type for f in arrow_schema if not pa.types.is_nested(f.type)}
+def parquet_stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
+    """Delta `stats` JSON for one Parquet file of a table with `schema`, from its footer (flat columns only)."""
+    flat = {f.name: f.type for f in schema if not pa.types.is_nested(f.type)}
     mins: dict[str, object] = {}
     maxs: dict[str, object] = {}
     nulls: dict[str, int] = {}

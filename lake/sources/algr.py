@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from lake.sources.csvblocks import iter_csv_blocks
 from lake.sources.lines import SourceError, open_stream, read_header
-from lake.sources.records import Parsed, first_failure, reject_frame, split_checked
+from lake.sources.records import Parsed, reject_frame, split_checked
 
 ALGR_BASE_DS = "2025-01-01"
 ALGR_CODEBOOK_SIZE = 8192
@@ -60,20 +60,19 @@ def read_sequences(path: str | Path, *, ds: str | None = None) -> Iterator[Parse
             .otherwise(pl.col("history").list.eval(pl.element().str.strip_chars())),
             target=pl.col("target").list.eval(pl.element().str.strip_chars()),
         )
-        reason = first_failure([
+        checks = [
             (pl.col("reason").is_not_null(), pl.col("reason")),
             (pl.col("target_item").fill_null("") == "", "empty target_item"),
             (pl.col("target").list.eval(pl.element() == "").list.any(), "empty item id in target_item"),
             (pl.col("history").list.eval(pl.element() == "").list.any(), "empty item id in user_history"),
-        ])
+        ]
         frame = frame.with_columns(
-            reason=reason,
             user_id=pl.coalesce(pl.col("user_id").replace("", None),
                                 pl.format("{}:{}", pl.lit(path.name), pl.col("line"))),
             stage=pl.lit(stage, pl.Int16), id_space=pl.lit("item"), source=pl.lit(path.name),
             ds=pl.lit(day), split=pl.lit(split),
         )
-        rows, rejects = split_checked(frame, table_name="user_sequences", source=path, raw=pl.col("text"),
+        rows, rejects = split_checked(frame, checks=checks, table_name="user_sequences", source=path, raw=block.raw,
                                       ds=day, columns=_SEQUENCE_COLUMNS)
         bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)
         yield Parsed("user_sequences", rows, pl.concat([rejects, bad]), block.blank)
@@ -99,7 +98,7 @@ def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_D
             vectors = _vectors(aligned["blob"], dim)
             finite = pl.Series("finite", np.isfinite(vectors).all(axis=1))
         frame = frame.join(aligned.select("line").with_columns(finite), on="line", how="left")
-        reason = first_failure([
+        checks = [
             (pl.col("reason").is_not_null(), pl.col("reason")),
             (pl.col("item_id").fill_null("") == "", "empty item id"),
             (pl.col("blob").is_null(), "feature is not valid base64"),
@@ -107,10 +106,9 @@ def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_D
              pl.format("vector has {} bytes ({} float32 values), expected {} values",
                        pl.col("nbytes"), pl.col("nbytes") / 4, pl.lit(dim))),
             (~pl.col("finite"), "vector has NaN or infinite values"),
-        ])
-        frame = frame.with_columns(reason=reason)
-        rows, rejects = split_checked(frame, table_name="item_embeddings", source=path,
-                                      raw=_shorten(pl.col("text")), ds=day, columns=["item_id", "line"])
+        ]
+        rows, rejects = split_checked(frame, checks=checks, table_name="item_embeddings", source=path,
+                                      raw=_shorten(block.raw), ds=day, columns=["item_id", "line"])
         keep = aligned["line"].is_in(rows["line"].implode()).to_numpy()
         good_vectors = vectors[keep] if aligned.height else vectors
         rows = rows.with_columns(
@@ -169,8 +167,7 @@ def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR
                 (~pl.col(lv).cast(pl.Int32, strict=False).is_between(0, codebook_size - 1),
                  pl.format(f"{lv} {{}} outside [0, {codebook_size})", col)),
             ]
-        frame = frame.with_columns(reason=first_failure(checks))
-        rows, rejects = split_checked(frame, table_name="item_sids", source=path, raw=pl.col("text"), ds=day,
+        rows, rejects = split_checked(frame, checks=checks, table_name="item_sids", source=path, raw=block.raw, ds=day,
                                       columns=["item_id", "codes", "line"])
         rows = rows.with_columns(
             codes_raw=pl.col("codes"), sid=render_sid(pl.col("codes"), [codebook_size] * len(levels)),

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import polars as pl
 
-from lake.sources.lines import SourceError, iter_line_blocks, read_header, split_fields
+from lake.sources.lines import SourceError, iter_byte_blocks, line_block, read_header, split_fields
 
 
 @dataclass(frozen=True)
 class CsvBlock:
-    """One block of a CSV file: `frame` has `line`, `text` and one string column per wanted name.
+    """One block of a CSV file: `frame` has `line` and one string column per wanted name.
 
-    `reason` is set for lines with the wrong number of fields; `bad_utf8` and `blank` are the lines
-    that could not become records.
+    `reason` is set for lines with the wrong number of fields; `raw` renders a line's original text
+    (for quarantine); `bad_utf8` and `blank` are the lines that could not become records.
     """
 
     frame: pl.DataFrame
+    raw: pl.Expr
     bad_utf8: list[tuple[int, str]]
     blank: int
 
@@ -41,16 +42,50 @@ def resolve_columns(path: str | Path, header: Sequence[str], wanted: Mapping[str
     return found
 
 
+def _fast_block(data: bytes, first: int, width: int, delimiter: str) -> pl.DataFrame | None:
+    """Parse a clean block with Polars' native reader; None when the block needs line-by-line care.
+
+    Clean means: no quotes or carriage returns, exactly width-1 delimiters per line, valid UTF-8 and
+    no blank lines, so that row i is line first+i.
+    """
+    if b'"' in data or b"\r" in data:
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if data.count(delimiter.encode()) != lines * (width - 1):
+        return None
+    names = [f"_c{i}" for i in range(width)]
+    try:
+        frame = pl.read_csv(data, has_header=False, new_columns=names, schema={n: pl.String for n in names},
+                            separator=delimiter, quote_char=None)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        return None
+    if frame.height != lines:
+        return None
+    return frame.with_columns(line=pl.int_range(first, first + lines, dtype=pl.Int64))
+
+
 def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, optional: Sequence[str] = (),
                     delimiter: str = ",") -> Iterator[CsvBlock]:
     """Yield CSV blocks of `path` with the wanted columns extracted by header name."""
     header = read_header(path, delimiter)
     positions = resolve_columns(path, header, wanted, optional)
     width = len(header)
-    for block in iter_line_blocks(path, skip=1):
+    absent = [pl.lit(None, pl.String).alias(name) for name in wanted if name not in positions]
+    for first, data in iter_byte_blocks(path, skip=1):
+        fast = _fast_block(data, first, width, delimiter)
+        if fast is not None:
+            padded = b" " in data or (b"\t" in data and delimiter != "\t")
+            frame = fast.with_columns(
+                reason=pl.lit(None, pl.String),
+                **{name: pl.col(f"_c{pos}").str.strip_chars() if padded else pl.col(f"_c{pos}")
+                   for name, pos in positions.items()},
+            ).with_columns(absent)
+            raw = pl.concat_str([pl.col(f"_c{i}").fill_null("") for i in range(width)], separator=delimiter)
+            yield CsvBlock(frame, raw, [], 0)
+            continue
+        block = line_block(data, first)
         blank = pl.col("text").str.strip_chars() == ""
         lines = block.lines.filter(~blank)
-        nblank = block.lines.height - lines.height
         split = split_fields(lines, delimiter).with_columns(nfields=pl.col("fields").list.len())
         frame = split.with_columns(
             reason=pl.when(pl.col("nfields") != width)
@@ -58,8 +93,5 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
             .otherwise(pl.lit(None, pl.String)),
             **{name: pl.col("fields").list.get(pos, null_on_oob=True).str.strip_chars()
                for name, pos in positions.items()},
-        ).drop("fields", "nfields")
-        for name in wanted:
-            if name not in positions:
-                frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
-        yield CsvBlock(frame, block.bad_utf8, nblank)
+        ).drop("fields", "nfields").with_columns(absent)
+        yield CsvBlock(frame, pl.col("text"), block.bad_utf8, block.lines.height - lines.height)

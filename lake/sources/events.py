@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
 from lake.sources.lines import SourceError
-from lake.sources.records import Parsed, first_failure, reject_frame, split_checked
+from lake.sources.records import Parsed, reject_frame, split_checked
 
 BEHAVIORS = ("pv", "click", "cart", "fav", "buy")
 COLUMNS = {
@@ -26,17 +26,22 @@ DEDUP_KEYS = ("user_id", "item_id", "behavior", "event_ts")
 ROW_COLUMNS = ["user_id", "item_id", "behavior", "event_ts", "ds", "source", "line"]
 
 
-def parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """UTC microsecond timestamps from epoch seconds, milliseconds or microseconds, or ISO-8601 text."""
-    digits = text.str.contains(r"^-?\d{1,17}$")
+def parse_timestamp(text: pl.Expr, *, iso: bool = True) -> pl.Expr:
+    """UTC microsecond timestamps from epoch seconds, milliseconds or microseconds, or ISO-8601 text.
+
+    With `iso=False` only epoch numbers are parsed (the fast path for columns known to be all digits).
+    """
     value = text.cast(pl.Int64, strict=False)
+    digits = value.is_not_null()
     magnitude = value.abs()
     micros = (pl.when(magnitude >= 10**14).then(value)
               .when(magnitude >= 10**11).then(value * 1_000)
               .otherwise(value * 1_000_000))
-    from_text = pl.coalesce([text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
-                             for f in _TEXT_FORMATS])
-    return pl.when(digits).then(micros.cast(pl.Datetime("us", "UTC"))).otherwise(from_text)
+    epoch = pl.when(digits).then(micros.cast(pl.Datetime("us", "UTC")))
+    if not iso:
+        return epoch
+    return epoch.otherwise(pl.coalesce([text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
+                                        for f in _TEXT_FORMATS]))
 
 
 def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.datetime, raw: pl.Expr) -> Parsed:
@@ -56,10 +61,9 @@ def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.d
     if ds is not None:
         checks.append((event_ds != ds, pl.format("timestamp {} is outside the partition day {}",
                                                   pl.col("ts_text"), pl.lit(ds))))
-    checked = frame.with_columns(reason=first_failure(checks))
     partition = pl.lit(ds) if ds is not None else pl.coalesce(event_ds, pl.lit(dt.date.today().isoformat()))
-    checked = checked.with_columns(ds=partition, source=pl.lit(source.name))
-    rows, rejects = split_checked(checked, table_name="interactions", source=source, raw=raw,
+    checked = frame.with_columns(ds=partition, source=pl.lit(source.name))
+    rows, rejects = split_checked(checked, checks=checks, table_name="interactions", source=source, raw=raw,
                                   ds=pl.col("ds"), columns=ROW_COLUMNS)
     return Parsed("interactions", rows, rejects)
 
@@ -76,9 +80,10 @@ def read_events(path: str | Path, *, ds: str | None = None, now: dt.datetime | N
         yield from _read_parquet(path, ds=ds, latest=latest)
         return
     for block in iter_csv_blocks(path, COLUMNS):
+        epoch_only = block.frame.select(pl.col("timestamp").cast(pl.Int64, strict=False).is_not_null().all()).item()
         frame = block.frame.with_columns(
-            ts_text=pl.col("timestamp"), event_ts=parse_timestamp(pl.col("timestamp")))
-        parsed = _validate(frame, source=path, ds=ds, latest=latest, raw=pl.col("text"))
+            ts_text=pl.col("timestamp"), event_ts=parse_timestamp(pl.col("timestamp"), iso=not epoch_only))
+        parsed = _validate(frame, source=path, ds=ds, latest=latest, raw=block.raw)
         bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], fallback_ds)
         yield Parsed("interactions", parsed.rows, pl.concat([parsed.rejects, bad]), block.blank)
 

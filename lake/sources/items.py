@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
 from lake.sources.lines import SourceError
-from lake.sources.records import Parsed, first_failure, reject_frame, split_checked
+from lake.sources.records import Parsed, reject_frame, split_checked
 
 COLUMNS = {
     "item_id": ("item_id", "base62_string", "item"),
@@ -64,14 +64,13 @@ def _load_images(frame: pl.DataFrame, base: Path) -> tuple[pl.DataFrame, int]:
 
 
 def _finish(frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    reason = first_failure([
+    checks = [
         (pl.col("reason").is_not_null(), pl.col("reason")),
         (pl.col("item_id").fill_null("") == "", "empty item id"),
         (pl.col("title").fill_null("").str.strip_chars().eq("") & pl.col("image_ref").fill_null("").eq("")
          & pl.col("image_bytes").is_null(), "item has neither title nor image"),
-    ])
-    frame = frame.with_columns(reason=reason)
-    rows, rejects = split_checked(frame, table_name="items", source=path, raw=raw, ds=day,
+    ]
+    rows, rejects = split_checked(frame, checks=checks, table_name="items", source=path, raw=raw, ds=day,
                                   columns=["item_id", "title", "category", "image_ref", "image_bytes", "line"])
     rows, missing = _load_images(rows, path.parent)
     rows = rows.with_columns(first_seen_ds=pl.lit(day), source=pl.lit(path.name)).drop("image_ref", "image_bytes")
@@ -109,6 +108,6 @@ def read_items(path: str | Path, *, ds: str | None = None) -> Iterator[Parsed]:
         return
     for block in iter_csv_blocks(path, COLUMNS, optional=OPTIONAL):
         frame = block.frame.with_columns(image_ref=pl.col("image"), image_bytes=pl.lit(None, pl.Binary))
-        rows, rejects, missing = _finish(frame, path, day, pl.col("text"))
+        rows, rejects, missing = _finish(frame, path, day, block.raw)
         bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)
         yield Parsed("items", rows, pl.concat([rejects, bad]), block.blank, missing_images=missing)

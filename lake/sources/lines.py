@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 32 << 20
 
 
 class SourceError(ValueError):
@@ -38,7 +38,8 @@ def open_stream(path: str | Path) -> pa.NativeFile:
         raise SourceError(f"cannot read {path}: {exc}") from exc
 
 
-def _block(data: bytes, first_line: int) -> LineBlock:
+def line_block(data: bytes, first_line: int) -> LineBlock:
+    """Numbered lines of a block of whole lines; lines that are not UTF-8 set aside."""
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == 10)
     if not len(ends) or ends[-1] != len(buf) - 1:
@@ -67,8 +68,8 @@ def _block(data: bytes, first_line: int) -> LineBlock:
     return LineBlock(frame, bad)
 
 
-def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[LineBlock]:
-    """Yield the lines of `path` in blocks of about `block_bytes`, skipping the first `skip` lines."""
+def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yield (number of the first line, whole lines as bytes) blocks of about `block_bytes` from `path`."""
     next_line = 1
     carry = b""
     with open_stream(path) as stream:
@@ -84,17 +85,20 @@ def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int
                     carry = data
                     continue
                 data, carry = data[:cut], data[cut:]
-            if not data:
-                return
-            block = _block(data, next_line)
-            count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-            next_line += count
-            if skip:
-                drop = block.lines["line"] <= skip
-                block = LineBlock(block.lines.filter(~drop), [b for b in block.bad_utf8 if b[0] > skip])
-            yield block
+            while skip and data:
+                cut = data.find(b"\n") + 1 or len(data)
+                data, skip, next_line = data[cut:], skip - 1, next_line + 1
+            if data:
+                yield next_line, data
+                next_line += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
             if not chunk:
                 return
+
+
+def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[LineBlock]:
+    """Yield the lines of `path` in blocks of about `block_bytes`, skipping the first `skip` lines."""
+    for first, data in iter_byte_blocks(path, block_bytes, skip):
+        yield line_block(data, first)
 
 
 def read_header(path: str | Path, delimiter: str = ",") -> list[str]:

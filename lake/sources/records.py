@@ -10,6 +10,7 @@ import polars as pl
 
 from lake.catalog import table
 
+Checks = Sequence[tuple[pl.Expr, pl.Expr | str]]
 REJECT_SCHEMA = {"source_file": pl.String, "line": pl.Int64, "raw": pl.String, "reason": pl.String,
                  "ds": pl.String}
 
@@ -30,7 +31,7 @@ class Parsed:
         return self.rows.height + self.rejects.height
 
 
-def first_failure(checks: Sequence[tuple[pl.Expr, pl.Expr | str]]) -> pl.Expr:
+def first_failure(checks: Checks) -> pl.Expr:
     """The reason of the first failing check (condition true means bad), or null when all pass."""
     expr: pl.Expr | None = None
     for bad, reason in reversed(checks):
@@ -40,12 +41,16 @@ def first_failure(checks: Sequence[tuple[pl.Expr, pl.Expr | str]]) -> pl.Expr:
     return expr
 
 
-def split_checked(frame: pl.DataFrame, *, table_name: str, source: str | Path, raw: pl.Expr,
+def split_checked(frame: pl.DataFrame, *, checks: Checks, table_name: str, source: str | Path, raw: pl.Expr,
                   ds: pl.Expr | str, columns: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a frame with a `reason` column into good rows (`columns`) and quarantine records."""
+    """Split rows into good rows (`columns`) and quarantine records with the first failing check's reason.
+
+    Reasons (and raw text) are rendered for the failing rows only, so clean data pays for the checks alone.
+    """
     table(table_name)
-    bad = frame.filter(pl.col("reason").is_not_null())
-    good = frame.filter(pl.col("reason").is_null()).select(columns)
+    marked = frame.with_columns(_failing=pl.any_horizontal([bad.fill_null(False) for bad, _ in checks]))
+    good = marked.filter(~pl.col("_failing")).select(columns)
+    bad = marked.filter(pl.col("_failing")).with_columns(reason=first_failure(checks))
     ds_expr = pl.lit(ds) if isinstance(ds, str) else ds
     rejects = bad.select(
         source_file=pl.lit(str(source)), line=pl.col("line").cast(pl.Int64), raw=raw.cast(pl.String),

@@ -1,0 +1,115 @@
+"""Ingest throughput: polars and Spark engines against a raw pyarrow Parquet write of the same rows.
+
+    python benchmarks/ingest.py [--sizes 1000000 4000000] [--no-spark]
+
+Each size generates an event log (CSV, as `sidforge generate` writes it), then times:
+- pyarrow: writing the already-parsed rows with pyarrow.parquet (zstd) — the floor;
+- polars: `sidforge ingest --engine polars` end to end (read, validate, de-duplicate, write, commit);
+- spark: the same through the Spark engine (local mode on this machine's cores).
+Each engine runs once untimed first (imports, JVM start-up), then once timed.
+Results are printed as a table and saved to benchmarks/results/ingest-<host>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake import Lake, table
+from lake.ingest import ingest
+from lake.sources.events import parse_timestamp
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_events(path: Path, rows: int, seed: int = 0) -> pl.DataFrame:
+    """An event log of `rows` events on one day, in the generator's CSV layout."""
+    rng = np.random.default_rng(seed)
+    start = int(dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp())
+    frame = pl.DataFrame({
+        "user_id": pl.Series(rng.integers(0, rows // 20 + 1, rows)).cast(pl.String).str.zfill(8),
+        "item_id": pl.Series(rng.zipf(1.3, rows) % 1_000_000).cast(pl.String).str.zfill(6),
+        "behavior": np.array(["pv", "cart", "fav", "buy"])[rng.choice(4, rows, p=[0.85, 0.05, 0.04, 0.06])],
+        "timestamp": np.sort(start + rng.integers(0, 86_400, rows)) * 1_000_000 + rng.integers(0, 1_000_000, rows),
+    }).unique(subset=["user_id", "item_id", "behavior", "timestamp"], maintain_order=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path)
+    return frame
+
+
+def floor_write(frame: pl.DataFrame, out: Path) -> float:
+    """Seconds for pyarrow to write the parsed rows as the interactions table's Parquet (zstd)."""
+    spec = table("interactions")
+    rows = frame.select(
+        "user_id", "item_id", "behavior", event_ts=parse_timestamp(pl.col("timestamp").cast(pl.String)),
+        source=pl.lit("events.csv"), run_id=pl.lit("bench"),
+    ).to_arrow().cast(pa.schema([spec.schema.field(c) for c in spec.data_columns]))
+    started = time.perf_counter()
+    pq.write_table(rows, out, compression="zstd", row_group_size=1 << 20)
+    return time.perf_counter() - started
+
+
+def run(sizes: list[int], spark: bool) -> list[dict]:
+    results = []
+    for size in sizes:
+        work = Path(tempfile.mkdtemp(prefix="sidforge-bench-"))
+        try:
+            csv = work / "raw" / "events.csv"
+            frame = make_events(csv, size)
+            n = frame.height
+            row = {"rows": n, "csv_bytes": csv.stat().st_size, "pyarrow_s": floor_write(frame, work / "floor.parquet")}
+            ingest(Lake(work / "warm-polars"), [csv], "events", ds="2025-01-01", engine="polars")  # imports, caches
+            report = ingest(Lake(work / "polars"), [csv], "events", ds="2025-01-01", engine="polars")
+            assert report.rows_written == n, report
+            row["polars_s"] = report.seconds
+            if spark:
+                ingest(Lake(work / "warm-spark"), [csv], "events", ds="2025-01-01", engine="spark")  # JVM start-up
+                report = ingest(Lake(work / "spark"), [csv], "events", ds="2025-01-01", engine="spark")
+                assert report.rows_written == n, report
+                row["spark_s"] = report.seconds
+            for engine in ("pyarrow", "polars", "spark"):
+                if f"{engine}_s" in row:
+                    row[f"{engine}_rows_per_s"] = n / row[f"{engine}_s"]
+            row["polars_vs_pyarrow"] = row["polars_s"] / row["pyarrow_s"]
+            row["polars_rows_per_s_per_core"] = row["polars_rows_per_s"] / (os.cpu_count() or 1)
+            results.append(row)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000])
+    parser.add_argument("--no-spark", action="store_true")
+    args = parser.parse_args()
+    results = run(args.sizes, spark=not args.no_spark)
+    print(f"{'rows':>10} {'pyarrow rows/s':>15} {'polars rows/s':>14} {'spark rows/s':>13} "
+          f"{'polars/pyarrow':>15} {'polars rows/s/core':>19}")
+    for r in results:
+        spark_rate = f"{r['spark_rows_per_s']:>13,.0f}" if "spark_rows_per_s" in r else f"{'-':>13}"
+        print(f"{r['rows']:>10,} {r['pyarrow_rows_per_s']:>15,.0f} {r['polars_rows_per_s']:>14,.0f} {spark_rate} "
+              f"{r['polars_vs_pyarrow']:>14.2f}x {r['polars_rows_per_s_per_core']:>19,.0f}")
+    machine = {"host": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform(),
+               "python": platform.python_version(), "polars": pl.__version__}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "ingest-cpu.json"
+    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(),
+                               "results": results}, indent=2))
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
