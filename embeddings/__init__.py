@@ -1,0 +1,1 @@
+"""Item embeddings: OpenCLIP encoder, fusion and collaborative alignment (no Dagster, no lake imports)."""

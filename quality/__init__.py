@@ -1,0 +1,1 @@
+"""Quality: Great Expectations suites and training-free SID metrics (no Dagster imports)."""

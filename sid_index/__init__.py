@@ -1,0 +1,1 @@
+"""Semantic IDs: residual codebooks, codec and collision resolution (no Dagster, no lake imports)."""
