@@ -30,6 +30,7 @@ class Format:
     suffixes: tuple[str, ...]
     dedup: tuple[str, ...] = ()
     merge: bool = False
+    keep_on_update: tuple[str, ...] = ()
 
 
 _TEXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.zst", ".csv.bz2")
@@ -40,7 +41,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("algr-item-sid", "item_sids", _TEXT, ("item_id",)),
     Format("algr-gr-tsv", "user_sequences", _TEXT),
     Format("npz", "item_embeddings", (".npz",), ("item_id",)),
-    Format("items", "items", (*_TEXT, ".parquet"), ("item_id",), merge=True),
+    Format("items", "items", (*_TEXT, ".parquet"), ("item_id",), merge=True, keep_on_update=("first_seen_ds",)),
 ]}
 
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from lake.catalog import table
 from lake.formats import ReadOptions, default_build, default_model, expand_paths, get_format, read_file
-from lake.lake import Lake, _sql_literal
+from lake.lake import Lake, sql_literal
 from lake.sources.records import REJECT_SCHEMA, Parsed
 
 ROWS_PER_FILE = 4_000_000
@@ -151,7 +151,7 @@ def write_quarantine(lake: Lake, table_name: str, rejects: pl.DataFrame, files: 
     now = dt.datetime.now(dt.UTC)
     frame = rejects.with_columns(table=pl.lit(table_name), run_id=pl.lit(run_id),
                                  quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")))
-    where = f'"table" = {_sql_literal(table_name)} AND source_file IN ({", ".join(map(_sql_literal, files))})'
+    where = f'"table" = {sql_literal(table_name)} AND source_file IN ({", ".join(map(sql_literal, files))})'
     lake.overwrite("quarantine", frame, run_id=run_id, where=where, sources=files)
 
 
@@ -190,7 +190,9 @@ def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None 
     write_quarantine(lake, spec.table, rejects, report.files, run_id)
     report.rows_quarantined = rejects.height
     if spec.table == "item_sids" and report.rows_written:
-        register_imported_build(lake, opts.build_id or "", report.files, 3, opts.codebook_size, run_id)
+        levels = (lake.scan("item_sids").filter(pl.col("build_id") == opts.build_id)
+                  .select(pl.col("codes").list.len().max()).collect().item())
+        register_imported_build(lake, opts.build_id or "", report.files, levels, opts.codebook_size, run_id)
     report.seconds = time.perf_counter() - started
     report.check()
     return report
@@ -204,7 +206,7 @@ def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptio
     merged: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
     # Parsing the next block overlaps with writing the previous one (both release the GIL).
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write") if writer else None
     pending: deque[Future] = deque()
     for path in files:
         block: Parsed
@@ -217,7 +219,7 @@ def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptio
                 block.rejects]
             rows = rows.with_columns(run_id=pl.lit(report.run_id))
             report.rows_written += rows.height
-            if writer is not None:
+            if writer is not None and pool is not None:
                 pending.append(pool.submit(writer.write, rows))
                 if len(pending) > 1:
                     pending.popleft().result()
@@ -225,9 +227,10 @@ def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptio
                 merged.append(rows.select(tspec.schema.names))
             if progress:
                 progress(block.records)
-    if writer is None:
+    if writer is None or pool is None:
         frame = pl.concat(merged) if merged else pl.from_arrow(tspec.schema.empty_table())
-        report.version = lake.merge(spec.table, frame, run_id=report.run_id, sources=report.files)
+        report.version = lake.merge(spec.table, frame, run_id=report.run_id, sources=report.files,
+                                    keep=spec.keep_on_update)
     else:
         for future in pending:
             future.result()

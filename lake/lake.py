@@ -29,14 +29,15 @@ def _is_uri(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
 
-def _sql_literal(value: object) -> str:
+def sql_literal(value: object) -> str:
+    """A value quoted as a Delta SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
 def partition_predicate(partitions: Iterable[Mapping[str, str]]) -> str:
     """A Delta SQL predicate matching any of the given partitions, e.g. `(ds = '2025-01-01')`."""
     clauses = [
-        "(" + " AND ".join(f"{k} = {_sql_literal(v)}" for k, v in part.items()) + ")"
+        "(" + " AND ".join(f"{k} = {sql_literal(v)}" for k, v in part.items()) + ")"
         for part in partitions
     ]
     return " OR ".join(clauses) if clauses else "false"
@@ -195,15 +196,17 @@ class Lake:
         where = partition_predicate(dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts))
         return self.overwrite(name, arrow, run_id=run_id, where=where, sources=sources)
 
-    def merge(self, name: str, data: ArrowData, *, run_id: str, sources: Sequence[str] = ()) -> int:
-        """Upsert `data` into `name` by the table's key columns."""
+    def merge(self, name: str, data: ArrowData, *, run_id: str, sources: Sequence[str] = (),
+              keep: Sequence[str] = ()) -> int:
+        """Upsert `data` into `name` by the table's key columns; matched rows keep their `keep` columns."""
         spec = table(name)
         arrow = self.conform(spec, data)
         dt_ = self.delta(name)
         on = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
+        updates = {c: f"s.{c}" for c in spec.schema.names if c not in keep}
         (dt_.merge(arrow, on, source_alias="s", target_alias="t",
                    commit_properties=self._commit_properties(run_id, sources))
-         .when_matched_update_all().when_not_matched_insert_all().execute())
+         .when_matched_update(updates).when_not_matched_insert_all().execute())
         return self.version(name)  # type: ignore[return-value]
 
     def commit_files(self, name: str, files: Sequence[str], *, run_id: str, sources: Sequence[str] = (),

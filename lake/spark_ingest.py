@@ -107,7 +107,8 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
         if fmt.merge:
             frame = pl.from_arrow(rows.toArrow())
             report.rows_written = frame.height  # type: ignore[union-attr]
-            report.version = lake.merge(fmt.table, frame, run_id=report.run_id, sources=report.files)  # type: ignore[arg-type]
+            report.version = lake.merge(fmt.table, frame, run_id=report.run_id, sources=report.files,  # type: ignore[arg-type]
+                                        keep=fmt.keep_on_update)
         else:
             _write_staged(lake, spec.name, rows, report, opts)
         report.rows_read = records

@@ -103,12 +103,11 @@ def _read_parquet(path: Path, *, ds: str | None, latest: dt.datetime) -> Iterato
             event_ts = pl.col("timestamp").cast(pl.Datetime("us", "UTC"))
         else:
             event_ts = parse_timestamp(pl.col("timestamp").cast(pl.String))
-        raw = pl.struct(list(COLUMNS)).struct.json_encode()
         frame = frame.with_row_index("line", offset=first).with_columns(
             pl.col("line").cast(pl.Int64),
             pl.col("user_id", "item_id", "behavior").cast(pl.String).str.strip_chars(),
-            ts_text=pl.col("timestamp").cast(pl.String), event_ts=event_ts,
-            reason=pl.lit(None, pl.String), text=raw,
+            ts_text=pl.col("timestamp").cast(pl.String), event_ts=event_ts, reason=pl.lit(None, pl.String),
         )
         first += batch.num_rows
-        yield _validate(frame, source=path, ds=ds, latest=latest, raw=pl.col("text"))
+        raw = pl.struct("user_id", "item_id", "behavior", pl.col("ts_text").alias("timestamp")).struct.json_encode()
+        yield _validate(frame, source=path, ds=ds, latest=latest, raw=raw)
