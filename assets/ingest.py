@@ -1,6 +1,5 @@
 """Ingest assets: raw landing files into the lake's Delta tables, one library call each."""
 
-
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 

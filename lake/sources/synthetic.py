@@ -112,10 +112,14 @@ class Generator:
         rng = np.random.default_rng(self.seed + 1)
         centroids = rng.normal(size=(self.scale.categories, EMBEDDING_DIM))
         centroids = centroids + 0.5 * centroids[self.related[:, 0]]
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-        noise = rng.normal(size=(self.scale.items, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)
-        vectors = centroids[self.item_cat] + 0.45 * noise
-        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+        centroids = (centroids / np.linalg.norm(centroids, axis=1, keepdims=True)).astype(np.float32)
+        vectors = np.empty((self.scale.items, EMBEDDING_DIM), dtype=np.float32)
+        for start in range(0, self.scale.items, 65_536):  # chunks keep memory near the output's size
+            stop = min(start + 65_536, self.scale.items)
+            noise = rng.standard_normal((stop - start, EMBEDDING_DIM), dtype=np.float32) / np.sqrt(EMBEDDING_DIM)
+            chunk = centroids[self.item_cat[start:stop]] + np.float32(0.45) * noise
+            vectors[start:stop] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+        return vectors
 
     def item_sids(self) -> np.ndarray:
         """Reference 3-level codes: category, a sub-cluster, and a rank that keeps SIDs mostly unique."""
