@@ -6,6 +6,7 @@ from typing import Literal
 
 from dagster import ConfigurableResource, EnvVar
 
+from embeddings.model import EncoderSpec
 from lake import Lake
 from lake.lake import DEFAULT_ROOT
 
@@ -46,6 +47,28 @@ class EngineResource(ConfigurableResource):
     engine: Literal["polars", "spark"] = "polars"
 
 
+class EncoderResource(ConfigurableResource):
+    """The OpenCLIP encoder: model name, weights (pretrained tag or checkpoint file), device and batching.
+
+    Random weights only when `random_weights` is set; `config_file` registers an extra model config JSON.
+    """
+
+    model_name: str = "ViT-B-32"
+    weights: str | None = None
+    config_file: str | None = None
+    random_weights: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 256
+    num_workers: int = 2
+
+    def spec(self) -> EncoderSpec:
+        """The library's description of this encoder."""
+        weights = "random" if self.random_weights and not self.weights else self.weights
+        return EncoderSpec(self.model_name, weights, self.random_weights, self.device, self.precision,
+                           self.config_file)
+
+
 def default_resources() -> dict[str, ConfigurableResource]:
     """Resources read from the environment, with local defaults."""
     return {
@@ -53,4 +76,10 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "landing": LandingResource(root=EnvVar("SIDFORGE_LANDING").get_value("./data/raw") or "./data/raw"),
         "spark": SparkResource(master=EnvVar("SIDFORGE_SPARK_MASTER").get_value("local[2]") or "local[2]"),
         "engine": EngineResource(engine=EnvVar("SIDFORGE_ENGINE").get_value("polars") or "polars"),
+        "encoder": EncoderResource(
+            model_name=EnvVar("SIDFORGE_CLIP_MODEL").get_value("ViT-B-32") or "ViT-B-32",
+            weights=EnvVar("SIDFORGE_CLIP_WEIGHTS").get_value(),
+            config_file=EnvVar("SIDFORGE_CLIP_CONFIG").get_value(),
+            device=EnvVar("SIDFORGE_DEVICE").get_value("auto") or "auto",
+        ),
     }

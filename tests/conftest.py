@@ -35,3 +35,20 @@ def write(path: Path, text: str | bytes) -> Path:
     else:
         path.write_bytes(text)
     return path
+
+
+TINY_CONFIG = Path(__file__).parent / "fixtures" / "sidforge-tiny.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random weights of the tiny OpenCLIP config, saved as a checkpoint file like a real one."""
+    import torch
+
+    from embeddings.model import EncoderSpec, load_encoder
+
+    encoder = load_encoder(EncoderSpec("sidforge-tiny", "random", allow_random=True, device="cpu",
+                                       config=str(TINY_CONFIG), seed=7))
+    path = tmp_path_factory.mktemp("weights") / "sidforge-tiny.pt"
+    torch.save(encoder.model.state_dict(), path)
+    return path

@@ -1,0 +1,53 @@
+"""Item images decoded and preprocessed in DataLoader workers; unreadable images reported, not fatal."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+
+class ItemImages(Dataset):
+    """Images of items from bytes or a local path/`file://` URI, preprocessed to tensors.
+
+    Each element is (index, tensor or None, reason or None).
+    """
+
+    def __init__(self, images: Sequence[bytes | None], uris: Sequence[str | None], preprocess: Callable):
+        self.images, self.uris, self.preprocess = images, uris, preprocess
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _bytes(self, i: int) -> bytes:
+        blob = self.images[i]
+        return blob if blob is not None else Path(str(self.uris[i]).removeprefix("file://")).read_bytes()
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        if self.images[i] is None and not self.uris[i]:
+            return i, None, "item has no image"
+        try:
+            with Image.open(io.BytesIO(self._bytes(i))) as img:
+                return i, self.preprocess(img.convert("RGB")), None
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+            detail = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else str(exc)
+            return i, None, f"image unreadable ({type(exc).__name__}: {detail})"[:300]
+
+
+def collate(batch: list[tuple[int, torch.Tensor | None, str | None]]):
+    """Stack the decoded images of a batch; keep indexes and reasons of the failed ones."""
+    ok = [(i, t) for i, t, _ in batch if t is not None]
+    failed = [(i, r) for i, t, r in batch if t is None]
+    tensor = torch.stack([t for _, t in ok]) if ok else None
+    return [i for i, _ in ok], tensor, failed
+
+
+def image_loader(dataset: ItemImages, batch_size: int, num_workers: int) -> DataLoader:
+    """Batches of decoded images, decoded in parallel by `num_workers` processes, in order."""
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      prefetch_factor=4 if num_workers else None)
