@@ -1,0 +1,167 @@
+"""Semantic-ID assets: `sid_codebooks` trains a build, `item_sids` assigns every item and resolves collisions."""
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from assets.embeddings import item_embeddings
+from assets.resources import LakeResource
+from lake import Lake
+from sid_index.artifact import load_artifact, save_artifact
+from sid_index.build import Assigned, BuildConfig, assign, churn, sample_rows, train
+from sid_index.rq import vectors_of
+
+GROUP = "semantic_ids"
+
+
+class SidBuildConfig(Config):
+    """How the codebooks are trained (method, sizes, backend, device, seed) and from which embeddings."""
+
+    embedding_model: str = "algr-item-emb"
+    method: str = "rq-kmeans"
+    sizes: list[int] | None = None
+    levels: int = 3
+    backend: str = "torch"
+    device: str = "auto"
+    seed: int = 0
+    iters: int = 20
+    train_sample: int = 2_000_000
+    rqvae_epochs: int = 20
+
+
+class SidAssignConfig(Config):
+    """Collision resolution, and `refresh` to add only new items to the latest build without moving any SID."""
+
+    collision: str = "knn_capacity"
+    capacity: int = 5
+    candidates: int = 32
+    refresh: bool = False
+    batch_rows: int = 262_144
+
+
+def _embeddings(store: Lake, model: str) -> pl.LazyFrame:
+    return (store.scan("item_embeddings").filter(pl.col("model") == model).select("item_id", "embedding")
+            .sort("item_id"))
+
+
+def _batches(frame: pl.LazyFrame, rows: int) -> Iterator[pa.RecordBatch]:
+    for chunk in frame.collect_batches(chunk_size=rows):
+        yield from chunk.to_arrow().to_batches()
+
+
+def _builds(store: Lake) -> pl.DataFrame:
+    return store.scan("sid_builds").sort("created_at").collect()
+
+
+def _update_build(store: Lake, build: dict, run_id: str, **changes: object) -> None:
+    store.merge("sid_builds", pl.DataFrame([{**build, **changes, "run_id": run_id}]), run_id=run_id)
+
+
+@asset(deps=[item_embeddings], group_name=GROUP, kinds={"pytorch", "delta"})
+def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: LakeResource) -> MaterializeResult:
+    """Train residual codebooks (RQ-KMeans or RQ-VAE) on a seeded sample of one embedding model."""
+    store = lake.lake()
+    run_id = context.run.run_id
+    frame = _embeddings(store, config.embedding_model)
+    n_items = frame.select(pl.len()).collect().item()
+    if not n_items:
+        raise ValueError(f"no rows of model {config.embedding_model!r} in item_embeddings")
+    build_cfg = BuildConfig(method=config.method, sizes=tuple(config.sizes) if config.sizes else None,
+                            levels=config.levels, backend=config.backend, device=config.device, seed=config.seed,
+                            iters=config.iters, train_sample=config.train_sample, rqvae_epochs=config.rqvae_epochs)
+    rows = sample_rows(n_items, config.train_sample, config.seed)
+    sample = frame.with_row_index("row").filter(pl.col("row").is_in(pl.Series(rows.astype(np.uint32)))).collect()
+    started = dt.datetime.now(dt.UTC)
+    model = train(vectors_of(sample.to_arrow()), build_cfg, n_items)
+    train_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    build_id = f"{config.method}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}"
+    artifact = save_artifact(model, store.path("_artifacts", "sid", build_id, "model.safetensors"),
+                             {"build_id": build_id, "embedding_model": config.embedding_model})
+    codebooks = pl.concat([pl.DataFrame({"level": level + 1, "code": np.arange(len(book), dtype=np.int32),
+                                         "centroid": pl.Series(book.tolist(), dtype=pl.List(pl.Float32)),
+                                         "build_id": build_id}) for level, book in enumerate(model.codebooks)])
+    store.replace_partitions("codebooks", codebooks.with_columns(pl.col("level").cast(pl.Int16)), run_id=run_id)
+    inputs = {"embedding_model": config.embedding_model, "item_embeddings_version": store.version("item_embeddings"),
+              "items": n_items, "train_sample": len(rows), "artifact": str(artifact), "config": build_cfg.as_dict()}
+    record = {"build_id": build_id, "method": config.method, "levels": len(model.sizes), "sizes": model.sizes,
+              "inputs": json.dumps(inputs), "seed": config.seed, "status": "trained",
+              "metrics": json.dumps({"train_s": train_s, **getattr(model, "timings", {})}),
+              "created_at": started, "run_id": run_id}
+    _update_build(store, record, run_id)
+    return MaterializeResult(metadata={
+        "build_id": build_id, "method": config.method, "sizes": MetadataValue.json(model.sizes), "items": n_items,
+        "train_sample": len(rows), "train_seconds": round(train_s, 3), "artifact": MetadataValue.path(str(artifact)),
+        "backend": config.backend, "device": config.device})
+
+
+def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
+    frame = pl.DataFrame({
+        "item_id": assigned.item_ids,
+        "codes_raw": pl.Series(assigned.raw.codes.tolist(), dtype=pl.List(pl.Int32)),
+        "codes": pl.Series(assigned.resolution.codes.tolist(), dtype=pl.List(pl.Int32)),
+        "sid": assigned.sids,
+    }).with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
+    if merge:
+        return store.merge("item_sids", frame, run_id=run_id, sources=[source])
+    return store.replace_partitions("item_sids", frame, run_id=run_id, sources=[source])
+
+
+@asset(deps=[sid_codebooks], group_name=GROUP, kinds={"pytorch", "delta"})
+def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: LakeResource) -> MaterializeResult:
+    """Every item's semantic ID in the latest trained build (or, with `refresh`, new items only)."""
+    store = lake.lake()
+    run_id = context.run.run_id
+    builds = _builds(store).filter(pl.col("method") != "imported")
+    wanted = ["built", "published"] if config.refresh else ["trained"]
+    candidates = builds.filter(pl.col("status").is_in(wanted))
+    if not candidates.height:
+        raise ValueError(f"no SID build with status {wanted}; materialize sid_codebooks first")
+    build = candidates.row(-1, named=True)
+    inputs = json.loads(build["inputs"])
+    build_cfg = BuildConfig(**{**inputs["config"], "sizes": tuple(inputs["config"]["sizes"] or ()) or None,
+                               "collision": config.collision, "capacity": config.capacity,
+                               "candidates": config.candidates})
+    model = load_artifact(inputs["artifact"], device="cpu" if build_cfg.device == "auto" else build_cfg.device)
+    frame = _embeddings(store, inputs["embedding_model"])
+    source = f"item_embeddings@v{store.version('item_embeddings')}:{inputs['embedding_model']}"
+    existing = store.scan("item_sids").filter(pl.col("build_id") == build["build_id"])
+    fixed = None
+    if config.refresh:
+        current = existing.select("item_id", "codes").collect()
+        frame = frame.join(current.lazy().select("item_id"), on="item_id", how="anti")
+        fixed = np.asarray(current["codes"].to_list(), dtype=np.int32).reshape(len(current), -1)
+        if not frame.select(pl.len()).collect().item():
+            return MaterializeResult(metadata={"build_id": build["build_id"], "items_assigned": 0,
+                                               "result": "no new items"})
+    assigned = assign(model, _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
+    version = _write_sids(store, assigned, build["build_id"], source, run_id, merge=config.refresh)
+    metrics = {**json.loads(build["metrics"] or "{}"), **assigned.metrics()}
+    if not config.refresh:
+        previous = builds.filter(pl.col("status").is_in(["built", "published"]) &
+                                 (pl.col("build_id") != build["build_id"]))
+        if previous.height:
+            before = store.scan("item_sids").filter(pl.col("build_id") == previous["build_id"][-1]).select(
+                "item_id", "sid").collect()
+            metrics |= {**churn(before, pl.DataFrame({"item_id": assigned.item_ids, "sid": assigned.sids})),
+                        "churn_against": previous["build_id"][-1]}
+    _update_build(store, build, run_id, status="built", sizes=assigned.resolution.sizes,
+                  levels=len(assigned.resolution.sizes), metrics=json.dumps(metrics))
+    report = assigned.resolution.report
+    return MaterializeResult(metadata={
+        "build_id": build["build_id"], "items_assigned": len(assigned.item_ids), "delta_version": version,
+        "collision_rate_before": round(report["collision_rate_before"], 6),
+        "collision_rate_after": round(report["collision_rate_after"], 6),
+        "items_moved": report["items_moved"], "largest_group_before": report["largest_group_before"],
+        "largest_group_after": report["largest_group_after"], "unplaced": report["unplaced"],
+        "unplaced_reasons": MetadataValue.json(report["unplaced_reasons"]),
+        "utilisation_per_level": MetadataValue.json(assigned.utilisation()),
+        "reconstruction_error_per_level": MetadataValue.json(metrics["reconstruction_error_per_level"]),
+        "assign_seconds": round(assigned.timings["assign_s"], 3),
+        "resolve_seconds": round(assigned.timings["resolve_s"], 3),
+        **({"churn": round(metrics["churn"], 6)} if "churn" in metrics else {}),
+    })

@@ -1,0 +1,146 @@
+"""Collision resolution: what to do when several items land on one full semantic ID.
+
+- `knn_capacity` (FORGE): at most `capacity` items per SID; the rest move to the nearest free last-level
+  code under the same prefix, in order of the distance of their last residual to that code.
+- `random_capacity`: the same with seeded random candidate codes.
+- `suffix` (TIGER): one extra level numbering the items of each SID, so every SID is unique.
+- `none`: codes as assigned.
+
+Everything is vectorised over integer SID keys; published items (`fixed`) count towards capacity and
+never move. Deterministic: ties break on the item's position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sid_index.codec import keys, prefix_keys
+
+METHODS = ("knn_capacity", "random_capacity", "suffix", "none")
+
+
+@dataclass
+class Resolution:
+    """Resolved codes, their level sizes (suffix adds a level) and the figures of the resolution."""
+
+    codes: np.ndarray
+    sizes: list[int]
+    report: dict = field(default_factory=dict)
+    unplaced: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def group_stats(sid_keys: np.ndarray) -> tuple[float, int]:
+    """Share of items that share their SID with another item, and the largest group."""
+    if not len(sid_keys):
+        return 0.0, 0
+    _, inverse, counts = np.unique(sid_keys, return_inverse=True, return_counts=True)
+    return float((counts[inverse] > 1).mean()), int(counts.max())
+
+
+def _rank_in_groups(group: np.ndarray, priority: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order of rows by (group, priority, position) and each row's rank inside its group."""
+    order = np.lexsort((np.arange(len(group)), priority, group))
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    lengths = np.diff(np.r_[starts, len(g)])
+    rank = np.empty(len(g), dtype=np.int64)
+    rank[order] = np.arange(len(g)) - np.repeat(starts, lengths)
+    return order, rank
+
+
+class _Occupancy:
+    """How many items hold each SID key (sorted unique keys with counts)."""
+
+    def __init__(self, sid_keys: np.ndarray):
+        self.keys, self.counts = np.unique(sid_keys, return_counts=True)
+
+    def of(self, query: np.ndarray) -> np.ndarray:
+        if not len(self.keys):
+            return np.zeros(len(query), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, query), len(self.keys) - 1)
+        return np.where(self.keys[pos] == query, self.counts[pos], 0)
+
+    def add(self, sid_keys: np.ndarray) -> None:
+        merged = np.concatenate([np.repeat(self.keys, self.counts), sid_keys])
+        self.keys, self.counts = np.unique(merged, return_counts=True)
+
+
+def resolve(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.ndarray, sizes: Sequence[int],
+            method: str = "knn_capacity", capacity: int = 5, seed: int = 0,
+            fixed: np.ndarray | None = None) -> Resolution:
+    """Resolve collisions among `codes` (n, L); `fixed` are the (m, L) codes of published items."""
+    if method not in METHODS:
+        raise ValueError(f"unknown collision method {method!r}; choose one of {', '.join(METHODS)}")
+    sizes = [int(s) for s in sizes]
+    fixed = np.zeros((0, len(sizes)), dtype=np.int32) if fixed is None else fixed
+    sid = keys(codes, sizes)
+    before, largest_before = group_stats(np.concatenate([sid, keys(fixed, sizes)]))
+    report = {"method": method, "capacity": capacity, "items": len(codes), "fixed_items": len(fixed),
+              "collision_rate_before": before, "largest_group_before": largest_before}
+    if method == "none":
+        return Resolution(codes.copy(), sizes, {**report, "collision_rate_after": before,
+                                                "largest_group_after": largest_before, "items_moved": 0,
+                                                "unplaced": 0, "unplaced_reasons": {}})
+    priority = candidate_distances[:, 0]
+    if method == "suffix":
+        occupied = _Occupancy(keys(fixed, sizes)).of(sid)
+        _, rank = _rank_in_groups(sid, priority)
+        suffix = (rank + occupied).astype(np.int32)
+        out = np.concatenate([codes, suffix[:, None]], axis=1)
+        new_sizes = [*sizes, int(suffix.max()) + 1 if len(suffix) else 1]
+        after, largest = group_stats(keys(out, new_sizes))
+        return Resolution(out, new_sizes, {**report, "collision_rate_after": after, "largest_group_after": largest,
+                                           "items_moved": 0, "unplaced": 0, "unplaced_reasons": {},
+                                           "suffix_size": new_sizes[-1]})
+    return _capacity(codes, candidates, candidate_distances, sizes, method, capacity, seed, fixed, report)
+
+
+def _capacity(codes, candidates, candidate_distances, sizes, method, capacity, seed, fixed, report) -> Resolution:
+    last = sizes[-1]
+    sid = keys(codes, sizes)
+    prefix = prefix_keys(codes, sizes)
+    occupancy = _Occupancy(keys(fixed, sizes))
+    _, rank = _rank_in_groups(sid, candidate_distances[:, 0])
+    placed = rank < capacity - occupancy.of(sid)
+    occupancy.add(sid[placed])
+    out = codes.copy()
+    todo = np.flatnonzero(~placed)
+    if method == "random_capacity":
+        rng = np.random.default_rng(seed)
+        proposals = rng.integers(0, last, (len(todo), candidates.shape[1])).astype(np.int32)
+        weights = rng.random(proposals.shape)
+    else:
+        proposals, weights = candidates[todo], candidate_distances[todo]
+    moved = np.zeros(len(codes), dtype=bool)
+    waiting = np.ones(len(todo), dtype=bool)
+    first_round = 1 if method == "knn_capacity" else 0  # candidate 0 is the item's own, full, code
+    for r in range(first_round, proposals.shape[1]):
+        rows = np.flatnonzero(waiting)
+        if not len(rows):
+            break
+        target_code = proposals[rows, r].astype(np.int64)
+        target = prefix[todo[rows]] * last + target_code
+        _, within = _rank_in_groups(target, weights[rows, r])
+        accept = within < capacity - occupancy.of(target)
+        chosen = rows[accept]
+        out[todo[chosen], -1] = proposals[chosen, r]
+        moved[todo[chosen]] = True
+        waiting[chosen] = False
+        occupancy.add(target[accept])
+    unplaced = todo[waiting]
+    reasons: dict[str, int] = {}
+    if len(unplaced):
+        per_prefix = _Occupancy(np.concatenate([prefix_keys(fixed, sizes), prefix])).of(prefix[unplaced])
+        full = per_prefix > capacity * last
+        reasons = {k: int(v) for k, v in {
+            f"prefix full (more than {capacity} x {last} items under the prefix)": int(full.sum()),
+            f"no free code among its {proposals.shape[1]} candidate last-level codes": int((~full).sum()),
+        }.items() if v}
+    after, largest = group_stats(np.concatenate([keys(out, sizes), keys(fixed, sizes)]))
+    moved &= (out[:, -1] != codes[:, -1])
+    return Resolution(out, list(sizes), {**report, "collision_rate_after": after, "largest_group_after": largest,
+                                         "items_moved": int(moved.sum()), "unplaced": len(unplaced),
+                                         "unplaced_reasons": reasons}, unplaced)

@@ -1,0 +1,171 @@
+"""k-means and nearest-centroid assignment behind one interface, with a PyTorch and a faiss backend.
+
+PyTorch runs on CPU or CUDA: assignment is a chunked matrix product (||x||² - 2x·c + ||c||²), centroid
+updates stay on the device. faiss is the reference (faiss-cpu, or faiss-gpu where installed). Same seed,
+data and device type give the same centroids and codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+Init = Literal["kmeans++", "random"]
+CHUNK = 16_384
+
+
+@dataclass(frozen=True)
+class KMeansParams:
+    """Training settings shared by the backends."""
+
+    iters: int = 20
+    seed: int = 0
+    init: Init = "random"
+    max_points_per_centroid: int = 256
+
+
+@dataclass
+class Assignment:
+    """Nearest centroids: `codes` (n,), squared distances (n,), and the top-`t` candidates per row."""
+
+    codes: np.ndarray
+    distances: np.ndarray
+    candidates: np.ndarray | None = None
+    candidate_distances: np.ndarray | None = None
+
+
+class Backend(Protocol):
+    """What RQ-KMeans needs from a backend."""
+
+    name: str
+
+    def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+        """Centroids (k, d) float32."""
+        ...
+
+    def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
+        """Nearest centroid of each row (and the `top` nearest when top > 1)."""
+        ...
+
+
+def _subsample(x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+    limit = k * params.max_points_per_centroid
+    if len(x) <= limit:
+        return x
+    rng = np.random.default_rng(params.seed)
+    return x[np.sort(rng.choice(len(x), limit, replace=False))]
+
+
+class TorchBackend:
+    """k-means in PyTorch on `device` (CPU or CUDA); float32, TF32 or bf16 matrix products."""
+
+    def __init__(self, device: str = "auto", precision: Literal["fp32", "tf32", "bf16"] = "fp32",
+                 chunk: int = CHUNK):
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if device == "auto" else device))
+        self.precision, self.chunk = precision, chunk
+        self.name = f"torch-{self.device.type}"
+
+    def _matmul_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
+    def _nearest(self, x: torch.Tensor, c: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-`top` squared distances and indices for each row of x, chunk by chunk."""
+        c_norm = (c * c).sum(1)
+        cm = c.to(self._matmul_dtype())
+        dists, idx = [], []
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
+        try:
+            for start in range(0, len(x), self.chunk):
+                xb = x[start:start + self.chunk]
+                prod = (xb.to(cm.dtype) @ cm.T).float()
+                d = (xb * xb).sum(1, keepdim=True) - 2 * prod + c_norm
+                values, where = torch.topk(d, top, dim=1, largest=False, sorted=True)
+                dists.append(values.clamp_min_(0))
+                idx.append(where)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        return torch.cat(dists), torch.cat(idx)
+
+    def _init(self, x: torch.Tensor, k: int, params: KMeansParams, gen: torch.Generator) -> torch.Tensor:
+        n = len(x)
+        if params.init == "random" or k >= n:
+            pick = torch.randperm(n, generator=gen, device="cpu")[:k]
+            return x[pick.to(x.device)].clone()
+        # k-means++ on a bounded candidate pool: greedy D² sampling, one centroid at a time.
+        pool = x[torch.randperm(n, generator=gen)[: min(n, max(20 * k, 4096))].to(x.device)]
+        first = torch.randint(len(pool), (1,), generator=gen).item()
+        centroids = [pool[first]]
+        best = ((pool - pool[first]) ** 2).sum(1)
+        for _ in range(1, k):
+            probs = (best / best.sum()).cpu().double()
+            nxt = int(torch.multinomial(probs, 1, generator=gen).item()) if probs.sum() > 0 else int(
+                torch.randint(len(pool), (1,), generator=gen).item())
+            centroids.append(pool[nxt])
+            best = torch.minimum(best, ((pool - pool[nxt]) ** 2).sum(1))
+        return torch.stack(centroids)
+
+    def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+        gen = torch.Generator().manual_seed(params.seed)
+        data = torch.from_numpy(np.ascontiguousarray(_subsample(x, k, params), dtype=np.float32)).to(self.device)
+        centroids = self._init(data, k, params, gen)
+        for _ in range(params.iters):
+            _, idx = self._nearest(data, centroids, 1)
+            idx = idx[:, 0]
+            sums = torch.zeros_like(centroids).index_add_(0, idx, data)
+            counts = torch.bincount(idx, minlength=k).float()
+            empty = counts == 0
+            centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1)[:, None])
+            if bool(empty.any()):
+                refill = torch.randint(len(data), (int(empty.sum()),), generator=gen).to(self.device)
+                centroids[empty] = data[refill]
+        return centroids.float().cpu().numpy()
+
+    def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        ct = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32)).to(self.device)
+        d, idx = self._nearest(xt, ct, min(top, len(centroids)))
+        d, idx = d.cpu().numpy(), idx.cpu().numpy().astype(np.int32)
+        return Assignment(idx[:, 0].copy(), d[:, 0].copy(), idx if top > 1 else None, d if top > 1 else None)
+
+
+class FaissBackend:
+    """faiss k-means and exact L2 search (GPU when faiss-gpu is installed and `gpu` is set)."""
+
+    def __init__(self, gpu: bool = False):
+        import faiss
+
+        self.faiss = faiss
+        self.gpu = gpu and hasattr(faiss, "StandardGpuResources")
+        self.name = "faiss-gpu" if self.gpu else "faiss-cpu"
+
+    def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+        init = (self.faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS if params.init == "kmeans++"
+                else self.faiss.ClusteringInitMethod_RANDOM)
+        km = self.faiss.Kmeans(x.shape[1], k, niter=params.iters, seed=params.seed, gpu=self.gpu,
+                               max_points_per_centroid=params.max_points_per_centroid, init_method=init,
+                               min_points_per_centroid=1)
+        km.train(np.ascontiguousarray(x, dtype=np.float32))
+        return km.centroids.astype(np.float32)
+
+    def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
+        index = self.faiss.IndexFlatL2(centroids.shape[1])
+        if self.gpu:
+            index = self.faiss.index_cpu_to_gpu(self.faiss.StandardGpuResources(), 0, index)
+        index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+        d, idx = index.search(np.ascontiguousarray(x, dtype=np.float32), min(top, len(centroids)))
+        idx = idx.astype(np.int32)
+        return Assignment(idx[:, 0].copy(), d[:, 0].copy(), idx if top > 1 else None, d if top > 1 else None)
+
+
+def make_backend(name: str, device: str = "auto", precision: str = "fp32") -> Backend:
+    """`torch` (CPU or CUDA per `device`) or `faiss` (GPU when `device` is cuda and faiss-gpu is installed)."""
+    if name == "torch":
+        return TorchBackend(device, precision)  # type: ignore[arg-type]
+    if name == "faiss":
+        return FaissBackend(gpu=device == "cuda")
+    raise ValueError(f"unknown backend {name!r}; choose torch or faiss")
