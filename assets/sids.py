@@ -75,7 +75,8 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
                             levels=config.levels, backend=config.backend, device=config.device, seed=config.seed,
                             iters=config.iters, train_sample=config.train_sample, rqvae_epochs=config.rqvae_epochs)
     rows = sample_rows(n_items, config.train_sample, config.seed)
-    sample = frame.with_row_index("row").filter(pl.col("row").is_in(pl.Series(rows.astype(np.uint32)))).collect()
+    picked = pl.Series(rows.astype(np.uint32)).implode()
+    sample = frame.with_row_index("row").filter(pl.col("row").is_in(picked)).collect()
     started = dt.datetime.now(dt.UTC)
     model = train(vectors_of(sample.to_arrow()), build_cfg, n_items)
     train_s = (dt.datetime.now(dt.UTC) - started).total_seconds()

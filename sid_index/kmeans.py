@@ -25,6 +25,7 @@ class KMeansParams:
     seed: int = 0
     init: Init = "random"
     max_points_per_centroid: int = 256
+    restarts: int = 1
 
 
 @dataclass
@@ -96,22 +97,34 @@ class TorchBackend:
         if params.init == "random" or k >= n:
             pick = torch.randperm(n, generator=gen, device="cpu")[:k]
             return x[pick.to(x.device)].clone()
-        # k-means++ on a bounded candidate pool: greedy D² sampling, one centroid at a time.
+        # Greedy k-means++ on a bounded pool: each step draws a few D²-weighted candidates and keeps the
+        # one that lowers the total distance most.
         pool = x[torch.randperm(n, generator=gen)[: min(n, max(20 * k, 4096))].to(x.device)]
+        trials = 2 + int(np.log(k))
         first = torch.randint(len(pool), (1,), generator=gen).item()
         centroids = [pool[first]]
         best = ((pool - pool[first]) ** 2).sum(1)
         for _ in range(1, k):
-            probs = (best / best.sum()).cpu().double()
-            nxt = int(torch.multinomial(probs, 1, generator=gen).item()) if probs.sum() > 0 else int(
-                torch.randint(len(pool), (1,), generator=gen).item())
-            centroids.append(pool[nxt])
-            best = torch.minimum(best, ((pool - pool[nxt]) ** 2).sum(1))
+            probs = (best / best.sum()).cpu().double() if float(best.sum()) > 0 else torch.ones(len(pool)).double()
+            picks = torch.multinomial(probs, trials, replacement=True, generator=gen).to(pool.device)
+            candidate = torch.minimum(best[None, :], torch.cdist(pool[picks], pool).pow(2))
+            choice = int(candidate.sum(1).argmin())
+            centroids.append(pool[picks[choice]])
+            best = candidate[choice]
         return torch.stack(centroids)
 
     def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
-        gen = torch.Generator().manual_seed(params.seed)
         data = torch.from_numpy(np.ascontiguousarray(_subsample(x, k, params), dtype=np.float32)).to(self.device)
+        best, best_inertia = None, float("inf")
+        for restart in range(params.restarts):
+            centroids = self._lloyd(data, k, params, torch.Generator().manual_seed(params.seed + 7919 * restart))
+            inertia = float(self._nearest(data, centroids, 1)[0].sum())
+            if inertia < best_inertia:
+                best, best_inertia = centroids, inertia
+        assert best is not None
+        return best.float().cpu().numpy()
+
+    def _lloyd(self, data: torch.Tensor, k: int, params: KMeansParams, gen: torch.Generator) -> torch.Tensor:
         centroids = self._init(data, k, params, gen)
         for _ in range(params.iters):
             _, idx = self._nearest(data, centroids, 1)
@@ -123,7 +136,7 @@ class TorchBackend:
             if bool(empty.any()):
                 refill = torch.randint(len(data), (int(empty.sum()),), generator=gen).to(self.device)
                 centroids[empty] = data[refill]
-        return centroids.float().cpu().numpy()
+        return centroids
 
     def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
@@ -148,7 +161,7 @@ class FaissBackend:
                 else self.faiss.ClusteringInitMethod_RANDOM)
         km = self.faiss.Kmeans(x.shape[1], k, niter=params.iters, seed=params.seed, gpu=self.gpu,
                                max_points_per_centroid=params.max_points_per_centroid, init_method=init,
-                               min_points_per_centroid=1)
+                               min_points_per_centroid=1, nredo=params.restarts)
         km.train(np.ascontiguousarray(x, dtype=np.float32))
         return km.centroids.astype(np.float32)
 
