@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 Init = Literal["kmeans++", "random"]
-CHUNK = 16_384
+# Rows per distance block: about 2 MiB of distances on CPU (cache-sized), about 512 MiB on CUDA.
+CPU_BLOCK, CUDA_BLOCK = 1 << 19, 1 << 27
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class TorchBackend:
     """k-means in PyTorch on `device` (CPU or CUDA); float32, TF32 or bf16 matrix products."""
 
     def __init__(self, device: str = "auto", precision: Literal["fp32", "tf32", "bf16"] = "fp32",
-                 chunk: int = CHUNK):
+                 chunk: int | None = None):
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
         self.precision, self.chunk = precision, chunk
@@ -78,15 +79,22 @@ class TorchBackend:
         c_norm = (c * c).sum(1)
         cm = c.to(self._matmul_dtype())
         dists, idx = [], []
+        chunk = self.chunk or max(256, (CUDA_BLOCK if self.device.type == "cuda" else CPU_BLOCK) // len(c))
         tf32 = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
         try:
-            for start in range(0, len(x), self.chunk):
-                xb = x[start:start + self.chunk]
-                prod = (xb.to(cm.dtype) @ cm.T).float()
-                d = (xb * xb).sum(1, keepdim=True) - 2 * prod + c_norm
-                values, where = torch.topk(d, top, dim=1, largest=False, sorted=True)
-                dists.append(values.clamp_min_(0))
+            for start in range(0, len(x), chunk):
+                xb = x[start:start + chunk]
+                # ||c||² - 2 x·c in one fused product; ||x||² is added to the winners only.
+                if cm.dtype == torch.float32:
+                    partial = torch.addmm(c_norm, xb, cm.T, beta=1.0, alpha=-2.0)
+                else:
+                    partial = c_norm - 2 * (xb.to(cm.dtype) @ cm.T).float()
+                if top == 1:
+                    values, where = partial.min(dim=1, keepdim=True)
+                else:
+                    values, where = torch.topk(partial, top, dim=1, largest=False, sorted=True)
+                dists.append((values + (xb * xb).sum(1, keepdim=True)).clamp_min_(0))
                 idx.append(where)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -118,6 +126,8 @@ class TorchBackend:
         best, best_inertia = None, float("inf")
         for restart in range(params.restarts):
             centroids = self._lloyd(data, k, params, torch.Generator().manual_seed(params.seed + 7919 * restart))
+            if params.restarts == 1:
+                return centroids.float().cpu().numpy()
             inertia = float(self._nearest(data, centroids, 1)[0].sum())
             if inertia < best_inertia:
                 best, best_inertia = centroids, inertia

@@ -1,0 +1,122 @@
+"""SID build throughput: RQ-KMeans (torch and faiss backends) and RQ-VAE against faiss-cpu and the flop floor.
+
+    python benchmarks/sid_build.py [--device auto|cpu|cuda] [--sizes 20000 100000] [--levels 256 512]
+
+For each size: clustered 512-d unit vectors; train 3 levels on all of them (iters per level), then assign
+every item. Reported: seconds and items per second end to end, the ratio to the faiss-cpu backend (plain
+faiss residual k-means, the reference), and to the arithmetic floor — 2·N·K·D flops per level and
+iteration plus one assignment pass, at this device's measured float32 matrix-product rate. Also times
+knn_capacity collision resolution of 10 M items. Saves benchmarks/results/sid_build-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sid_index.collisions import resolve
+from sid_index.kmeans import FaissBackend, KMeansParams, TorchBackend
+from sid_index.rq import train_rq_kmeans
+from sid_index.rqvae import RQVAEParams, train_rqvae
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def clustered(n: int, dim: int = 512, centres: int = 1000, seed: int = 0) -> np.ndarray:
+    """Unit vectors around `centres` random centres (like category-structured item embeddings)."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centres, dim), dtype=np.float32)
+    x = c[rng.integers(0, centres, n)] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def matmul_rate(device: torch.device, k: int) -> float:
+    """Best measured float32 matrix-product rate (flop/s) for assignment-shaped products (n×512 @ 512×k)."""
+    a = torch.randn(8192, 512, device=device)
+    b = torch.randn(512, k, device=device)
+    best = 0.0
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(5):
+            c = a @ b
+        c.sum().item()
+        best = max(best, 5 * 2 * a.shape[0] * a.shape[1] * k / (time.perf_counter() - started))
+    return best
+
+
+def _time_rq(backend, x: np.ndarray, sizes: list[int], iters: int) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    model = train_rq_kmeans(x, sizes, backend, KMeansParams(iters=iters, max_points_per_centroid=10**9))
+    codes = model.encode(x).codes
+    return time.perf_counter() - started, codes
+
+
+def run(sizes: list[int], books: list[int], device: str, iters: int, rqvae_epochs: int) -> dict:
+    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    rows = []
+    for n, k in zip(sizes, books, strict=True):
+        rate = matmul_rate(dev, k)
+        x = clustered(n)
+        levels = [k, k, k]
+        floor = (iters + 1) * len(levels) * 2 * n * k * x.shape[1] / rate
+        faiss_s, faiss_codes = _time_rq(FaissBackend(), x, levels, iters)
+        torch_s, torch_codes = _time_rq(TorchBackend(str(dev)), x, levels, iters)
+        started = time.perf_counter()
+        vae = train_rqvae(x, levels, RQVAEParams(epochs=rqvae_epochs), device=str(dev))
+        vae.encode(x)
+        vae_s = time.perf_counter() - started
+        rows.append({"items": n, "sizes": levels, "iters": iters, "floor_s": floor, "matmul_flops": rate,
+                     "faiss_cpu_s": faiss_s, "torch_s": torch_s, "torch_device": str(dev), "rqvae_s": vae_s,
+                     "rqvae_epochs": rqvae_epochs,
+                     "faiss_items_per_s": n / faiss_s, "torch_items_per_s": n / torch_s, "rqvae_items_per_s": n / vae_s,
+                     "torch_vs_faiss": torch_s / faiss_s, "torch_vs_floor": torch_s / floor,
+                     "faiss_vs_floor": faiss_s / floor,
+                     "level1_code_agreement": float((faiss_codes[:, 0] == torch_codes[:, 0]).mean())})
+    rng = np.random.default_rng(0)
+    n = 10_000_000
+    codes = np.stack([rng.integers(0, 8192, n), rng.integers(0, 64, n), rng.zipf(1.5, n) % 8192], 1).astype(np.int32)
+    cands = np.concatenate([codes[:, 2:], rng.integers(0, 8192, (n, 7))], 1).astype(np.int32)
+    dists = np.sort(rng.random((n, 8), dtype=np.float32), 1)
+    started = time.perf_counter()
+    report = resolve(codes, cands, dists, [8192, 8192, 8192], "knn_capacity", 5).report
+    resolution = {"items": n, "seconds": time.perf_counter() - started, **report}
+    return {"builds": rows, "collision_resolution": resolution}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--levels", type=int, nargs="+", default=[256, 512], help="codebook size per level")
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--rqvae-epochs", type=int, default=3)
+    args = parser.parse_args()
+    result = run(args.sizes, args.levels, args.device, args.iters, args.rqvae_epochs)
+    print(f"{'items':>9} {'sizes':>16} {'GFLOP/s':>8} {'floor s':>8} {'faiss s':>8} {'torch s':>8} {'rq-vae s':>9} "
+          f"{'torch/faiss':>12} {'torch/floor':>12}")
+    for r in result["builds"]:
+        print(f"{r['items']:>9,} {r['sizes']!s:>16} {r['matmul_flops'] / 1e9:>8.0f} {r['floor_s']:>8.2f} "
+              f"{r['faiss_cpu_s']:>8.2f} {r['torch_s']:>8.2f} {r['rqvae_s']:>9.2f} "
+              f"{r['torch_vs_faiss']:>11.2f}x {r['torch_vs_floor']:>11.2f}x")
+    res = result["collision_resolution"]
+    print(f"knn_capacity on {res['items']:,} items: {res['seconds']:.1f} s (collision rate "
+          f"{res['collision_rate_before']:.3f} -> {res['collision_rate_after']:.3f}, moved {res['items_moved']:,})")
+    device = result["builds"][0]["torch_device"].split(":")[0]
+    machine = {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
+               "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None, "platform": platform.platform()}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"sid_build-{device}.json"
+    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(), **result}, indent=2))
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
