@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from sid_index.codec import auto_sizes, render
-from sid_index.collisions import Resolution, resolve
+from sid_index.collisions import Resolution, resolve, resolve_by_prefix
 from sid_index.kmeans import KMeansParams, make_backend
 from sid_index.rq import Encoded, SidModel, encode_batches, train_rq_kmeans
 from sid_index.rqvae import RQVAEParams, train_rqvae
@@ -40,6 +40,7 @@ class BuildConfig:
     collision: str = "knn_capacity"
     capacity: int = 5
     candidates: int = 32
+    resolve_chunk_items: int = 20_000_000
     rqvae_epochs: int = 20
     rqvae_pair_weight: float = 0.0
 
@@ -112,8 +113,13 @@ def assign(model: SidModel, batches: Iterable[pa.RecordBatch], config: BuildConf
     raw = Encoded.concat(parts)
     assigned_s = time.perf_counter() - started
     started = time.perf_counter()
-    resolution = resolve(raw.codes, raw.candidates, raw.candidate_distances, model.sizes, config.collision,
-                         config.capacity, config.seed, fixed)
+    if fixed is None and len(ids) > config.resolve_chunk_items:
+        chunks = -(-len(ids) // config.resolve_chunk_items)
+        resolution = resolve_by_prefix(raw.codes, raw.candidates, raw.candidate_distances, model.sizes,
+                                       config.collision, config.capacity, config.seed, chunks)
+    else:
+        resolution = resolve(raw.codes, raw.candidates, raw.candidate_distances, model.sizes, config.collision,
+                             config.capacity, config.seed, fixed)
     return Assigned(ids, raw, resolution, {"assign_s": assigned_s, "resolve_s": time.perf_counter() - started,
                                            "items_per_second_assign": len(ids) / max(assigned_s, 1e-9)})
 

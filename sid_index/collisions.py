@@ -144,3 +144,37 @@ def _capacity(codes, candidates, candidate_distances, sizes, method, capacity, s
     return Resolution(out, list(sizes), {**report, "collision_rate_after": after, "largest_group_after": largest,
                                          "items_moved": int(moved.sum()), "unplaced": len(unplaced),
                                          "unplaced_reasons": reasons}, unplaced)
+
+
+def resolve_by_prefix(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.ndarray,
+                      sizes: Sequence[int], method: str = "knn_capacity", capacity: int = 5, seed: int = 0,
+                      chunks: int = 8) -> Resolution:
+    """The same resolution computed in `chunks` independent parts split by SID prefix.
+
+    Items only ever move within their prefix, so each part can run on its own (one after the other here,
+    or on separate workers) and memory is bounded by the largest part: the path to hundreds of millions.
+    """
+    if method in ("suffix", "none"):
+        return resolve(codes, candidates, candidate_distances, sizes, method, capacity, seed)
+    part_of = prefix_keys(codes, sizes) % chunks
+    out = codes.copy()
+    moved, unplaced, reasons = 0, [], {}
+    for part in range(chunks):
+        rows = np.flatnonzero(part_of == part)
+        if not len(rows):
+            continue
+        res = resolve(codes[rows], candidates[rows], candidate_distances[rows], sizes, method, capacity,
+                      seed + part)
+        out[rows] = res.codes
+        moved += res.report["items_moved"]
+        unplaced.append(rows[res.unplaced])
+        for reason, count in res.report["unplaced_reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    before, largest_before = group_stats(keys(codes, sizes))
+    after, largest_after = group_stats(keys(out, sizes))
+    lost = np.concatenate(unplaced) if unplaced else np.zeros(0, dtype=np.int64)
+    return Resolution(out, list(sizes), {
+        "method": method, "capacity": capacity, "items": len(codes), "fixed_items": 0, "chunks": chunks,
+        "collision_rate_before": before, "largest_group_before": largest_before, "collision_rate_after": after,
+        "largest_group_after": largest_after, "items_moved": moved, "unplaced": len(lost),
+        "unplaced_reasons": reasons}, lost)

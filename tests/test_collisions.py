@@ -98,3 +98,18 @@ def test_ten_thousand_items_resolve_with_capacity():
     counts = np.unique(keys(result.codes[placed], sizes), return_counts=True)[1]
     assert counts.max() <= 5
     assert result.report["collision_rate_after"] < result.report["collision_rate_before"]
+
+
+def test_resolving_by_prefix_chunks_gives_the_same_codes():
+    from sid_index.collisions import resolve_by_prefix
+
+    rng = np.random.default_rng(3)
+    n, sizes = 5_000, [8, 8, 32]
+    codes = np.stack([rng.integers(0, 8, n), rng.integers(0, 8, n), rng.zipf(2.0, n) % 32], 1).astype(np.int32)
+    cands = np.concatenate([codes[:, 2:], np.stack([rng.permutation(32)[:15] for _ in range(n)])], 1).astype(np.int32)
+    dists = np.sort(rng.random((n, 16)), 1).astype(np.float32)
+    whole = resolve(codes, cands, dists, sizes, "knn_capacity", capacity=3)
+    parts = resolve_by_prefix(codes, cands, dists, sizes, "knn_capacity", capacity=3, chunks=7)
+    np.testing.assert_array_equal(whole.codes, parts.codes)
+    for key in ("collision_rate_after", "items_moved", "unplaced", "largest_group_after"):
+        assert whole.report[key] == parts.report[key]
