@@ -67,15 +67,17 @@ class Assigned:
         """AL-GR token strings of the resolved codes."""
         return render(self.resolution.codes, self.resolution.sizes)
 
-    def utilisation(self) -> list[float]:
-        """Share of each level's codes used by at least one item (raw codes)."""
-        return [float(len(np.unique(self.raw.codes[:, level])) / size)
-                for level, size in enumerate(self.resolution.sizes[: self.raw.codes.shape[1]])]
+    def utilisation(self, raw: bool = False) -> list[float]:
+        """Share of each level's codes used by at least one item (resolved codes, or raw ones)."""
+        codes = self.raw.codes if raw else self.resolution.codes
+        return [float(len(np.unique(codes[:, level])) / size)
+                for level, size in enumerate(self.resolution.sizes[: codes.shape[1]])]
 
     def metrics(self) -> dict:
         """Collision, utilisation and reconstruction figures for the build record and asset metadata."""
         errors = self.raw.errors.mean(0).tolist() if len(self.raw.errors) else []
-        return {**{k: v for k, v in self.resolution.report.items()}, "utilisation_per_level": self.utilisation(),
+        return {**self.resolution.report, "utilisation_per_level": self.utilisation(),
+                "utilisation_per_level_raw": self.utilisation(raw=True),
                 "reconstruction_error_per_level": errors, **self.timings}
 
 

@@ -48,6 +48,9 @@ def test_build_writes_codebooks_sids_and_its_record(built):
     assert record["status"] == "built" and record["sizes"] == [16, 16, 16]
     metrics = json.loads(record["metrics"])
     assert len(metrics["utilisation_per_level"]) == 3
+    for level in range(3):
+        used = sids["codes"].list.get(level).n_unique() / 16
+        assert metrics["utilisation_per_level"][level] == pytest.approx(used)
     assert metrics["collision_rate_after"] == pytest.approx(meta["collision_rate_after"], abs=1e-6)
     errors = metrics["reconstruction_error_per_level"]
     assert errors[0] > errors[1] > errors[2]
