@@ -1,0 +1,153 @@
+"""Great Expectations (1.x) suites for every lake table, validated on pandas frames made from Polars.
+
+Columns GX cannot express directly (list lengths, vector norms, a timestamp's day against its partition)
+are derived in Polars first and checked like any other column. Large tables are validated on a seeded
+sample while keys (non-null, unique) are checked exactly with Polars aggregates over the whole table.
+Data Docs are written under `<reports>/gx/`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from lake.catalog import TABLES, table
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+BEHAVIORS = ("pv", "click", "cart", "fav", "buy")
+MAX_SEQUENCE = 1000
+SAMPLE_ROWS = 200_000
+
+
+@dataclass
+class Outcome:
+    """The result of validating one table: success, failed expectations and exact key checks."""
+
+    table: str
+    success: bool
+    rows: int
+    validated_rows: int
+    failures: list[dict] = field(default_factory=list)
+    exact: dict[str, Any] = field(default_factory=dict)
+    docs: str | None = None
+
+
+def derived(name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None = None) -> pl.DataFrame:
+    """Add the derived columns that the table's suite checks."""
+    if name == "interactions":
+        return frame.with_columns(event_day=pl.col("event_ts").dt.strftime("%Y-%m-%d"))
+    if name == "user_sequences":
+        return frame.with_columns(history_len=pl.col("history").list.len(), target_len=pl.col("target").list.len())
+    if name == "item_embeddings":
+        norm = pl.col("embedding").list.eval(pl.element().pow(2)).list.sum().sqrt()
+        return frame.with_columns(
+            embedding_len_ok=pl.col("embedding").list.len() == pl.col("dim"),
+            finite=pl.col("embedding").list.eval(pl.element().is_finite()).list.all(),
+            unit_norm=(pl.col("modalities") == "precomputed") | ((norm - 1).abs() < 1e-3))
+    if name == "item_sids":
+        limits = pl.col("build_id").replace_strict(
+            {b: s for b, s in (sizes or {}).items()}, default=None, return_dtype=pl.List(pl.Int64))
+        return frame.with_columns(codes_in_range=pl.struct(pl.col("codes"), limits.alias("limit")).map_elements(
+            lambda r: r["limit"] is not None and len(r["codes"]) == len(r["limit"])
+            and all(0 <= c < s for c, s in zip(r["codes"], r["limit"], strict=True)), return_dtype=pl.Boolean))
+    if name == "item_pairs":
+        return frame.with_columns(distinct_items=pl.col("item_id") != pl.col("pair_item_id"))
+    return frame
+
+
+def expectations(name: str) -> list:
+    """The expectations of table `name`: schema, non-null keys, uniqueness, value sets and ranges."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    spec = table(name)
+    out = [e.ExpectTableColumnsToMatchSet(column_set=list(spec.schema.names), exact_match=False)]
+    out += [e.ExpectColumnValuesToNotBeNull(column=k) for k in spec.keys]
+    out.append(e.ExpectCompoundColumnsToBeUnique(column_list=list(spec.keys)) if len(spec.keys) > 1
+               else e.ExpectColumnValuesToBeUnique(column=spec.keys[0]))
+    rules = {
+        "interactions": [e.ExpectColumnValuesToBeInSet(column="behavior", value_set=list(BEHAVIORS)),
+                         e.ExpectColumnPairValuesToBeEqual(column_A="event_day", column_B="ds")],
+        "user_sequences": [e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test"]),
+                           e.ExpectColumnValuesToBeInSet(column="id_space", value_set=["item", "sid"]),
+                           e.ExpectColumnValuesToBeBetween(column="stage", min_value=1, max_value=99),
+                           e.ExpectColumnValuesToBeBetween(column="history_len", min_value=0,
+                                                           max_value=MAX_SEQUENCE),
+                           e.ExpectColumnValuesToBeBetween(column="target_len", min_value=1,
+                                                           max_value=MAX_SEQUENCE)],
+        "items": [e.ExpectColumnValuesToNotBeNull(column="content_hash")],
+        "item_pairs": [e.ExpectColumnValuesToBeBetween(column="weight", min_value=0, strict_min=True),
+                       e.ExpectColumnValuesToBeInSet(column="distinct_items", value_set=[True])],
+        "item_embeddings": [e.ExpectColumnValuesToBeInSet(column=c, value_set=[True])
+                            for c in ("embedding_len_ok", "finite", "unit_norm")],
+        "item_sids": [e.ExpectColumnValuesToBeInSet(column="codes_in_range", value_set=[True]),
+                      e.ExpectColumnValuesToNotBeNull(column="sid")],
+        "sid_builds": [e.ExpectColumnValuesToBeInSet(column="status", value_set=[
+            "trained", "built", "published", "rejected", "imported"])],
+        "codebooks": [e.ExpectColumnValuesToBeBetween(column="level", min_value=1),
+                      e.ExpectColumnValuesToBeBetween(column="code", min_value=0)],
+        "quarantine": [e.ExpectColumnValuesToNotBeNull(column="reason"),
+                       e.ExpectColumnValuesToBeInSet(column="table", value_set=list(TABLES))],
+    }
+    return out + rules.get(name, [])
+
+
+class Validator:
+    """A file-backed GX context under `<reports>/gx`, one pandas data source, a checkpoint per table."""
+
+    def __init__(self, reports: str | Path):
+        import great_expectations as gx
+
+        self.gx = gx
+        Path(reports).mkdir(parents=True, exist_ok=True)
+        self.context = gx.get_context(mode="file", project_root_dir=str(reports))
+        self.context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+        self.source = self.context.data_sources.add_or_update_pandas("sidforge")
+
+    def _checkpoint(self, name: str):
+        gx = self.gx
+        try:
+            asset = self.source.get_asset(name)
+        except LookupError:
+            asset = self.source.add_dataframe_asset(name)
+        batch = next((b for b in asset.batch_definitions if b.name == "whole"), None) or \
+            asset.add_batch_definition_whole_dataframe("whole")
+        suite = self.context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations(name)))
+        definition = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(data=batch, suite=suite, name=name))
+        return self.context.checkpoints.add_or_update(gx.Checkpoint(
+            name=name, validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+
+    def validate(self, name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None = None,
+                 sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> Outcome:
+        """Validate a table (a seeded sample beyond `sample_rows`, keys exactly) and refresh Data Docs."""
+        spec = table(name)
+        exact = {"null_keys": int(frame.select(pl.any_horizontal(pl.col(list(spec.keys)).is_null()).sum()).item()),
+                 "duplicate_keys": frame.height - frame.select(pl.struct(list(spec.keys)).n_unique()).item()
+                 if frame.height else 0}
+        sample = frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
+        pandas = derived(name, sample, sizes).to_pandas(use_pyarrow_extension_array=True)
+        result = self._checkpoint(name).run(batch_parameters={"dataframe": pandas})
+        failures = []
+        for run in result.run_results.values():
+            for item in run.results:
+                if not item.success:
+                    cfg = item.expectation_config
+                    failures.append({"expectation": cfg.type, "kwargs": {k: v for k, v in cfg.kwargs.items()
+                                                                           if k != "batch_id"},
+                                     "unexpected_count": item.result.get("unexpected_count"),
+                                     "examples": [str(v) for v in (item.result.get("partial_unexpected_list")
+                                                                   or [])[:5]]})
+        success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
+        return Outcome(name, success, frame.height, sample.height, failures, exact, self.docs_index())
+
+    def docs_index(self) -> str | None:
+        """Path of the Data Docs index page."""
+        sites = self.context.get_docs_sites_urls()
+        return sites[0]["site_url"].removeprefix("file://") if sites else None
