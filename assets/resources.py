@@ -69,6 +69,19 @@ class EncoderResource(ConfigurableResource):
                            self.config_file)
 
 
+class QualityResource(ConfigurableResource):
+    """Thresholds of the SID build gate and the hitrate settings (FORGE: K=30, 5,000 sessions)."""
+
+    max_gini: float = 0.95
+    max_collision_rate: float = 0.95
+    min_level_perplexity: float = 2.0
+    min_hitrate_share_of_raw: float = 0.3
+    hitrate_k: int = 30
+    hitrate_sessions: int = 5000
+    gallery_items: int = 500_000
+    device: str = "auto"
+
+
 def default_resources() -> dict[str, ConfigurableResource]:
     """Resources read from the environment, with local defaults."""
     return {
@@ -76,6 +89,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "landing": LandingResource(root=EnvVar("SIDFORGE_LANDING").get_value("./data/raw") or "./data/raw"),
         "spark": SparkResource(master=EnvVar("SIDFORGE_SPARK_MASTER").get_value("local[2]") or "local[2]"),
         "engine": EngineResource(engine=EnvVar("SIDFORGE_ENGINE").get_value("polars") or "polars"),
+        "quality": QualityResource(),
         "encoder": EncoderResource(
             model_name=EnvVar("SIDFORGE_CLIP_MODEL").get_value("ViT-B-32") or "ViT-B-32",
             weights=EnvVar("SIDFORGE_CLIP_WEIGHTS").get_value(),

@@ -126,6 +126,12 @@ class Lake:
         ctx = pl.SQLContext({name: self.scan(name) for name in TABLES if self.exists(name)})
         return ctx.execute(query, eager=True)
 
+    def published_build(self) -> str | None:
+        """The build readers get by default: the latest `sid_builds` row with status published."""
+        builds = (self.scan("sid_builds").filter(pl.col("status") == "published").sort("created_at")
+                  .select("build_id").collect())
+        return builds["build_id"][-1] if builds.height else None
+
     def tables(self) -> pl.DataFrame:
         """One row per catalog table: version, rows, files and bytes (zeros when not created)."""
         rows = []

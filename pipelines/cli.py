@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     tab = sub.add_parser("tables", help="list the lake's tables with version, rows and size")
     _lake_arg(tab)
 
+    rep = sub.add_parser("report", help="print a SID build's metrics and the path of its HTML report")
+    rep.add_argument("build_id", nargs="?", default=None, help="build id (default: the published build)")
+    _lake_arg(rep)
+
     demo = sub.add_parser("demo", help="generate demo data and ingest it through Dagster")
     demo.add_argument("--scale", choices=list(SCALES), default="demo")
     demo.add_argument("--seed", type=int, default=0)
@@ -84,6 +88,26 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(lake, build_id: str | None) -> int:
+    import polars as pl
+
+    from quality.report import metrics_table
+
+    build_id = build_id or lake.published_build()
+    rows = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect() if build_id else None
+    if rows is None or not rows.height:
+        print(f"sidforge: error: no SID build {build_id!r} in {lake.root}", file=sys.stderr)
+        return 2
+    build = rows.row(0, named=True)
+    metrics = json.loads(build["metrics"] or "{}")
+    print(f"build {build_id}  method {build['method']}  sizes {build['sizes']}  status {build['status']}")
+    width = max((len(k) for k, _ in metrics_table(metrics)), default=10)
+    for key, value in metrics_table(metrics):
+        print(f"  {key:<{width}}  {value}")
+    print(f"report: {metrics.get('report') or 'not written yet (run the sid_build_quality check)'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sidforge` console script."""
     args = _parser().parse_args(argv)
@@ -100,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ingest(args)
         elif args.command == "tables":
             _print_tables(Lake(args.lake))
+        elif args.command == "report":
+            return _report(Lake(args.lake), args.build_id)
         elif args.command == "demo":
             from pipelines.demo import run_demo
 

@@ -2,12 +2,14 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import embeddings, ingest, sids
+from assets import embeddings, ingest, quality, sids
+from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import default_resources
 from pipelines.jobs import ingest_catalog, ingest_daily
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, embeddings, sids]),
+    assets=load_assets_from_modules([ingest, embeddings, sids, quality]),
+    asset_checks=[*TABLE_CHECKS, sid_build_quality],
     jobs=[ingest_daily, ingest_catalog],
     resources=default_resources(),
 )

@@ -1,0 +1,156 @@
+"""Blocking quality checks: a Great Expectations suite per table, and the SID build gate before publishing."""
+
+import json
+from functools import cache
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from assets import embeddings as embedding_assets
+from assets import ingest as ingest_assets
+from assets import sids as sid_assets
+from assets.resources import LakeResource, QualityResource
+from lake import Lake
+from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
+from quality.expectations import Validator
+from quality.hitrate import sessions_from_ids
+from quality.report import markdown_summary, write_report
+from quality.sid_metrics import occupancy
+from sid_index.artifact import load_artifact
+from sid_index.rq import vectors_of
+
+SID_QUALITY_CHECK = "sid_build_quality"
+
+
+@cache
+def _validator(reports: str) -> Validator:
+    return Validator(reports)
+
+
+def _sizes(store: Lake) -> dict[str, list[int]]:
+    builds = store.scan("sid_builds").select("build_id", "sizes").collect()
+    return dict(zip(builds["build_id"], builds["sizes"].to_list(), strict=True))
+
+
+def _table_check(target: AssetsDefinition, table_name: str, name: str | None = None):
+    @asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
+                 description=f"Great Expectations suite of the `{table_name}` table")
+    def check(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        store = lake.lake()
+        outcome = _validator(store.path("_reports")).validate(table_name, store.scan(table_name).collect(),
+                                                              _sizes(store))
+        return AssetCheckResult(passed=outcome.success, severity=AssetCheckSeverity.ERROR, metadata={
+            "rows": outcome.rows, "validated_rows": outcome.validated_rows,
+            "failed_expectations": MetadataValue.json(outcome.failures), "exact_key_checks": MetadataValue.json(
+                outcome.exact), "data_docs": MetadataValue.path(outcome.docs or "")})
+
+    return check
+
+
+TABLE_CHECKS = [
+    _table_check(ingest_assets.interactions, "interactions"),
+    _table_check(ingest_assets.interactions, "quarantine"),
+    _table_check(ingest_assets.user_sequences, "user_sequences"),
+    _table_check(ingest_assets.items, "items"),
+    _table_check(ingest_assets.item_pairs, "item_pairs"),
+    _table_check(ingest_assets.precomputed_embeddings, "item_embeddings", "precomputed_embeddings_expectations"),
+    _table_check(embedding_assets.item_embeddings, "item_embeddings"),
+    _table_check(embedding_assets.aligned_embeddings, "item_embeddings", "aligned_embeddings_expectations"),
+    _table_check(sid_assets.sid_codebooks, "codebooks"),
+    _table_check(sid_assets.sid_codebooks, "sid_builds"),
+    _table_check(sid_assets.item_sids, "item_sids"),
+]
+
+
+def _latest_build(store: Lake, statuses: tuple[str, ...]) -> dict | None:
+    builds = store.scan("sid_builds").filter(pl.col("status").is_in(list(statuses))).sort("created_at").collect()
+    return builds.row(-1, named=True) if builds.height else None
+
+
+def _evaluate(store: Lake, build: dict, settings: QualityResource) -> tuple[dict, np.ndarray]:
+    inputs = json.loads(build["inputs"])
+    sids = (store.scan("item_sids").filter(pl.col("build_id") == build["build_id"]).select("item_id", "codes")
+            .join(store.scan("item_embeddings").filter(pl.col("model") == inputs["embedding_model"])
+                  .select("item_id", "embedding"), on="item_id").sort("item_id").collect())
+    codes = np.asarray(sids["codes"].to_list(), dtype=np.int32)
+    vectors = vectors_of(sids.select("embedding").to_arrow())
+    sequences = store.scan("user_sequences").filter(pl.col("id_space") == "item").select(
+        "history", pl.col("target").list.first().alias("target")).collect()
+    model = load_artifact(inputs["artifact"])
+    levels = model.sizes
+    trimmed = codes[:, : len(levels)]
+    rows = gallery_rows(len(codes), np.zeros(0, dtype=np.int64), settings.gallery_items, 0)
+    ids = sids["item_id"].gather(rows).to_list()
+    sessions = sessions_from_ids(sequences["history"].to_list(), sequences["target"].to_list(), ids,
+                                 settings.hitrate_sessions)
+    eval_settings = EvalSettings(k=settings.hitrate_k, sessions=settings.hitrate_sessions,
+                                 gallery=settings.gallery_items, device=settings.device)
+    metrics = evaluate_build(trimmed[rows], levels, vectors[rows], model.decode, sessions, eval_settings)
+    return metrics, occupancy(codes, list(build["sizes"]))
+
+
+def gate(metrics: dict, settings: QualityResource) -> dict[str, bool]:
+    """Which of the build gate's checks pass."""
+    return {
+        f"gini <= {settings.max_gini}": metrics["gini"] <= settings.max_gini,
+        f"collision_rate <= {settings.max_collision_rate}": metrics["collision_rate"] <= settings.max_collision_rate,
+        f"every level's perplexity >= {settings.min_level_perplexity}":
+            min(metrics["perplexity_per_level"]) >= settings.min_level_perplexity,
+        f"embedding_hitrate >= {settings.min_hitrate_share_of_raw} x raw":
+            metrics["embedding_hitrate"] >= settings.min_hitrate_share_of_raw * metrics["embedding_hitrate_raw"],
+    }
+
+
+@asset_check(asset=sid_assets.item_sids, name=SID_QUALITY_CHECK, blocking=True,
+             description="FORGE's training-free SID metrics against configured thresholds; gates publishing")
+def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
+                      quality: QualityResource) -> AssetCheckResult:
+    """Evaluate the latest build; a failure records it as rejected and stops `published_sids`."""
+    store = lake.lake()
+    build = _latest_build(store, ("built", "published"))
+    if build is None:
+        return AssetCheckResult(passed=False, metadata={"reason": "no built SID build to evaluate"})
+    metrics, counts = _evaluate(store, build, quality)
+    checks = gate(metrics, quality)
+    passed = all(checks.values())
+    history = [(r["build_id"], json.loads(r["metrics"] or "{}")) for r in store.scan("sid_builds").filter(
+        pl.col("method") != "imported").sort("created_at").collect().iter_rows(named=True)]
+    history = [(b, m) for b, m in history if b != build["build_id"]] + [(build["build_id"], metrics)]
+    report = write_report(store.path("_reports", "sid", build["build_id"]), build["build_id"], metrics, counts,
+                          history, checks)
+    stored = {**json.loads(build["metrics"] or "{}"), **metrics, "checks": checks, "report": str(report),
+              "failed_checks": [k for k, ok in checks.items() if not ok]}
+    status = build["status"] if passed else "rejected"
+    store.merge("sid_builds", pl.DataFrame([{**build, "status": status, "metrics": json.dumps(stored)}]),
+                run_id=context.run.run_id)
+    return AssetCheckResult(passed=passed, metadata={
+        "build_id": build["build_id"], "status": status, "report": MetadataValue.path(str(report)),
+        "summary": MetadataValue.md(markdown_summary(build["build_id"], metrics, checks, str(report))),
+        **{k: float(metrics[k]) for k in ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid",
+                                          "embedding_hitrate", "embedding_hitrate_raw", "embedding_hitrate_random",
+                                          "reconstruction_error", "neighbour_recall_at_k")},
+        "failed_checks": MetadataValue.json(stored["failed_checks"])})
+
+
+@asset(deps=[sid_assets.item_sids], group_name=sid_assets.GROUP, kinds={"delta"})
+def published_sids(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    """Publish the latest build that passed the gate; readers get the last published build by default."""
+    store = lake.lake()
+    build = _latest_build(store, ("built",))
+    if build is None:
+        current = _latest_build(store, ("published",))
+        return MaterializeResult(metadata={"published_build": current["build_id"] if current else "none",
+                                           "result": "nothing new to publish"})
+    store.merge("sid_builds", pl.DataFrame([{**build, "status": "published"}]), run_id=context.run.run_id)
+    return MaterializeResult(metadata={"published_build": build["build_id"]})
