@@ -58,6 +58,7 @@ def distribution_metrics(codes: np.ndarray, sizes: Sequence[int]) -> dict:
     levels = [level_metrics(codes[:, i].astype(np.int64), int(s)) for i, s in enumerate(sizes)]
     return {
         "items": n, "occupied_sids": len(counts), "gini": gini(counts, n),
+        "gini_occupied": gini(counts, len(counts)),
         "collision_rate": float(shared / n) if n else 0.0,
         "unique_sid_rate": float(len(counts) / n) if n else 0.0,
         "max_items_per_sid": int(counts.max()) if n else 0,

@@ -1,0 +1,83 @@
+"""The SID gate in Dagster: a good build is published with its report; a collapsed build is rejected."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets import ingest as ingest_assets
+from assets import quality as quality_assets
+from assets import sids as sid_assets
+from assets.resources import EngineResource, LakeResource, LandingResource, QualityResource, SparkResource
+from lake import Lake
+from pipelines.cli import main
+from quality.evaluate import REQUIRED_KEYS
+
+
+def _train(**config):
+    return {"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, **config}}}}
+
+
+@pytest.fixture
+def gate(tmp_path, tiny_raw):
+    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tiny_raw)),
+                 "engine": EngineResource(), "spark": SparkResource(), "quality": QualityResource(device="cpu")}
+    instance = DagsterInstance.ephemeral()
+    assert materialize([ingest_assets.precomputed_embeddings, ingest_assets.user_sequences], resources=resources,
+                       instance=instance).success
+    steps = [sid_assets.sid_codebooks, sid_assets.item_sids, quality_assets.published_sids,
+             quality_assets.sid_build_quality, *[c for c in quality_assets.TABLE_CHECKS
+                                                 if {k.asset_key.path[-1] for k in c.check_keys}
+                                                 & {"sid_codebooks", "item_sids"}]]
+    return resources, instance, steps
+
+
+def test_a_good_build_is_published_with_metrics_and_report(gate, capsys):
+    resources, instance, steps = gate
+    result = materialize(steps, resources=resources, instance=instance, run_config=_train())
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["sid_build_quality"].passed and evaluations["item_sids_expectations"].passed
+    lake = Lake(resources["lake"].root)
+    build = lake.published_build()
+    row = lake.scan("sid_builds").filter(pl.col("build_id") == build).collect().row(0, named=True)
+    assert row["status"] == "published"
+    metrics = json.loads(row["metrics"])
+    assert set(REQUIRED_KEYS) <= set(metrics)
+    assert metrics["embedding_hitrate_raw"] >= metrics["embedding_hitrate"] >= metrics["embedding_hitrate_random"]
+    report = Path(metrics["report"])
+    assert report.is_file() and report.parent == Path(lake.path("_reports", "sid", build))
+    page = report.read_text()
+    assert page.count("<svg") == 4 and "Lorenz curve" in page
+    # an independent recount of Gini and collision rate on the published item_sids
+    sids = lake.scan("item_sids").filter(pl.col("build_id") == build).collect()
+    counts = np.sort(sids.group_by("sid").len()["len"].to_numpy())
+    n = sids.height
+    x = np.concatenate([np.zeros(n - len(counts)), counts])
+    expected_gini = sum(abs(a - b) for a in x for b in x) / (2 * n * n * x.mean())
+    assert metrics["gini"] == pytest.approx(expected_gini)
+    assert metrics["collision_rate"] == pytest.approx(counts[counts > 1].sum() / n)
+    assert main(["report", build, "--lake", lake.root]) == 0
+    out = capsys.readouterr().out
+    assert f"build {build}" in out and "embedding_hitrate_raw" in out and str(report) in out
+
+
+def test_a_collapsed_build_is_rejected_and_not_published(gate):
+    resources, instance, steps = gate
+    assert materialize(steps, resources=resources, instance=instance, run_config=_train()).success
+    lake = Lake(resources["lake"].root)
+    published = lake.published_build()
+    bad = materialize(steps, resources=resources, instance=instance, run_config=_train(sizes=[1, 16, 16]),
+                      raise_on_error=False)
+    assert not bad.success
+    evaluation = next(e for e in bad.get_asset_check_evaluations() if e.check_name == "sid_build_quality")
+    assert not evaluation.passed
+    assert "published_sids" not in {e.step_key for e in bad.all_events if e.is_step_success}
+    builds = lake.scan("sid_builds").sort("created_at").collect()
+    rejected = builds.row(-1, named=True)
+    assert rejected["status"] == "rejected"
+    assert json.loads(rejected["metrics"])["failed_checks"] == ["every level's perplexity >= 2.0"]
+    assert lake.published_build() == published
