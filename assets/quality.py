@@ -20,7 +20,7 @@ from dagster import (
 from assets import embeddings as embedding_assets
 from assets import ingest as ingest_assets
 from assets import sids as sid_assets
-from assets.resources import LakeResource, QualityResource
+from assets.resources import EngineResource, LakeResource, QualityResource, SparkResource
 from lake import Lake
 from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
 from quality.expectations import Validator
@@ -46,10 +46,17 @@ def _sizes(store: Lake) -> dict[str, list[int]]:
 def _table_check(target: AssetsDefinition, table_name: str, name: str | None = None):
     @asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
                  description=f"Great Expectations suite of the `{table_name}` table")
-    def check(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+    def check(context: AssetCheckExecutionContext, lake: LakeResource, engine: EngineResource,
+              spark: SparkResource) -> AssetCheckResult:
         store = lake.lake()
-        outcome = _validator(store.path("_reports")).validate(table_name, store.scan(table_name).collect(),
-                                                              _sizes(store))
+        validator = _validator(store.path("_reports"))
+        if engine.engine == "spark":
+            from lake.spark import read_table, spark_session
+
+            frame = read_table(spark_session(spark.master), store, table_name)
+            outcome = validator.validate_spark(table_name, frame, _sizes(store))
+        else:
+            outcome = validator.validate(table_name, store.scan(table_name).collect(), _sizes(store))
         return AssetCheckResult(passed=outcome.success, severity=AssetCheckSeverity.ERROR, metadata={
             "rows": outcome.rows, "validated_rows": outcome.validated_rows,
             "failed_expectations": MetadataValue.json(outcome.failures), "exact_key_checks": MetadataValue.json(

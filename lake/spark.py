@@ -5,10 +5,46 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from functools import reduce
+from urllib.parse import unquote
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from lake.catalog import TableSpec, table
+from lake.lake import Lake
 
 DEFAULT_MASTER = "local[2]"
+
+
+def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
+    """A Spark DataFrame of a lake table read from its live files (never a directory listing), with the
+    partition columns restored from the Delta log."""
+    spec = table(name)
+    files = lake.files(name)
+    if not files.height:
+        return spark.createDataFrame([], from_arrow_schema(spec.schema, prefer_timestamp_ntz=False))
+    stored = from_arrow_schema(pa.schema([spec.schema.field(c) for c in spec.data_columns]),
+                               prefer_timestamp_ntz=False)
+    base = lake.uri(name)
+    prefix = "" if "://" in base else "file://"
+    keys = [f"partition.{c}" for c in spec.partition_by]
+    groups = files.group_by(keys, maintain_order=True) if keys else [((), files)]
+    parts = []
+    for key, group in groups:
+        frame = spark.read.schema(stored).parquet(*[f"{prefix}{base}/{unquote(p)}" for p in group["path"]])
+        for column, value in zip(spec.partition_by, key, strict=True):
+            frame = frame.withColumn(column, F.lit(value).cast(stored_type(spec, column)))
+        parts.append(frame.select(*spec.schema.names))
+    return reduce(DataFrame.unionByName, parts)
+
+
+def stored_type(spec: TableSpec, column: str) -> str:
+    """Spark SQL type name of a (partition) column."""
+    field = from_arrow_schema(pa.schema([spec.schema.field(column)]), prefer_timestamp_ntz=False)[0]
+    return field.dataType.simpleString()
 
 
 def spark_session(master: str | None = None, app_name: str = "sidforge",

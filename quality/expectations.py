@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,32 @@ def expectations(name: str) -> list:
     return out + rules.get(name, [])
 
 
+def derived_spark(name: str, frame, sizes: dict[str, list[int]] | None = None):
+    """The same derived columns as `derived`, as Spark SQL expressions."""
+    from pyspark.sql import functions as F
+
+    if name == "interactions":
+        return frame.withColumn("event_day", F.date_format("event_ts", "yyyy-MM-dd"))
+    if name == "user_sequences":
+        return frame.withColumn("history_len", F.size("history")).withColumn("target_len", F.size("target"))
+    if name == "item_embeddings":
+        norm = F.sqrt(F.aggregate("embedding", F.lit(0.0).cast("double"), lambda acc, x: acc + x * x))
+        return (frame.withColumn("embedding_len_ok", F.size("embedding") == F.col("dim"))
+                .withColumn("finite", F.forall("embedding", lambda x: ~F.isnan(x) & (F.abs(x) < float("inf"))))
+                .withColumn("unit_norm", (F.col("modalities") == "precomputed") | (F.abs(norm - 1) < 1e-3)))
+    if name == "item_sids":
+        limits = F.create_map(*[v for b, s in (sizes or {}).items() for v in (F.lit(b), F.array(*map(F.lit, s)))]) \
+            if sizes else F.create_map()
+        limit = limits[F.col("build_id")]
+        in_range = F.forall(F.arrays_zip(F.col("codes").alias("c"), limit.alias("s")),
+                            lambda z: (z["c"] >= 0) & (z["c"] < z["s"]))
+        return frame.withColumn("codes_in_range", F.coalesce(
+            limit.isNotNull() & (F.size("codes") == F.size(limit)) & in_range, F.lit(False)))
+    if name == "item_pairs":
+        return frame.withColumn("distinct_items", F.col("item_id") != F.col("pair_item_id"))
+    return frame
+
+
 class Validator:
     """A file-backed GX context under `<reports>/gx`, one pandas data source, a checkpoint per table."""
 
@@ -109,20 +136,36 @@ class Validator:
         self.context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_or_update_pandas("sidforge")
 
-    def _checkpoint(self, name: str):
+    def _checkpoint(self, name: str, source=None, suffix: str = ""):
         gx = self.gx
+        source = source or self.source
         try:
-            asset = self.source.get_asset(name)
+            asset = source.get_asset(name)
         except LookupError:
-            asset = self.source.add_dataframe_asset(name)
+            asset = source.add_dataframe_asset(name)
         batch = next((b for b in asset.batch_definitions if b.name == "whole"), None) or \
             asset.add_batch_definition_whole_dataframe("whole")
-        suite = self.context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations(name)))
+        suite = self.context.suites.add_or_update(gx.ExpectationSuite(name=name + suffix,
+                                                                      expectations=expectations(name)))
         definition = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(data=batch, suite=suite, name=name))
+            gx.ValidationDefinition(data=batch, suite=suite, name=name + suffix))
         return self.context.checkpoints.add_or_update(gx.Checkpoint(
-            name=name, validation_definitions=[definition],
+            name=name + suffix, validation_definitions=[definition],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+
+    @staticmethod
+    def _failures(result) -> list[dict]:
+        failures = []
+        for run in result.run_results.values():
+            for item in run.results:
+                if not item.success:
+                    cfg = item.expectation_config
+                    failures.append({"expectation": cfg.type,
+                                     "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
+                                     "unexpected_count": item.result.get("unexpected_count"),
+                                     "examples": [str(v) for v in (item.result.get("partial_unexpected_list")
+                                                                   or [])[:5]]})
+        return failures
 
     def validate(self, name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None = None,
                  sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> Outcome:
@@ -134,18 +177,28 @@ class Validator:
         sample = frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
         pandas = derived(name, sample, sizes).to_pandas(use_pyarrow_extension_array=True)
         result = self._checkpoint(name).run(batch_parameters={"dataframe": pandas})
-        failures = []
-        for run in result.run_results.values():
-            for item in run.results:
-                if not item.success:
-                    cfg = item.expectation_config
-                    failures.append({"expectation": cfg.type, "kwargs": {k: v for k, v in cfg.kwargs.items()
-                                                                           if k != "batch_id"},
-                                     "unexpected_count": item.result.get("unexpected_count"),
-                                     "examples": [str(v) for v in (item.result.get("partial_unexpected_list")
-                                                                   or [])[:5]]})
+        failures = self._failures(result)
         success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
         return Outcome(name, success, frame.height, sample.height, failures, exact, self.docs_index())
+
+    def validate_spark(self, name: str, frame, sizes: dict[str, list[int]] | None = None) -> Outcome:
+        """Validate a Spark DataFrame of the table with the Spark data source (the Spark engine's path)."""
+        from pyspark.sql import functions as F
+
+        spec = table(name)
+        keys = list(spec.keys)
+        total = frame.count()
+        any_null = reduce(lambda a, b: a | b, [F.col(k).isNull() for k in keys])
+        stats = frame.agg(F.sum(F.when(any_null, 1).otherwise(0)).alias("n"),
+                          F.countDistinct(*keys).alias("d")).first()
+        nulls, distinct = int(stats["n"] or 0), int(stats["d"] or 0)
+        exact = {"null_keys": nulls, "duplicate_keys": total - nulls - distinct if total else 0}
+        source = self.context.data_sources.add_or_update_spark("sidforge_spark")
+        checkpoint = self._checkpoint(name, source, "_spark")
+        result = checkpoint.run(batch_parameters={"dataframe": derived_spark(name, frame, sizes)})
+        failures = self._failures(result)
+        success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
+        return Outcome(name, success, total, total, failures, exact, self.docs_index())
 
     def docs_index(self) -> str | None:
         """Path of the Data Docs index page."""
