@@ -1,0 +1,124 @@
+"""Publish training examples as Parquet shards with a manifest written last, then register the version.
+
+Layout: `<lake>/published/<dataset>/<version>/<split>/shard-00000.parquet` and `manifest.json`. A version is
+only published once its manifest exists and its `published_datasets` row is committed; a crash before
+leaves shards that no reader looks at. The version id is a hash of the inputs, so rerunning the same inputs
+writes the same, byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.examples import offsets
+
+SHARD_COLUMNS = ["example", "user_id", "stage", "split", "ds", "history", "history_codes", "history_tokens",
+                 "history_unknown", "target", "target_codes", "target_tokens", "target_unknown"]
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published dataset version."""
+
+    dataset: str
+    version: str
+    path: Path
+    manifest: dict
+    manifest_sha256: str
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def version_id(build_id: str, inputs: Mapping[str, object], params: Mapping[str, object]) -> str:
+    """Deterministic version id from the SID build, the input table versions and the publishing settings."""
+    blob = json.dumps({"build": build_id, "inputs": inputs, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def token_layout(sizes: Sequence[int]) -> dict:
+    """The token layout written into every manifest."""
+    return {"levels": len(sizes), "sizes": list(sizes), "offsets": offsets(sizes),
+            "vocabulary_size": int(sum(sizes)), "pad_token": int(sum(sizes)), "render": "C{token}"}
+
+
+def write_shards(examples: pl.DataFrame, out: Path, rows_per_shard: int = 500_000) -> list[dict]:
+    """Shards per split by a hash of the user id, rows in a fixed order; returns the manifest's shard list."""
+    shards = []
+    for split in sorted(examples["split"].unique().to_list()):
+        part = examples.filter(pl.col("split") == split)
+        count = max(1, -(-part.height // rows_per_shard))
+        part = part.with_columns(_shard=(pl.col("user_id").hash(seed=20250921) % count).cast(pl.Int32))
+        folder = out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for shard in range(count):
+            rows = part.filter(pl.col("_shard") == shard).sort("user_id", "example").select(SHARD_COLUMNS)
+            path = folder / f"shard-{shard:05d}.parquet"
+            pq.write_table(rows.to_arrow(), path, compression="zstd", row_group_size=65_536,
+                           write_statistics=True, store_schema=True)
+            shards.append({"path": f"{split}/{path.name}", "split": split, "rows": rows.height,
+                           "bytes": path.stat().st_size, "sha256": sha256_of(path)})
+    return shards
+
+
+def split_stats(examples: pl.DataFrame) -> dict:
+    """Examples, users and unknown-item counts per split."""
+    stats = examples.group_by("split").agg(
+        examples=pl.len(), users=pl.col("user_id").n_unique(),
+        history_unknown_items=pl.col("history_unknown").sum(), target_unknown_items=pl.col("target_unknown").sum(),
+        mean_history_tokens=pl.col("history_tokens").list.len().mean())
+    return {r["split"]: {k: v for k, v in r.items() if k != "split"} for r in stats.sort("split").iter_rows(named=True)}
+
+
+def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, sizes: Sequence[int],
+            inputs: Mapping[str, object], params: Mapping[str, object], rows_per_shard: int = 500_000,
+            skipped: int = 0) -> Published:
+    """Write shards, then the manifest; returns the version (the caller registers it in the lake)."""
+    version = version_id(build_id, inputs, {**params, "rows_per_shard": rows_per_shard})
+    out = root / dataset / version
+    shards = write_shards(examples, out, rows_per_shard)
+    schema = pa.schema([(f.name, f.type) for f in examples.select(SHARD_COLUMNS).to_arrow().schema])
+    manifest = {
+        "format": "sidforge-gr/1", "dataset": dataset, "version": version, "sid_build": build_id,
+        "token_layout": token_layout(sizes), "inputs": dict(inputs), "params": dict(params),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema], "shards": shards,
+        "splits": split_stats(examples), "examples": examples.height,
+        "examples_without_target_sid": skipped,
+    }
+    text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
+    (out / MANIFEST).write_text(text)
+    return Published(dataset, version, out, manifest, hashlib.sha256(text.encode()).hexdigest())
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of a published version; a clear error when the version was never completed."""
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} has no {MANIFEST}: it is not a published version (a crash before the "
+                                "manifest, or the wrong path)")
+    return json.loads(file.read_text())
+
+
+def registration(published: Published, run_id: str) -> pl.DataFrame:
+    """The `published_datasets` row of a version."""
+    return pl.DataFrame([{
+        "dataset": published.dataset, "version": published.version, "path": str(published.path),
+        "manifest_sha256": published.manifest_sha256, "build_id": published.manifest["sid_build"],
+        "inputs": json.dumps(published.manifest["inputs"], sort_keys=True),
+        "created_at": dt.datetime.now(dt.UTC), "run_id": run_id}])
