@@ -161,3 +161,4 @@ def published_sids(context: AssetExecutionContext, lake: LakeResource) -> Materi
                                            "result": "nothing new to publish"})
     store.merge("sid_builds", pl.DataFrame([{**build, "status": "published"}]), run_id=context.run.run_id)
     return MaterializeResult(metadata={"published_build": build["build_id"]})
+

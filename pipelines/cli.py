@@ -43,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     tab = sub.add_parser("tables", help="list the lake's tables with version, rows and size")
     _lake_arg(tab)
 
+    pub = sub.add_parser("publish", help="publish sharded GR training data for a SID build")
+    _lake_arg(pub)
+    pub.add_argument("--build", default=None, help="SID build (default: the published build)")
+    pub.add_argument("--source", choices=["user_sequences", "interactions"], default="user_sequences")
+    pub.add_argument("--dataset", default="gr")
+    pub.add_argument("--rows-per-shard", type=int, default=500_000)
+    pub.add_argument("--test-day", action="append", default=[], help="interactions: days whose examples are test")
+
+    exp = sub.add_parser("export", help="export for FORGE's tools: AL-GR TSV, item→SID CSV, SID→items")
+    _lake_arg(exp)
+    exp.add_argument("--format", required=True, choices=["algr-tsv", "item-sid-csv", "sid-items"], dest="fmt")
+    exp.add_argument("--out", required=True)
+    exp.add_argument("--build", default=None, help="SID build (default: the published build)")
+    exp.add_argument("--version-path", default=None, help="algr-tsv: a published version (default: the latest)")
+
     rep = sub.add_parser("report", help="print a SID build's metrics and the path of its HTML report")
     rep.add_argument("build_id", nargs="?", default=None, help="build id (default: the published build)")
     _lake_arg(rep)
@@ -88,6 +103,29 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(lake, args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from lake.exports import export_algr_tsv, export_item_sid_csv, export_sid_items
+
+    if args.fmt == "algr-tsv":
+        versions = lake.scan("published_datasets").sort("created_at").collect()
+        path = args.version_path or (versions["path"][-1] if versions.height else None)
+        if not path:
+            print("sidforge: error: no published dataset; run `sidforge publish` first", file=sys.stderr)
+            return 2
+        written = export_algr_tsv(path, args.out)
+    else:
+        build = args.build or lake.published_build()
+        if not build or not lake.scan("item_sids").filter(pl.col("build_id") == build).head(1).collect().height:
+            print(f"sidforge: error: no SIDs for build {build!r}; pass --build", file=sys.stderr)
+            return 2
+        written = [(export_item_sid_csv if args.fmt == "item-sid-csv" else export_sid_items)(lake, build, args.out)]
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _report(lake, build_id: str | None) -> int:
     import polars as pl
 
@@ -124,6 +162,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ingest(args)
         elif args.command == "tables":
             _print_tables(Lake(args.lake))
+        elif args.command == "publish":
+            from lake.publishing import publish_training_data
+
+            report = publish_training_data(Lake(args.lake), build_id=args.build, source=args.source,
+                                           dataset=args.dataset, rows_per_shard=args.rows_per_shard,
+                                           test_days=args.test_day)
+            manifest = report.published.manifest
+            print(f"published {manifest['dataset']} version {manifest['version']} (build {manifest['sid_build']}): "
+                  f"{report.examples:,} examples in {len(manifest['shards'])} shards at {report.published.path}; "
+                  f"{report.skipped_without_target_sid:,} without a target SID, "
+                  f"{report.history_unknown_items:,} history items without a SID")
+        elif args.command == "export":
+            return _export(Lake(args.lake), args)
         elif args.command == "report":
             return _report(Lake(args.lake), args.build_id)
         elif args.command == "demo":
@@ -132,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lake = run_demo(scale=args.scale, seed=args.seed, raw=args.raw, lake_root=args.lake)
             _print_tables(lake)
             print("\nopen the UI with `make dev` (http://127.0.0.1:3000)")
-    except SourceError as exc:
+    except (SourceError, ValueError, FileNotFoundError) as exc:
         print(f"sidforge: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -2,13 +2,13 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import embeddings, ingest, quality, sids
+from assets import embeddings, ingest, publish, quality, sids
 from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import default_resources
 from pipelines.jobs import ingest_catalog, ingest_daily
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, embeddings, sids, quality]),
+    assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
     asset_checks=[*TABLE_CHECKS, sid_build_quality],
     jobs=[ingest_daily, ingest_catalog],
     resources=default_resources(),

@@ -27,6 +27,9 @@ from lake.sources.records import Parsed, reject_frame, split_checked
 ALGR_BASE_DS = "2025-01-01"
 ALGR_CODEBOOK_SIZE = 8192
 EMBEDDING_DIM = 512
+SYSTEM_PROMPT = ("You are a recommendation system. Based on the user's historical behavior, "
+                 "predict the next items, as semantic IDs.")
+USER_PREFIX = "The user's historical behavior sequence is: "
 _STAGE = re.compile(r"(?:^|[^a-z0-9])s(\d+)(?:[^0-9]|$)", re.IGNORECASE)
 _TOKEN = re.compile(r"C(\d+)")
 

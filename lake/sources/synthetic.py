@@ -19,13 +19,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lake.sources.algr import ALGR_BASE_DS, ALGR_CODEBOOK_SIZE, EMBEDDING_DIM
+from lake.sources.algr import ALGR_BASE_DS, ALGR_CODEBOOK_SIZE, EMBEDDING_DIM, SYSTEM_PROMPT, USER_PREFIX
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BEHAVIOR_P = {"pv": 0.85, "cart": 0.05, "fav": 0.04, "buy": 0.06}
 STAGES = 3
-SYSTEM_PROMPT = ("You are a recommendation system. Based on the user's historical behavior, "
-                 "predict the next items, as semantic IDs.")
 _WORDS = ["red", "slim", "classic", "soft", "smart", "mini", "pro", "cotton", "steel", "eco", "retro",
           "travel", "kids", "winter", "summer", "wireless", "leather", "organic", "deluxe", "compact"]
 _NOUNS = ["dress", "phone case", "sneaker", "lamp", "mug", "backpack", "watch", "jacket", "kettle", "toy car",
@@ -252,7 +250,7 @@ class Generator:
     @staticmethod
     def _write_gr(path: Path, rows: pl.DataFrame, sid: pl.DataFrame) -> None:
         lookup = dict(zip(sid["item_id"], sid["tokens"], strict=True))
-        user = ["The user's historical behavior sequence is: " + "".join(lookup[i] for i in reversed(h))
+        user = [USER_PREFIX + "".join(lookup[i] for i in reversed(h))
                 for h in rows["history"]]
         answer = ["".join(lookup[i] for i in t) for t in rows["target"]]
         pl.DataFrame({"id": [f"{path.stem}-{i}" for i in range(rows.height)], "system": [SYSTEM_PROMPT] * rows.height,
