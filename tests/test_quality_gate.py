@@ -9,6 +9,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets import ingest as ingest_assets
+from assets import publish as publish_assets
 from assets import quality as quality_assets
 from assets import sids as sid_assets
 from assets.resources import EngineResource, LakeResource, LandingResource, QualityResource, SparkResource
@@ -29,6 +30,7 @@ def gate(tmp_path, tiny_raw):
     assert materialize([ingest_assets.precomputed_embeddings, ingest_assets.user_sequences], resources=resources,
                        instance=instance).success
     steps = [sid_assets.sid_codebooks, sid_assets.item_sids, quality_assets.published_sids,
+             publish_assets.gr_training_data,
              quality_assets.sid_build_quality, *[c for c in quality_assets.TABLE_CHECKS
                                                  if {k.asset_key.path[-1] for k in c.check_keys}
                                                  & {"sid_codebooks", "item_sids"}]]
@@ -60,6 +62,10 @@ def test_a_good_build_is_published_with_metrics_and_report(gate, capsys):
     expected_gini = sum(abs(a - b) for a in x for b in x) / (2 * n * n * x.mean())
     assert metrics["gini"] == pytest.approx(expected_gini)
     assert metrics["collision_rate"] == pytest.approx(counts[counts > 1].sum() / n)
+    data = result.asset_materializations_for_node("gr_training_data")[0].metadata
+    assert data["sid_build"].value == build and data["examples"].value > 0
+    assert data["examples"].value + data["examples_without_target_sid"].value == lake.scan(
+        "user_sequences").collect().height
     assert main(["report", build, "--lake", lake.root]) == 0
     out = capsys.readouterr().out
     assert f"build {build}" in out and "embedding_hitrate_raw" in out and str(report) in out
@@ -75,7 +81,9 @@ def test_a_collapsed_build_is_rejected_and_not_published(gate):
     assert not bad.success
     evaluation = next(e for e in bad.get_asset_check_evaluations() if e.check_name == "sid_build_quality")
     assert not evaluation.passed
-    assert "published_sids" not in {e.step_key for e in bad.all_events if e.is_step_success}
+    succeeded = {e.step_key for e in bad.all_events if e.is_step_success}
+    assert not {"published_sids", "gr_training_data"} & succeeded
+    assert lake.scan("published_datasets").collect()["build_id"].unique().to_list() == [published]
     builds = lake.scan("sid_builds").sort("created_at").collect()
     rejected = builds.row(-1, named=True)
     assert rejected["status"] == "rejected"

@@ -1,0 +1,74 @@
+"""Publishing throughput: examples per second for the polars engine against writing the same rows with
+plain pyarrow (the floor).
+
+    python benchmarks/publish.py [--scale small] [--rows-per-shard 500000]
+
+Generates AL-GR-format data, ingests the sequences and the reference Item-SID file, then times
+`publish_training_data` end to end (examples mapped to SIDs, sharded, checksummed, manifest, registration)
+and a pyarrow write of the finished rows. Saves benchmarks/results/publish-cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from lake import Lake
+from lake.ingest import ingest
+from lake.publishing import publish_training_data
+from lake.sources.synthetic import generate
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", nargs="+", default=["demo", "small"])
+    parser.add_argument("--rows-per-shard", type=int, default=500_000)
+    args = parser.parse_args()
+    rows = []
+    for scale in args.scales:
+        work = Path(tempfile.mkdtemp(prefix="sidforge-publish-"))
+        try:
+            generate(work / "raw", scale, 0)
+            lake = Lake(work / "lake")
+            ingest(lake, [work / "raw" / "algr" / "origin_behavior"], "algr-sequences")
+            ingest(lake, [work / "raw" / "algr" / "item_sid"], "algr-item-sid", build_id="ref")
+            started = time.perf_counter()
+            report = publish_training_data(lake, build_id="ref", rows_per_shard=args.rows_per_shard)
+            polars_s = time.perf_counter() - started
+            shards = [report.published.path / s["path"] for s in report.published.manifest["shards"]]
+            table = pl.read_parquet(shards).to_arrow()
+            started = time.perf_counter()
+            pq.write_table(table, work / "floor.parquet", compression="zstd", row_group_size=65_536)
+            floor_s = time.perf_counter() - started
+            rows.append({"scale": scale, "examples": report.examples, "polars_s": polars_s, "pyarrow_s": floor_s,
+                         "polars_examples_per_s": report.examples / polars_s,
+                         "pyarrow_examples_per_s": report.examples / floor_s, "polars_vs_pyarrow": polars_s / floor_s,
+                         "shards": len(shards), "bytes": sum(s["bytes"] for s in report.published.manifest["shards"])})
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{'scale':>6} {'examples':>10} {'polars ex/s':>12} {'pyarrow ex/s':>13} {'polars/pyarrow':>15}")
+    for r in rows:
+        print(f"{r['scale']:>6} {r['examples']:>10,} {r['polars_examples_per_s']:>12,.0f} "
+              f"{r['pyarrow_examples_per_s']:>13,.0f} {r['polars_vs_pyarrow']:>14.2f}x")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "publish-cpu.json"
+    machine = {"host": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(), "results": rows},
+                              indent=2))
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
