@@ -1,0 +1,104 @@
+"""Feature-store lookups: an item's SID or embedding by build or model, point in time; SIDs back to items;
+the valid SID prefixes for constrained decoding; training frames joined as of each event's time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lake.lake import Lake
+
+AsOf = dt.datetime | int | None
+
+
+class FeatureStore:
+    """Reads over the lake's Delta tables; `as_of` is a timestamp (UTC) or a Delta version."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    def timeline(self) -> pl.DataFrame:
+        """When each build became the published one: (published_at, build_id), from the sid_builds history."""
+        rows = []
+        for commit in sorted(self.lake.history("sid_builds"), key=lambda c: c["version"]):
+            at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC)
+            published = (self.lake.scan("sid_builds", version=commit["version"])
+                         .filter(pl.col("status") == "published").sort("created_at").select("build_id").collect())
+            if published.height:
+                rows.append({"published_at": at, "build_id": published["build_id"][-1]})
+        frame = pl.DataFrame(rows, schema={"published_at": pl.Datetime("us", "UTC"), "build_id": pl.String})
+        return frame.filter(pl.col("build_id") != pl.col("build_id").shift(1).fill_null(""))
+
+    def published_build(self, as_of: dt.datetime | None = None) -> str | None:
+        """The build readers got at `as_of` (now when None)."""
+        timeline = self.timeline()
+        if as_of is not None:
+            timeline = timeline.filter(pl.col("published_at") <= as_of)
+        return timeline["build_id"][-1] if timeline.height else None
+
+    def sids(self, item_ids: list[str], build_id: str | None = None, as_of: AsOf = None) -> pl.DataFrame:
+        """item_id, build_id, sid and codes of the given items (the build published at `as_of` by default)."""
+        if build_id is None:
+            build_id = self.published_build(as_of if isinstance(as_of, dt.datetime) else None)
+        return (self.lake.scan("item_sids", version=as_of)
+                .filter((pl.col("build_id") == build_id) & pl.col("item_id").is_in(item_ids))
+                .select("item_id", "build_id", "sid", "codes").sort("item_id").collect())
+
+    def embeddings(self, item_ids: list[str], model: str, as_of: AsOf = None) -> pl.DataFrame:
+        """item_id, embedding and dim of the given items for `model`, as of a time or Delta version."""
+        return (self.lake.scan("item_embeddings", version=as_of)
+                .filter((pl.col("model") == model) & pl.col("item_id").is_in(item_ids))
+                .select("item_id", "embedding", "dim").sort("item_id").collect())
+
+    def items_of(self, sids: list[str], build_id: str | None = None) -> pl.DataFrame:
+        """sid → list of item ids in a build."""
+        build_id = build_id or self.published_build()
+        return (self.lake.scan("item_sids").filter((pl.col("build_id") == build_id) & pl.col("sid").is_in(sids))
+                .group_by("sid").agg(pl.col("item_id").sort()).sort("sid").collect())
+
+    def valid_prefixes(self, build_id: str | None = None, out: str | Path | None = None) -> dict[int, np.ndarray]:
+        """Sorted token-id prefixes of every length for constrained decoding (saved as .npz when `out` is given).
+
+        Level l holds one int64 per distinct prefix of l tokens (token ids packed in base vocabulary_size).
+        """
+        build_id = build_id or self.published_build()
+        build = self.lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
+        sizes = [int(s) for s in build["sizes"]]
+        vocab = sum(sizes)
+        codes = np.asarray(self.lake.scan("item_sids").filter(pl.col("build_id") == build_id)
+                           .select("codes").collect()["codes"].to_list(), dtype=np.int64)
+        tokens = codes + np.cumsum([0, *sizes[:-1]])
+        prefixes, key = {}, np.zeros(len(tokens), dtype=np.int64)
+        for level in range(len(sizes)):
+            key = key * vocab + tokens[:, level]
+            prefixes[level + 1] = np.unique(key)
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(out, vocabulary_size=np.int64(vocab),
+                                **{f"level_{k}": v for k, v in prefixes.items()})
+        return prefixes
+
+    def training_frame(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Events (user_id, item_id, event_ts) with the SID each item had in the build published at event time."""
+        timeline = self.timeline().sort("published_at")
+        dated = events.sort("event_ts").join_asof(timeline, left_on="event_ts", right_on="published_at",
+                                                  strategy="backward")
+        sids = self.lake.scan("item_sids").select("build_id", "item_id", "sid").collect()
+        return dated.join(sids, on=["build_id", "item_id"], how="left").drop("published_at")
+
+
+def is_valid_prefix(prefixes: dict[int, np.ndarray], tokens: list[int], vocabulary_size: int) -> bool:
+    """Whether a partial SID (token ids) is a prefix of some item's SID."""
+    if not tokens:
+        return True
+    key = 0
+    for token in tokens:
+        key = key * vocabulary_size + int(token)
+    level = prefixes.get(len(tokens))
+    if level is None:
+        return False
+    pos = np.searchsorted(level, key)
+    return bool(pos < len(level) and level[pos] == key)
