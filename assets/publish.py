@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from assets.quality import published_sids
-from assets.resources import LakeResource
+from assets.resources import EngineResource, LakeResource, SparkResource
 from lake.publishing import publish_training_data
 
 
@@ -18,11 +18,12 @@ class PublishConfig(Config):
 
 
 @asset(deps=[published_sids], group_name="publish", kinds={"parquet", "delta"})
-def gr_training_data(context: AssetExecutionContext, config: PublishConfig, lake: LakeResource) -> MaterializeResult:
+def gr_training_data(context: AssetExecutionContext, config: PublishConfig, lake: LakeResource,
+                     engine: EngineResource, spark: SparkResource) -> MaterializeResult:
     """Sharded GR training data for the published SID build (only after the quality gate passed)."""
     report = publish_training_data(lake.lake(), source=config.source, dataset=config.dataset,
                                    rows_per_shard=config.rows_per_shard, test_days=config.test_days,
-                                   run_id=context.run.run_id)
+                                   run_id=context.run.run_id, engine=engine.engine, spark_master=spark.master)
     manifest = report.published.manifest
     return MaterializeResult(metadata={
         "dataset": manifest["dataset"], "version": manifest["version"], "sid_build": manifest["sid_build"],

@@ -1,5 +1,5 @@
-"""Publishing throughput: examples per second for the polars engine against writing the same rows with
-plain pyarrow (the floor).
+"""Publishing throughput: examples per second for the polars and Spark engines against writing the same rows
+with plain pyarrow (the floor).
 
     python benchmarks/publish.py [--scale small] [--rows-per-shard 500000]
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", nargs="+", default=["demo", "small"])
     parser.add_argument("--rows-per-shard", type=int, default=500_000)
+    parser.add_argument("--no-spark", action="store_true")
     args = parser.parse_args()
     rows = []
     for scale in args.scales:
@@ -47,6 +48,13 @@ def main() -> None:
             started = time.perf_counter()
             report = publish_training_data(lake, build_id="ref", rows_per_shard=args.rows_per_shard)
             polars_s = time.perf_counter() - started
+            spark_s = None
+            if not args.no_spark:
+                publish_training_data(lake, build_id="ref", dataset="warm", engine="spark")  # JVM start-up
+                started = time.perf_counter()
+                publish_training_data(lake, build_id="ref", dataset="spark", engine="spark",
+                                      rows_per_shard=args.rows_per_shard)
+                spark_s = time.perf_counter() - started
             shards = [report.published.path / s["path"] for s in report.published.manifest["shards"]]
             table = pl.read_parquet(shards).to_arrow()
             started = time.perf_counter()
@@ -55,12 +63,15 @@ def main() -> None:
             rows.append({"scale": scale, "examples": report.examples, "polars_s": polars_s, "pyarrow_s": floor_s,
                          "polars_examples_per_s": report.examples / polars_s,
                          "pyarrow_examples_per_s": report.examples / floor_s, "polars_vs_pyarrow": polars_s / floor_s,
+                         "spark_s": spark_s, "spark_examples_per_s": report.examples / spark_s if spark_s else None,
                          "shards": len(shards), "bytes": sum(s["bytes"] for s in report.published.manifest["shards"])})
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'scale':>6} {'examples':>10} {'polars ex/s':>12} {'pyarrow ex/s':>13} {'polars/pyarrow':>15}")
+    print(f"{'scale':>6} {'examples':>10} {'polars ex/s':>12} {'spark ex/s':>11} {'pyarrow ex/s':>13} "
+          f"{'polars/pyarrow':>15}")
     for r in rows:
-        print(f"{r['scale']:>6} {r['examples']:>10,} {r['polars_examples_per_s']:>12,.0f} "
+        spark = f"{r['spark_examples_per_s']:>11,.0f}" if r["spark_examples_per_s"] else f"{'-':>11}"
+        print(f"{r['scale']:>6} {r['examples']:>10,} {r['polars_examples_per_s']:>12,.0f} {spark} "
               f"{r['pyarrow_examples_per_s']:>13,.0f} {r['polars_vs_pyarrow']:>14.2f}x")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "publish-cpu.json"

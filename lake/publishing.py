@@ -37,7 +37,8 @@ def build_sizes(lake: Lake, build_id: str) -> list[int]:
 
 def publish_training_data(lake: Lake, *, build_id: str | None = None, source: str = "user_sequences",
                           dataset: str = "gr", rows_per_shard: int = 500_000, test_days: Sequence[str] = (),
-                          run_id: str = "cli") -> PublishReport:
+                          run_id: str = "cli", engine: str = "polars", spark_master: str | None = None
+                          ) -> PublishReport:
     """Examples from `source` mapped to `build_id` (default: the published build), as a new dataset version."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -45,9 +46,17 @@ def publish_training_data(lake: Lake, *, build_id: str | None = None, source: st
     if not build_id:
         raise ValueError("no published SID build: pass --build BUILD_ID or publish a build first")
     sizes = build_sizes(lake, build_id)
-    raw = (from_sequences(lake.scan("user_sequences")) if source == "user_sequences"
-           else from_interactions(lake.scan("interactions"), test_days))
-    examples = map_to_sids(raw, sid_map(lake.scan("item_sids"), build_id, sizes), sizes).collect()
+    if engine == "spark":
+        from lake.spark import spark_session
+        from lake.spark_publish import examples_with_spark
+
+        examples = examples_with_spark(spark_session(spark_master), lake, source, build_id, sizes, test_days)
+    elif engine == "polars":
+        raw = (from_sequences(lake.scan("user_sequences")) if source == "user_sequences"
+               else from_interactions(lake.scan("interactions"), test_days))
+        examples = map_to_sids(raw, sid_map(lake.scan("item_sids"), build_id, sizes), sizes).collect()
+    else:
+        raise ValueError(f"unknown engine {engine!r}; choose polars or spark")
     usable = examples.filter(pl.col("target_tokens").list.len() > 0)
     inputs = {source: lake.version(source), "item_sids": lake.version("item_sids"),
               "sid_builds": lake.version("sid_builds")}

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--dataset", default="gr")
     pub.add_argument("--rows-per-shard", type=int, default=500_000)
     pub.add_argument("--test-day", action="append", default=[], help="interactions: days whose examples are test")
+    pub.add_argument("--engine", choices=["polars", "spark"], default="polars")
+    pub.add_argument("--spark-master", default=None)
 
     exp = sub.add_parser("export", help="export for FORGE's tools: AL-GR TSV, item→SID CSV, SID→items")
     _lake_arg(exp)
@@ -167,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             report = publish_training_data(Lake(args.lake), build_id=args.build, source=args.source,
                                            dataset=args.dataset, rows_per_shard=args.rows_per_shard,
-                                           test_days=args.test_day)
+                                           test_days=args.test_day, engine=args.engine,
+                                           spark_master=args.spark_master)
             manifest = report.published.manifest
             print(f"published {manifest['dataset']} version {manifest['version']} (build {manifest['sid_build']}): "
                   f"{report.examples:,} examples in {len(manifest['shards'])} shards at {report.published.path}; "

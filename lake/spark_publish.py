@@ -1,0 +1,68 @@
+"""The Spark engine for publishing: examples built and mapped to SIDs by Spark (the heavy join), then
+written by the same shard writer as the polars engine, so both engines publish identical versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from lake.examples import MAX_HISTORY, offsets
+from lake.lake import Lake
+from lake.spark import read_table
+
+EXAMPLE_SCHEMA = {
+    "user_id": pl.String, "history": pl.List(pl.String), "target": pl.List(pl.String), "stage": pl.Int16,
+    "split": pl.String, "ds": pl.String, "id_space": pl.String, "example": pl.String,
+    "history_codes": pl.List(pl.List(pl.Int32)), "history_tokens": pl.List(pl.Int32), "history_unknown": pl.Int32,
+    "target_codes": pl.List(pl.List(pl.Int32)), "target_tokens": pl.List(pl.Int32), "target_unknown": pl.Int32,
+}
+
+
+def _raw_examples(spark: SparkSession, lake: Lake, source: str, test_days: Sequence[str]) -> DataFrame:
+    if source == "user_sequences":
+        return read_table(spark, lake, "user_sequences").select(
+            "user_id", "history", "target", "stage", "split", "ds", "id_space",
+            F.concat_ws(":", "source", F.col("line").cast("string")).alias("example"))
+    events = read_table(spark, lake, "interactions")
+    order = Window.partitionBy("user_id").orderBy("event_ts", "item_id")
+    prior = order.rowsBetween(-MAX_HISTORY, -1)
+    ranked = events.withColumn("pos", F.row_number().over(order) - 1).withColumn(
+        "history", F.collect_list("item_id").over(prior))
+    return ranked.filter(F.col("pos") > 0).select(
+        "user_id", "history", F.array("item_id").alias("target"), F.lit(1).cast("smallint").alias("stage"),
+        F.when(F.col("ds").isin(list(test_days)), "test").otherwise("train").alias("split"), "ds",
+        F.lit("item").alias("id_space"), F.concat_ws("#", "user_id", F.col("pos").cast("string")).alias("example"))
+
+
+def examples_with_spark(spark: SparkSession, lake: Lake, source: str, build_id: str, sizes: Sequence[int],
+                        test_days: Sequence[str] = ()) -> pl.DataFrame:
+    """The examples frame `map_to_sids(...)` gives on the polars engine, computed by Spark."""
+    offs = F.array(*[F.lit(o) for o in offsets(sizes)])
+    sids = (read_table(spark, lake, "item_sids").filter(F.col("build_id") == build_id)
+            .select("item_id", "codes", F.transform("codes", lambda c, i: c + offs[i]).alias("tokens")))
+    examples = _raw_examples(spark, lake, source, test_days)
+
+    def side(column: str) -> DataFrame:
+        items = examples.select("example", "id_space", F.posexplode(column).alias("pos", "item_id"))
+        parsed = F.transform(F.regexp_extract_all("item_id", F.lit(r"C(\d+)"), 1), lambda t: t.cast("int"))
+        joined = items.join(sids, "item_id", "left").withColumn(
+            "tokens", F.when(F.col("id_space") == "sid", parsed).otherwise(F.col("tokens")))
+        joined = joined.withColumn("codes", F.when(
+            F.col("id_space") == "sid", F.transform("tokens", lambda t, i: t - offs[i])).otherwise(F.col("codes")))
+        known = lambda arr: F.filter(arr, lambda x: x["tokens"].isNotNull())  # noqa: E731
+        ordered = F.array_sort(F.collect_list(F.struct("pos", "codes", "tokens")))
+        return (joined.groupBy("example").agg(ordered.alias("items"))
+                .select("example", F.transform(known(F.col("items")), lambda x: x["codes"]).alias(f"{column}_codes"),
+                        F.flatten(F.transform(known(F.col("items")), lambda x: x["tokens"])).alias(f"{column}_tokens"),
+                        F.size(F.filter("items", lambda x: x["tokens"].isNull())).alias(f"{column}_unknown")))
+
+    mapped = examples.join(side("history"), "example", "left").join(side("target"), "example", "left")
+    frame = pl.from_arrow(mapped.toArrow())
+    return frame.with_columns(
+        pl.col("history_codes").fill_null([]), pl.col("history_tokens").fill_null([]),
+        pl.col("history_unknown").fill_null(0), pl.col("target_unknown").fill_null(0),
+        pl.col("target_codes").fill_null([]), pl.col("target_tokens").fill_null([]),
+    ).select(list(EXAMPLE_SCHEMA)).cast(EXAMPLE_SCHEMA)  # type: ignore[arg-type]
