@@ -32,7 +32,7 @@ test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
 
 bench: setup
-	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python -m benchmarks.ingest
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -w workspace.yaml

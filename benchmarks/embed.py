@@ -1,6 +1,6 @@
 """Embedding throughput: images and titles per second end to end against the model's pure forward pass.
 
-    python benchmarks/embed.py [--device auto|cpu|cuda] [--images N] [--models sidforge-tiny ViT-B-32]
+    python -m benchmarks.embed [--device auto|cpu|cuda] [--images N] [--models sidforge-tiny ViT-B-32]
 
 End to end = JPEG decode + preprocessing in DataLoader workers + encoding (images), tokenization +
 encoding (titles). The ceiling is the same model's forward pass on tensors made beforehand. Models use
@@ -11,11 +11,8 @@ to benchmarks/results/embed-<device>.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -23,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks.results_file import save
 from embeddings.encode import EncodeStats, encode_images, encode_texts
 from embeddings.model import EncoderSpec, load_encoder
 
-RESULTS = Path(__file__).parent / "results"
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sidforge-tiny.json"
 
 
@@ -113,13 +110,7 @@ def main() -> None:
               f"{r['title_ceiling_ratio']:>6.2f}x")
     device = rows[0]["device"].split(":")[0]
     gpu = torch.cuda.get_device_name(0) if cuda else None
-    machine = {"host": platform.node(), "cpus": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
-               "platform": platform.platform()}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"embed-{device}.json"
-    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(), "results": rows},
-                              indent=2))
-    print(f"saved {out}")
+    save(f"embed-{device}", {"results": rows}, gpu=gpu, torch=torch.__version__)
 
 
 if __name__ == "__main__":

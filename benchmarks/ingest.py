@@ -1,6 +1,6 @@
 """Ingest throughput: polars and Spark engines against a raw pyarrow Parquet write of the same rows.
 
-    python benchmarks/ingest.py [--sizes 1000000 4000000] [--no-spark]
+    python -m benchmarks.ingest [--sizes 1000000 4000000] [--no-spark]
 
 Each size generates an event log (CSV, as `sidforge generate` writes it), then times:
 - pyarrow: writing the already-parsed rows with pyarrow.parquet (zstd) — the floor;
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -27,11 +25,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.results_file import save
 from lake import Lake, table
 from lake.ingest import ingest
 from lake.sources.events import parse_timestamp
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def make_events(path: Path, rows: int, seed: int = 0) -> pl.DataFrame:
@@ -102,13 +99,7 @@ def main() -> None:
         spark_rate = f"{r['spark_rows_per_s']:>13,.0f}" if "spark_rows_per_s" in r else f"{'-':>13}"
         print(f"{r['rows']:>10,} {r['pyarrow_rows_per_s']:>15,.0f} {r['polars_rows_per_s']:>14,.0f} {spark_rate} "
               f"{r['polars_vs_pyarrow']:>14.2f}x {r['polars_rows_per_s_per_core']:>19,.0f}")
-    machine = {"host": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform(),
-               "python": platform.python_version(), "polars": pl.__version__}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "ingest-cpu.json"
-    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(),
-                               "results": results}, indent=2))
-    print(f"saved {out}")
+    save("ingest-cpu", {"results": results}, polars=pl.__version__)
 
 
 if __name__ == "__main__":

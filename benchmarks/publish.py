@@ -1,7 +1,7 @@
 """Publishing throughput: examples per second for the polars and Spark engines against writing the same rows
 with plain pyarrow (the floor).
 
-    python benchmarks/publish.py [--scale small] [--rows-per-shard 500000]
+    python -m benchmarks.publish [--scale small] [--rows-per-shard 500000]
 
 Generates AL-GR-format data, ingests the sequences and the reference Item-SID file, then times
 `publish_training_data` end to end (examples mapped to SIDs, sharded, checksummed, manifest, registration)
@@ -11,10 +11,6 @@ and a pyarrow write of the finished rows. Saves benchmarks/results/publish-cpu.j
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -23,12 +19,11 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from benchmarks.results_file import save
 from lake import Lake
 from lake.ingest import ingest
 from lake.publishing import publish_training_data
 from lake.sources.synthetic import generate
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -73,12 +68,7 @@ def main() -> None:
         spark = f"{r['spark_examples_per_s']:>11,.0f}" if r["spark_examples_per_s"] else f"{'-':>11}"
         print(f"{r['scale']:>6} {r['examples']:>10,} {r['polars_examples_per_s']:>12,.0f} {spark} "
               f"{r['pyarrow_examples_per_s']:>13,.0f} {r['polars_vs_pyarrow']:>14.2f}x")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "publish-cpu.json"
-    machine = {"host": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()}
-    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(), "results": rows},
-                              indent=2))
-    print(f"saved {out}")
+    save("publish-cpu", {"results": rows})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """SID build throughput: RQ-KMeans (torch and faiss backends) and RQ-VAE against faiss-cpu and the flop floor.
 
-    python benchmarks/sid_build.py [--device auto|cpu|cuda] [--sizes 20000 100000] [--levels 256 512]
+    python -m benchmarks.sid_build [--device auto|cpu|cuda] [--sizes 20000 100000] [--levels 256 512]
 
 For each size: clustered 512-d unit vectors; train 3 levels on all of them (iters per level), then assign
 every item. Reported: seconds and items per second end to end, the ratio to the faiss-cpu backend (plain
@@ -12,22 +12,16 @@ knn_capacity collision resolution of 10 M items. Saves benchmarks/results/sid_bu
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.results_file import save
 from sid_index.collisions import resolve
 from sid_index.kmeans import FaissBackend, KMeansParams, TorchBackend
 from sid_index.rq import train_rq_kmeans
 from sid_index.rqvae import RQVAEParams, train_rqvae
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def clustered(n: int, dim: int = 512, centres: int = 1000, seed: int = 0) -> np.ndarray:
@@ -109,12 +103,8 @@ def main() -> None:
     print(f"knn_capacity on {res['items']:,} items: {res['seconds']:.1f} s (collision rate "
           f"{res['collision_rate_before']:.3f} -> {res['collision_rate_after']:.3f}, moved {res['items_moved']:,})")
     device = result["builds"][0]["torch_device"].split(":")[0]
-    machine = {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
-               "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None, "platform": platform.platform()}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sid_build-{device}.json"
-    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(), **result}, indent=2))
-    print(f"saved {out}")
+    save(f"sid_build-{device}", result, torch=torch.__version__,
+         gpu=torch.cuda.get_device_name(0) if device == "cuda" else None)
 
 
 if __name__ == "__main__":

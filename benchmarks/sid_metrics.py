@@ -1,6 +1,6 @@
 """SID distribution metrics at 1 M and 10 M items against a straightforward per-row Python count.
 
-    python benchmarks/sid_metrics.py [--sizes 1000000 10000000]
+    python -m benchmarks.sid_metrics [--sizes 1000000 10000000]
 
 The metrics (Gini, collision and unique-SID rates, items per SID, per-level utilisation, entropy,
 perplexity, dead codes) use integer SID keys and NumPy; the baseline counts tuples with collections.Counter
@@ -10,19 +10,14 @@ row by row and derives the same figures. Saves benchmarks/results/sid_metrics-cp
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.results_file import save
 from quality.sid_metrics import distribution_metrics
 
-RESULTS = Path(__file__).parent / "results"
 SIZES = [8192, 8192, 8192]
 
 
@@ -70,12 +65,7 @@ def main() -> None:
     print(f"{'items':>11} {'vectorised s':>13} {'python s':>9} {'speed-up':>9}")
     for r in rows:
         print(f"{r['items']:>11,} {r['vectorised_s']:>13.2f} {r['python_s']:>9.2f} {r['speedup']:>8.1f}x")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "sid_metrics-cpu.json"
-    machine = {"host": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()}
-    out.write_text(json.dumps({"machine": machine, "date": dt.datetime.now(dt.UTC).isoformat(), "results": rows},
-                              indent=2))
-    print(f"saved {out}")
+    save("sid_metrics-cpu", {"results": rows})
 
 
 if __name__ == "__main__":

@@ -21,6 +21,16 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session for the module (the JVM starts once), stopped afterwards."""
+    from lake.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     """An empty lake in a temporary folder."""

@@ -9,15 +9,6 @@ from quality.expectations import Validator
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from lake.spark import spark_session
-
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
-
-
 def test_spark_validation_passes_clean_tables_and_catches_bad_rows(spark, tmp_path, tiny_raw):
     from pyspark.sql import functions as F
 

@@ -9,15 +9,6 @@ from lake.publishing import publish_training_data
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from lake.spark import spark_session
-
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
-
-
 def _lake(root, raw) -> Lake:
     lake = Lake(root)
     ingest(lake, [raw / "algr" / "origin_behavior"], "algr-sequences", run_id="a")

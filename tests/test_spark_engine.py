@@ -16,15 +16,6 @@ from tests.conftest import write
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from lake.spark import spark_session
-
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
-
-
 def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert a.schema == b.select(a.columns).schema
     keys = [c for c, t in a.schema.items() if not isinstance(t, pl.List) and c != "run_id"]
