@@ -94,6 +94,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
             model_name=EnvVar("SIDFORGE_CLIP_MODEL").get_value("ViT-B-32") or "ViT-B-32",
             weights=EnvVar("SIDFORGE_CLIP_WEIGHTS").get_value(),
             config_file=EnvVar("SIDFORGE_CLIP_CONFIG").get_value(),
+            random_weights=EnvVar("SIDFORGE_CLIP_RANDOM_WEIGHTS").get_value("") in ("1", "true", "yes"),
             device=EnvVar("SIDFORGE_DEVICE").get_value("auto") or "auto",
         ),
     }

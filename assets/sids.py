@@ -62,6 +62,16 @@ def _update_build(store: Lake, build: dict, run_id: str, **changes: object) -> N
     store.merge("sid_builds", pl.DataFrame([{**build, **changes, "run_id": run_id}]), run_id=run_id)
 
 
+def _same_inputs(store: Lake, current: dict) -> str | None:
+    """The latest kept build (trained, built or published) made from exactly these inputs, if any."""
+    builds = _builds(store).filter(pl.col("status").is_in(["trained", "built", "published"]))
+    if not builds.height:
+        return None
+    latest = builds.row(-1, named=True)
+    inputs = json.loads(latest["inputs"] or "{}")
+    return latest["build_id"] if all(inputs.get(k) == v for k, v in current.items()) else None
+
+
 @asset(deps=[item_embeddings], group_name=GROUP, kinds={"pytorch", "delta"})
 def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: LakeResource) -> MaterializeResult:
     """Train residual codebooks (RQ-KMeans or RQ-VAE) on a seeded sample of one embedding model."""
@@ -74,6 +84,13 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     build_cfg = BuildConfig(method=config.method, sizes=tuple(config.sizes) if config.sizes else None,
                             levels=config.levels, backend=config.backend, device=config.device, seed=config.seed,
                             iters=config.iters, train_sample=config.train_sample, rqvae_epochs=config.rqvae_epochs)
+    fingerprint = frame.select(pl.struct("item_id", "embedding").hash(seed=1).sum()).collect().item()
+    current = {"embedding_model": config.embedding_model, "embeddings_fingerprint": str(fingerprint),
+               "config": build_cfg.as_dict()}
+    unchanged = _same_inputs(store, current)
+    if unchanged:
+        context.log.info(f"inputs unchanged since build {unchanged}: no new build")
+        return MaterializeResult(metadata={"build_id": unchanged, "result": "inputs unchanged, no new build"})
     rows = sample_rows(n_items, config.train_sample, config.seed)
     picked = pl.Series(rows.astype(np.uint32)).implode()
     sample = frame.with_row_index("row").filter(pl.col("row").is_in(picked)).collect()
@@ -87,8 +104,8 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
                                          "centroid": pl.Series(book.tolist(), dtype=pl.List(pl.Float32)),
                                          "build_id": build_id}) for level, book in enumerate(model.codebooks)])
     store.replace_partitions("codebooks", codebooks.with_columns(pl.col("level").cast(pl.Int16)), run_id=run_id)
-    inputs = {"embedding_model": config.embedding_model, "item_embeddings_version": store.version("item_embeddings"),
-              "items": n_items, "train_sample": len(rows), "artifact": str(artifact), "config": build_cfg.as_dict()}
+    inputs = {**current, "item_embeddings_version": store.version("item_embeddings"), "items": n_items,
+              "train_sample": len(rows), "artifact": str(artifact)}
     record = {"build_id": build_id, "method": config.method, "levels": len(model.sizes), "sizes": model.sizes,
               "inputs": json.dumps(inputs), "seed": config.seed, "status": "trained",
               "metrics": json.dumps({"train_s": train_s, **getattr(model, "timings", {})}),
@@ -120,6 +137,10 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
     builds = _builds(store).filter(pl.col("method") != "imported")
     wanted = ["built", "published"] if config.refresh else ["trained"]
     candidates = builds.filter(pl.col("status").is_in(wanted))
+    if not candidates.height and not config.refresh and builds.filter(
+            pl.col("status").is_in(["built", "published"])).height:
+        return MaterializeResult(metadata={"build_id": builds["build_id"][-1], "items_assigned": 0,
+                                           "result": "no new build to assign"})
     if not candidates.height:
         raise ValueError(f"no SID build with status {wanted}; materialize sid_codebooks first")
     build = candidates.row(-1, named=True)

@@ -14,7 +14,6 @@ import argparse
 import io
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,9 +21,7 @@ from PIL import Image
 
 from benchmarks.results_file import save
 from embeddings.encode import EncodeStats, encode_images, encode_texts
-from embeddings.model import EncoderSpec, load_encoder
-
-TINY_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sidforge-tiny.json"
+from embeddings.model import TINY_CONFIG, EncoderSpec, load_encoder
 
 
 def jpegs(count: int, size: int = 256, seed: int = 0) -> list[bytes]:

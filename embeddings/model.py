@@ -13,6 +13,7 @@ import open_clip
 import torch
 
 RANDOM = "random"
+TINY_CONFIG = Path(__file__).parent / "model_configs" / "sidforge-tiny.json"  # a test- and demo-sized model
 
 
 class WeightsError(RuntimeError):

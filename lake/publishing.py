@@ -63,7 +63,9 @@ def publish_training_data(lake: Lake, *, build_id: str | None = None, source: st
     params = {"source": source, "test_days": sorted(test_days)}
     published = publish(usable, Path(lake.path("published")), dataset, build_id, sizes, inputs, params,
                         rows_per_shard, examples.height - usable.height)
-    version = lake.merge("published_datasets", registration(published, run_id), run_id=run_id,
-                         sources=[str(published.path)])
+    known = lake.scan("published_datasets").filter(
+        (pl.col("dataset") == dataset) & (pl.col("version") == published.version)).collect().height
+    version = None if known else lake.merge("published_datasets", registration(published, run_id), run_id=run_id,
+                                            sources=[str(published.path)])
     return PublishReport(published, usable.height, examples.height - usable.height,
                          int(examples["history_unknown"].sum()), int(examples["target_unknown"].sum()), version)

@@ -46,9 +46,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def version_id(build_id: str, inputs: Mapping[str, object], params: Mapping[str, object]) -> str:
-    """Deterministic version id from the SID build, the input table versions and the publishing settings."""
-    blob = json.dumps({"build": build_id, "inputs": inputs, "params": params}, sort_keys=True)
+def version_id(build_id: str, content: str, params: Mapping[str, object]) -> str:
+    """Deterministic version id from the SID build, the examples' content and the publishing settings."""
+    blob = json.dumps({"build": build_id, "content": content, "params": params}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -89,9 +89,17 @@ def split_stats(examples: pl.DataFrame) -> dict:
 def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, sizes: Sequence[int],
             inputs: Mapping[str, object], params: Mapping[str, object], rows_per_shard: int = 500_000,
             skipped: int = 0) -> Published:
-    """Write shards, then the manifest; returns the version (the caller registers it in the lake)."""
-    version = version_id(build_id, inputs, {**params, "rows_per_shard": rows_per_shard})
+    """Write shards, then the manifest; returns the version (the caller registers it in the lake).
+
+    The same examples give the same version; a version whose manifest exists already is returned as it is.
+    """
+    content = str(examples.select(pl.struct(SHARD_COLUMNS).hash(seed=3).sum()).item()) if examples.height else "0"
+    version = version_id(build_id, f"{content}:{examples.height}:{skipped}", {**params,
+                                                                                "rows_per_shard": rows_per_shard})
     out = root / dataset / version
+    if (out / MANIFEST).is_file():
+        text = (out / MANIFEST).read_text()
+        return Published(dataset, version, out, json.loads(text), hashlib.sha256(text.encode()).hexdigest())
     shards = write_shards(examples, out, rows_per_shard)
     schema = pa.schema([(f.name, f.type) for f in examples.select(SHARD_COLUMNS).to_arrow().schema])
     manifest = {

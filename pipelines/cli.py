@@ -181,10 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             return _report(Lake(args.lake), args.build_id)
         elif args.command == "demo":
-            from pipelines.demo import run_demo
+            from pipelines.demo import run_demo, summary
 
             lake = run_demo(scale=args.scale, seed=args.seed, raw=args.raw, lake_root=args.lake)
             _print_tables(lake)
+            print(summary(lake))
             print("\nopen the UI with `make dev` (http://127.0.0.1:3000)")
     except (SourceError, ValueError, FileNotFoundError) as exc:
         print(f"sidforge: error: {exc}", file=sys.stderr)

@@ -1,13 +1,21 @@
-"""Jobs: daily ingest of interactions, and the catalogue ingest (sequences, items, embeddings, pairs)."""
+"""Jobs: daily ingest of interactions, the catalogue ingest, and the nightly SID rebuild."""
 
 from dagster import AssetSelection, define_asset_job
 
 ingest_daily = define_asset_job(
     "ingest_daily", selection=AssetSelection.assets("interactions"),
-    description="Ingest one day of user events into `interactions` (replaces that day).",
+    description="Ingest one day of user events into `interactions` (replaces that day). Backfill a range of "
+                "days from the UI or `dagster job backfill`.",
 )
 ingest_catalog = define_asset_job(
     "ingest_catalog",
     selection=AssetSelection.assets("user_sequences", "items", "precomputed_embeddings", "item_pairs"),
     description="Ingest AL-GR sequences, the item catalogue and precomputed embeddings; rebuild item pairs.",
+)
+nightly_sid_rebuild = define_asset_job(
+    "nightly_sid_rebuild",
+    selection=AssetSelection.assets("user_sequences", "items", "precomputed_embeddings", "item_embeddings",
+                                    "sid_codebooks", "item_sids", "published_sids", "gr_training_data"),
+    description="Embed new or changed items, rebuild SIDs, run the blocking quality checks, publish the build "
+                "and its training data (nothing is published when a check fails).",
 )

@@ -47,7 +47,7 @@ def write(path: Path, text: str | bytes) -> Path:
     return path
 
 
-TINY_CONFIG = Path(__file__).parent / "fixtures" / "sidforge-tiny.json"
+from embeddings.model import TINY_CONFIG  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,10 @@ def test_a_rebuild_reports_churn(built):
                          run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}})
     meta = _meta(second, "item_sids")
     assert 0 < meta["churn"] <= 1
+    lake = Lake(resources["lake"].root)
+    builds = lake.scan("sid_builds").collect().height
     same = materialize([sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance,
                        run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}})
-    assert _meta(same, "item_sids")["churn"] == 0
+    assert _meta(same, "sid_codebooks")["result"] == "inputs unchanged, no new build"
+    assert _meta(same, "item_sids")["result"] == "no new build to assign"
+    assert lake.scan("sid_builds").collect().height == builds

@@ -1,0 +1,16 @@
+"""The nightly schedule (hour and time zone from SIDFORGE_NIGHTLY_HOUR and SIDFORGE_TIMEZONE)."""
+
+import os
+
+from dagster import DefaultScheduleStatus, ScheduleDefinition
+
+from pipelines.jobs import nightly_sid_rebuild
+
+NIGHTLY_HOUR = int(os.environ.get("SIDFORGE_NIGHTLY_HOUR", "2"))
+TIMEZONE = os.environ.get("SIDFORGE_TIMEZONE", "UTC")
+
+nightly_schedule = ScheduleDefinition(
+    name="nightly_sid_rebuild_schedule", job=nightly_sid_rebuild, cron_schedule=f"0 {NIGHTLY_HOUR} * * *",
+    execution_timezone=TIMEZONE, default_status=DefaultScheduleStatus.STOPPED,
+    description="Rebuild semantic IDs every night after the day's ingest.",
+)

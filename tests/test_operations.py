@@ -1,0 +1,81 @@
+"""Operations: the nightly job end to end (twice: the second run changes nothing) and the landing sensor."""
+
+import os
+import shutil
+
+import polars as pl
+from dagster import DagsterInstance, Definitions, build_sensor_context, load_assets_from_modules
+
+from assets import embeddings, ingest, publish, quality, sids
+from assets.quality import TABLE_CHECKS, sid_build_quality
+from assets.resources import (
+    EncoderResource,
+    EngineResource,
+    LakeResource,
+    LandingResource,
+    QualityResource,
+    SparkResource,
+)
+from embeddings.model import TINY_CONFIG
+from lake import Lake
+from pipelines.jobs import nightly_sid_rebuild
+from pipelines.schedules import nightly_schedule
+from pipelines.sensors import landing_sensor
+
+
+def _defs(tmp_path, raw, checkpoint) -> Definitions:
+    resources = {
+        "lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(raw)),
+        "engine": EngineResource(), "spark": SparkResource(), "quality": QualityResource(device="cpu"),
+        "encoder": EncoderResource(model_name="sidforge-tiny", weights=str(checkpoint), config_file=str(TINY_CONFIG),
+                                   device="cpu", num_workers=0),
+    }
+    return Definitions(assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
+                       asset_checks=[*TABLE_CHECKS, sid_build_quality], jobs=[nightly_sid_rebuild],
+                       resources=resources)
+
+
+def test_nightly_job_twice_changes_nothing_the_second_time(tmp_path, tiny_raw, tiny_checkpoint):
+    defs = _defs(tmp_path, tiny_raw, tiny_checkpoint)
+    job = defs.resolve_job_def("nightly_sid_rebuild")
+    instance = DagsterInstance.ephemeral()
+    first = job.execute_in_process(instance=instance)
+    assert first.success
+    lake = Lake(tmp_path / "lake")
+    build = lake.published_build()
+    assert build and lake.scan("item_sids").filter(pl.col("build_id") == build).collect().height == 300
+    datasets = lake.scan("published_datasets").collect()
+    assert datasets.height == 1 and datasets["build_id"][0] == build
+    snapshot = {t: lake.scan(t).drop("run_id").collect() for t in ("items", "item_embeddings", "item_sids")}
+    builds = lake.scan("sid_builds").select("build_id", "status").collect()
+    second = job.execute_in_process(instance=instance)
+    assert second.success
+    for name, before in snapshot.items():
+        after = lake.scan(name).drop("run_id").collect()
+        keys = [c for c, t in before.schema.items() if not isinstance(t, pl.List) and t != pl.Binary]
+        assert after.sort(keys).equals(before.sort(keys)), name
+    assert lake.scan("sid_builds").select("build_id", "status").collect().equals(builds)
+    assert lake.scan("published_datasets").collect()["version"].to_list() == datasets["version"].to_list()
+
+
+def test_landing_sensor_requests_each_new_day_once(tmp_path, tiny_raw):
+    landing = tmp_path / "landing"
+    shutil.copytree(tiny_raw / "events", landing / "events")
+    resources = {"landing": LandingResource(root=str(landing))}
+    first = landing_sensor(build_sensor_context(resources=resources))
+    keys = {r.partition_key: r.run_key for r in first}
+    assert sorted(keys) == ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"]
+    again = {r.partition_key: r.run_key for r in landing_sensor(build_sensor_context(resources=resources))}
+    assert again == keys
+    extra = landing / "events" / "ds=2025-01-02" / "late.csv"
+    extra.write_text("user_id,item_id,behavior,timestamp\nu,i,pv,1735776000\n")
+    changed = {r.partition_key: r.run_key for r in landing_sensor(build_sensor_context(resources=resources))}
+    assert changed["2025-01-02"] != keys["2025-01-02"]
+    assert {d: k for d, k in changed.items() if d != "2025-01-02"} == {d: k for d, k in keys.items()
+                                                                       if d != "2025-01-02"}
+
+
+def test_nightly_schedule_is_configurable():
+    assert nightly_schedule.cron_schedule == f"0 {os.environ.get('SIDFORGE_NIGHTLY_HOUR', '2')} * * *"
+    assert nightly_schedule.execution_timezone == os.environ.get("SIDFORGE_TIMEZONE", "UTC")
+    assert nightly_schedule.job_name == "nightly_sid_rebuild"
