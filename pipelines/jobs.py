@@ -1,6 +1,6 @@
 """Jobs: daily ingest of interactions, the catalogue ingest, and the nightly SID rebuild."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 ingest_daily = define_asset_job(
     "ingest_daily", selection=AssetSelection.assets("interactions"),
@@ -18,4 +18,5 @@ nightly_sid_rebuild = define_asset_job(
                                     "sid_codebooks", "item_sids", "published_sids", "gr_training_data"),
     description="Embed new or changed items, rebuild SIDs, run the blocking quality checks, publish the build "
                 "and its training data (nothing is published when a check fails).",
+    executor_def=in_process_executor,  # one process: models and GX contexts load once, not per step
 )
