@@ -38,8 +38,9 @@ def _wait_for(url: str, seconds: float) -> None:
     raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
-@pytest.fixture
-def dagster_dev(tmp_path, tiny_raw, tiny_checkpoint):
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory, tiny_raw, tiny_checkpoint):
+    tmp_path = tmp_path_factory.mktemp("ui")
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -83,3 +84,34 @@ def test_nightly_job_through_graphql(dagster_dev):
     assert build is not None
     assert lake.scan("published_datasets").collect()["build_id"].to_list() == [build]
     assert lake.scan("item_embeddings").collect()["model"].unique().sort().to_list()[0].startswith("algr-item-emb")
+
+
+def _chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing (the test machine's own package registry)."""
+    found = shutil.which("chromium")
+    if not found:
+        done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True,
+                              text=True, timeout=600)
+        if done.returncode:
+            subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, timeout=600)
+            done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True,
+                                  text=True, timeout=600)
+        assert done.returncode == 0, f"could not install chromium: {done.stderr[-1000:]}"
+        found = shutil.which("chromium")
+    assert found
+    return found
+
+
+@pytest.mark.parametrize(("page", "names"), [
+    ("locations/sidforge/asset-groups/ingest", ("interactions", "user_sequences", "items", "item_pairs")),
+    ("locations/sidforge/asset-groups/semantic_ids/lineage", ("sid_codebooks", "item_sids", "published_sids")),
+])
+def test_asset_graph_pages_show_the_assets(dagster_dev, tmp_path, page, names):
+    port, _ = dagster_dev
+    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1200", "--virtual-time-budget=60000",
+               "--dump-dom", f"http://127.0.0.1:{port}/{page}"]
+    dom = subprocess.run(command, check=False, capture_output=True, text=True, timeout=240).stdout
+    for name in names:
+        assert name in dom, (page, name)
