@@ -20,7 +20,12 @@ GROUP = "semantic_ids"
 
 
 class SidBuildConfig(Config):
-    """How the codebooks are trained (method, sizes, backend, device, seed) and from which embeddings."""
+    """How the codebooks are trained (method, sizes, backend, device, seed) and from which embeddings.
+
+    `mode`: `rebuild` always trains; `refresh` keeps the published codebooks (item_sids then assigns only
+    new items to them); `auto` refreshes while new items are at most `max_new_share` of the catalogue and
+    the settings are those of the published build, and rebuilds otherwise.
+    """
 
     embedding_model: str = "algr-item-emb"
     method: str = "rq-kmeans"
@@ -32,6 +37,8 @@ class SidBuildConfig(Config):
     iters: int = 20
     train_sample: int = 2_000_000
     rqvae_epochs: int = 20
+    mode: str = "auto"
+    max_new_share: float = 0.2
 
 
 class SidAssignConfig(Config):
@@ -60,6 +67,25 @@ def _builds(store: Lake) -> pl.DataFrame:
 
 def _update_build(store: Lake, build: dict, run_id: str, **changes: object) -> None:
     store.merge("sid_builds", pl.DataFrame([{**build, **changes, "run_id": run_id}]), run_id=run_id)
+
+
+def _refresh_instead(store: Lake, frame: pl.LazyFrame, n_items: int, current: dict,
+                     config: SidBuildConfig) -> dict | None:
+    """Metadata of a refresh when the mode allows one (see SidBuildConfig), None to rebuild."""
+    published = store.published_build()
+    if config.mode == "rebuild" or published is None:
+        return None
+    row = _builds(store).filter(pl.col("build_id") == published).row(0, named=True)
+    inputs = json.loads(row["inputs"] or "{}")
+    same_settings = (inputs.get("embedding_model") == current["embedding_model"]
+                     and inputs.get("config") == current["config"])
+    assigned = store.scan("item_sids").filter(pl.col("build_id") == published).select("item_id")
+    new = frame.select("item_id").join(assigned, on="item_id", how="anti").select(pl.len()).collect().item()
+    share = new / n_items if n_items else 0.0
+    if config.mode == "refresh" or (same_settings and share <= config.max_new_share):
+        return {"build_id": published, "new_items": new, "new_item_share": round(share, 6),
+                "result": f"refresh: {new} new items go to the published codebooks of {published}"}
+    return None
 
 
 def _same_inputs(store: Lake, current: dict) -> str | None:
@@ -91,6 +117,9 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     if unchanged:
         context.log.info(f"inputs unchanged since build {unchanged}: no new build")
         return MaterializeResult(metadata={"build_id": unchanged, "result": "inputs unchanged, no new build"})
+    refresh = _refresh_instead(store, frame, n_items, current, config)
+    if refresh:
+        return MaterializeResult(metadata=refresh)
     rows = sample_rows(n_items, config.train_sample, config.seed)
     picked = pl.Series(rows.astype(np.uint32)).implode()
     sample = frame.with_row_index("row").filter(pl.col("row").is_in(picked)).collect()
@@ -137,10 +166,10 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
     builds = _builds(store).filter(pl.col("method") != "imported")
     wanted = ["built", "published"] if config.refresh else ["trained"]
     candidates = builds.filter(pl.col("status").is_in(wanted))
-    if not candidates.height and not config.refresh and builds.filter(
-            pl.col("status").is_in(["built", "published"])).height:
-        return MaterializeResult(metadata={"build_id": builds["build_id"][-1], "items_assigned": 0,
-                                           "result": "no new build to assign"})
+    if not candidates.height and builds.filter(pl.col("status").is_in(["built", "published"])).height:
+        wanted = ["built", "published"]  # no new codebooks: assign new items to the latest build (a refresh)
+        candidates = builds.filter(pl.col("status").is_in(wanted))
+        config = SidAssignConfig(**{**config.model_dump(), "refresh": True})
     if not candidates.height:
         raise ValueError(f"no SID build with status {wanted}; materialize sid_codebooks first")
     build = candidates.row(-1, named=True)

@@ -79,3 +79,27 @@ def test_nightly_schedule_is_configurable():
     assert nightly_schedule.cron_schedule == f"0 {os.environ.get('SIDFORGE_NIGHTLY_HOUR', '2')} * * *"
     assert nightly_schedule.execution_timezone == os.environ.get("SIDFORGE_TIMEZONE", "UTC")
     assert nightly_schedule.job_name == "nightly_sid_rebuild"
+
+
+def test_new_items_refresh_the_published_build_without_moving_a_sid(tmp_path, tiny_raw, tiny_checkpoint):
+    landing = tmp_path / "landing"
+    shutil.copytree(tiny_raw, landing)
+    defs = _defs(tmp_path, landing, tiny_checkpoint)
+    job = defs.resolve_job_def("nightly_sid_rebuild")
+    instance = DagsterInstance.ephemeral()
+    assert job.execute_in_process(instance=instance).success
+    lake = Lake(tmp_path / "lake")
+    build = lake.published_build()
+    before = lake.scan("item_sids").filter(pl.col("build_id") == build).select("item_id", "sid").collect()
+    emb = (landing / "algr" / "item_emb" / "item_emb_000.csv").read_text().splitlines()
+    new_rows = [f"new{i:03d},{line.split(',', 1)[1]}" for i, line in enumerate(emb[1:11])]
+    (landing / "algr" / "item_emb" / "item_emb_new.csv").write_text("\n".join([emb[0], *new_rows]) + "\n")
+    result = job.execute_in_process(instance=instance)
+    assert result.success
+    codebooks = result.asset_materializations_for_node("sid_codebooks")[0].metadata
+    assert codebooks["result"].value.startswith("refresh: 10 new items")
+    assert lake.published_build() == build
+    after = lake.scan("item_sids").filter(pl.col("build_id") == build).select("item_id", "sid").collect()
+    assert after.height == before.height + 10
+    assert before.join(after, on="item_id").filter(pl.col("sid") != pl.col("sid_right")).height == 0
+    assert after.group_by("sid").len()["len"].max() <= 5

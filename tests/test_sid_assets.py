@@ -91,5 +91,5 @@ def test_a_rebuild_reports_churn(built):
     same = materialize([sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance,
                        run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}})
     assert _meta(same, "sid_codebooks")["result"] == "inputs unchanged, no new build"
-    assert _meta(same, "item_sids")["result"] == "no new build to assign"
+    assert _meta(same, "item_sids")["result"] == "no new items"
     assert lake.scan("sid_builds").collect().height == builds
