@@ -103,3 +103,37 @@ def test_new_items_refresh_the_published_build_without_moving_a_sid(tmp_path, ti
     assert after.height == before.height + 10
     assert before.join(after, on="item_id").filter(pl.col("sid") != pl.col("sid_right")).height == 0
     assert after.group_by("sid").len()["len"].max() <= 5
+
+
+def test_readers_see_the_old_or_the_new_build_never_a_mix(tmp_path, tiny_raw, tiny_checkpoint):
+    import threading
+
+    from lake.feature_store import FeatureStore
+
+    defs = _defs(tmp_path, tiny_raw, tiny_checkpoint)
+    instance = DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("nightly_sid_rebuild")
+    assert job.execute_in_process(instance=instance).success
+    lake = Lake(tmp_path / "lake")
+    first = lake.published_build()
+    items = lake.scan("item_sids").select("item_id").unique().collect()["item_id"].to_list()
+    seen, stop = [], threading.Event()
+
+    def read() -> None:
+        store = FeatureStore(Lake(tmp_path / "lake"))
+        while not stop.is_set():
+            frame = store.sids(items)
+            seen.append((frame["build_id"].unique().to_list(), frame.height))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        rebuild = {"ops": {"sid_codebooks": {"config": {"seed": 9, "mode": "rebuild"}}}}
+        assert job.execute_in_process(instance=instance, run_config=rebuild).success
+    finally:
+        stop.set()
+        reader.join()
+    second = lake.published_build()
+    assert second != first and len(seen) > 3
+    assert all(len(builds) == 1 and builds[0] in (first, second) and height == 300 for builds, height in seen)
+    assert {builds[0] for builds, _ in seen} <= {first, second}
