@@ -28,13 +28,13 @@ def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
         return spark.createDataFrame([], from_arrow_schema(spec.schema, prefer_timestamp_ntz=False))
     stored = from_arrow_schema(pa.schema([spec.schema.field(c) for c in spec.data_columns]),
                                prefer_timestamp_ntz=False)
-    base = lake.uri(name)
-    prefix = "" if "://" in base else "file://"
+    # The Delta log's own file URIs (never a listing), keyed by their path inside the table.
+    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u if "://" in u else f"file://{u}" for u in lake.file_uris(name)}
     keys = [f"partition.{c}" for c in spec.partition_by]
     groups = files.group_by(keys, maintain_order=True) if keys else [((), files)]
     parts = []
     for key, group in groups:
-        frame = spark.read.schema(stored).parquet(*[f"{prefix}{base}/{unquote(p)}" for p in group["path"]])
+        frame = spark.read.schema(stored).parquet(*[uris[unquote(p)] for p in group["path"]])
         for column, value in zip(spec.partition_by, key, strict=True):
             frame = frame.withColumn(column, F.lit(value).cast(stored_type(spec, column)))
         parts.append(frame.select(*spec.schema.names))
