@@ -79,17 +79,46 @@ class _Dedup:
         self.keys = list(keys)
         self.seen = np.empty(0, dtype=np.uint64)
 
+    def _hashes(self, rows: pl.DataFrame) -> np.ndarray:
+        combined = np.zeros(rows.height, dtype=np.uint64)
+        for seed, key in enumerate(self.keys, start=7):
+            combined = (combined * np.uint64(0x9E3779B97F4A7C15)) ^ rows[key].hash(seed=seed).to_numpy()
+        return combined
+
+    def _lookup(self, ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Insertion points of the sorted hashes `ordered` among the seen ones, and which are already seen."""
+        pos = np.searchsorted(self.seen, ordered)  # sorted queries walk the seen array in order: cache-friendly
+        known = self.seen[np.minimum(pos, len(self.seen) - 1)] == ordered if len(self.seen) else pos < 0
+        return pos, known
+
+    def _remember(self, ordered: np.ndarray, pos: np.ndarray) -> None:
+        """Merge new sorted hashes into the seen ones in linear time, given their insertion points."""
+        slots = pos + np.arange(len(ordered))
+        merged = np.empty(len(self.seen) + len(ordered), dtype=np.uint64)
+        fresh = np.zeros(len(merged), dtype=bool)
+        fresh[slots] = True
+        merged[slots] = ordered
+        merged[~fresh] = self.seen
+        self.seen = merged
+
     def split(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(rows seen for the first time, duplicates of an earlier row of this block or of earlier blocks)."""
         if not self.keys or not rows.height:
             return rows, rows.clear()
-        hashes = rows.select(pl.struct(self.keys).hash(seed=7)).to_series()
-        values = hashes.to_numpy()
-        keep = hashes.is_first_distinct().to_numpy()
-        if len(self.seen):
-            pos = np.minimum(np.searchsorted(self.seen, values), len(self.seen) - 1)
-            keep &= self.seen[pos] != values
-        # Both runs are sorted, so the stable sort (timsort) merges them in linear time.
-        self.seen = np.sort(np.concatenate([self.seen, np.sort(values[keep])]), kind="stable")
+        values = self._hashes(rows)
+        ordered = np.sort(values)
+        if not (ordered[1:] == ordered[:-1]).any():
+            pos, known = self._lookup(ordered)
+            if not known.any():  # the common case: nothing repeats
+                self._remember(ordered, pos)
+                return rows, rows.clear()
+        order = np.argsort(values, kind="stable")  # stable: the first occurrence comes first
+        ordered = values[order]
+        pos, known = self._lookup(ordered)
+        first = np.concatenate([[True], ordered[1:] != ordered[:-1]]) & ~known
+        keep = np.empty(len(values), dtype=bool)
+        keep[order] = first
+        self._remember(ordered[first], pos[first])
         return rows.filter(pl.Series(keep)), rows.filter(pl.Series(~keep))
 
 
@@ -102,6 +131,16 @@ def duplicates_to_rejects(dups: pl.DataFrame, keys: Sequence[str], source: str) 
                        reason=pl.lit(duplicate_reason(keys)), ds=ds)
 
 
+def _large(field: pa.Field) -> pa.Field:
+    """`field` with 64-bit offsets (large strings and lists): the layout Polars exports without a copy."""
+    kind = field.type
+    if pa.types.is_string(kind):
+        return field.with_type(pa.large_string())
+    if pa.types.is_list(kind):
+        return field.with_type(pa.large_list(_large(kind.value_field)))
+    return field
+
+
 class _PartitionWriter:
     """Streams rows into Parquet files inside the table folder, one open file per partition."""
 
@@ -109,7 +148,7 @@ class _PartitionWriter:
         self.spec = table(table_name)
         fs, root = lake.filesystem()
         self.fs, self.dir = fs, f"{root}/{self.spec.name}"
-        self.arrow_schema = pa.schema([self.spec.schema.field(c) for c in self.spec.data_columns])
+        self.arrow_schema = pa.schema([_large(self.spec.schema.field(c)) for c in self.spec.data_columns])
         self.tag = f"{run_id[-12:]}-{uuid.uuid4().hex[:8]}"
         self.writers: dict[tuple, tuple[pq.ParquetWriter, str, int]] = {}
         self.files: list[str] = []
@@ -117,10 +156,15 @@ class _PartitionWriter:
 
     def write(self, rows: pl.DataFrame) -> None:
         keys = list(self.spec.partition_by)
-        groups = rows.partition_by(keys, as_dict=True, maintain_order=True) if keys else {(): rows}
+        first = rows.row(0, named=True) if rows.height else {}
+        if not keys or rows.select(pl.all_horizontal(pl.col(k) == first[k] for k in keys).all()).item():
+            groups = {tuple(first[k] for k in keys): rows}  # one partition: no copy
+        else:
+            groups = rows.partition_by(keys, as_dict=True, maintain_order=True)
         for key, part in groups.items():
             self.partitions.add(key)
-            arrow = part.select(self.spec.data_columns).to_arrow().cast(self.arrow_schema)
+            arrow = part.select(self.spec.data_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
+            arrow = arrow.cast(self.arrow_schema)
             writer, path, count = self.writers.get(key) or self._open(key)
             writer.write_table(arrow, row_group_size=1 << 20)
             count += arrow.num_rows

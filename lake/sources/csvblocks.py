@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from lake.sources.lines import SourceError, iter_byte_blocks, line_block, read_header, split_fields
+from lake.sources.lines import SourceError, count_byte, iter_byte_blocks, line_block, read_header, split_fields
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def resolve_columns(path: str | Path, header: Sequence[str], wanted: Mapping[str
     return found
 
 
-def _fast_block(data: bytes, first: int, width: int, delimiter: str) -> pl.DataFrame | None:
+def _fast_block(data: bytes, first: int, lines: int, width: int, delimiter: str) -> pl.DataFrame | None:
     """Parse a clean block with Polars' native reader; None when the block needs line-by-line care.
 
     Clean means: no quotes or carriage returns, exactly width-1 delimiters per line, valid UTF-8 and
@@ -50,8 +50,7 @@ def _fast_block(data: bytes, first: int, width: int, delimiter: str) -> pl.DataF
     """
     if b'"' in data or b"\r" in data:
         return None
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if data.count(delimiter.encode()) != lines * (width - 1):
+    if count_byte(data, ord(delimiter)) != lines * (width - 1):
         return None
     names = [f"_c{i}" for i in range(width)]
     try:
@@ -71,8 +70,8 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
     positions = resolve_columns(path, header, wanted, optional)
     width = len(header)
     absent = [pl.lit(None, pl.String).alias(name) for name in wanted if name not in positions]
-    for first, data in iter_byte_blocks(path, skip=1):
-        fast = _fast_block(data, first, width, delimiter)
+    for first, data, count in iter_byte_blocks(path, skip=1):
+        fast = _fast_block(data, first, count, width, delimiter)
         if fast is not None:
             padded = b" " in data or (b"\t" in data and delimiter != "\t")
             frame = fast.with_columns(

@@ -45,7 +45,7 @@ def parse_timestamp(text: pl.Expr, *, iso: bool = True) -> pl.Expr:
 
 
 def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.datetime, raw: pl.Expr) -> Parsed:
-    event_ds = pl.col("event_ts").dt.strftime("%Y-%m-%d")
+    event_ds = pl.col("event_ts").dt.date().cast(pl.String)
     checks: list[tuple[pl.Expr, pl.Expr | str]] = [
         (pl.col("reason").is_not_null(), pl.col("reason")),
         (pl.col("user_id").fill_null("") == "", "empty user_id"),
@@ -59,8 +59,10 @@ def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.d
                    pl.lit(latest.isoformat()))),
     ]
     if ds is not None:
-        checks.append((event_ds != ds, pl.format("timestamp {} is outside the partition day {}",
-                                                  pl.col("ts_text"), pl.lit(ds))))
+        day = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
+        outside = (pl.col("event_ts") < day) | (pl.col("event_ts") >= day + dt.timedelta(days=1))
+        checks.append((outside, pl.format("timestamp {} is outside the partition day {}", pl.col("ts_text"),
+                                          pl.lit(ds))))
     partition = pl.lit(ds) if ds is not None else pl.coalesce(event_ds, pl.lit(dt.date.today().isoformat()))
     checked = frame.with_columns(ds=partition, source=pl.lit(source.name))
     rows, rejects = split_checked(checked, checks=checks, table_name="interactions", source=source, raw=raw,

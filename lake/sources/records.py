@@ -49,8 +49,12 @@ def split_checked(frame: pl.DataFrame, *, checks: Checks, table_name: str, sourc
     """
     table(table_name)
     marked = frame.with_columns(_failing=pl.any_horizontal([bad.fill_null(False) for bad, _ in checks]))
-    good = marked.filter(~pl.col("_failing")).select(columns)
-    bad = marked.filter(pl.col("_failing")).with_columns(reason=first_failure(checks))
+    if marked["_failing"].any():
+        good = marked.filter(~pl.col("_failing")).select(columns)
+        bad = marked.filter(pl.col("_failing")).with_columns(reason=first_failure(checks))
+    else:  # a clean block: no copy through a filter
+        good = frame.select(columns)
+        bad = marked.clear().with_columns(reason=pl.lit(None, pl.String))
     ds_expr = pl.lit(ds) if isinstance(ds, str) else ds
     rejects = bad.select(
         source_file=pl.lit(str(source)), line=pl.col("line").cast(pl.Int64), raw=raw.cast(pl.String),
