@@ -72,7 +72,7 @@ def duplicate_reason(keys: Sequence[str]) -> str:
     return f"duplicate record (same {', '.join(keys)} as an earlier record)"
 
 
-class _Dedup:
+class Deduplicator:
     """Remembers 64-bit hashes of the keys seen so far; later records with a seen key are duplicates."""
 
     def __init__(self, keys: Sequence[str]):
@@ -245,7 +245,7 @@ def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None 
 def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
                         progress: Progress | None) -> pl.DataFrame:
     tspec = table(spec.table)
-    dedup = _Dedup(spec.dedup)
+    dedup = Deduplicator(spec.dedup)
     writer = None if spec.merge else _PartitionWriter(lake, spec.table, report.run_id)
     merged: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
