@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 TOKEN = r"C(\d+)"
 MAX_HISTORY = 100
+EXAMPLE_SCHEMA = {
+    "user_id": pl.String, "history": pl.List(pl.String), "target": pl.List(pl.String), "stage": pl.Int16,
+    "split": pl.String, "ds": pl.String, "id_space": pl.String, "example": pl.String,
+    "history_codes": pl.List(pl.List(pl.Int32)), "history_tokens": pl.List(pl.Int32), "history_unknown": pl.Int32,
+    "target_codes": pl.List(pl.List(pl.Int32)), "target_tokens": pl.List(pl.Int32), "target_unknown": pl.Int32,
+}
 
 
 def offsets(sizes: Sequence[int]) -> list[int]:
@@ -25,11 +33,9 @@ def offsets(sizes: Sequence[int]) -> list[int]:
     return out
 
 
-def sid_map(item_sids: pl.LazyFrame, build_id: str, sizes: Sequence[int]) -> pl.LazyFrame:
-    """item_id → codes and token ids (code + level offset) in `build_id`."""
-    tokens = pl.concat_list([pl.col("codes").list.get(i) + off for i, off in enumerate(offsets(sizes))])
-    return (item_sids.filter(pl.col("build_id") == build_id).select("item_id", "codes")
-            .with_columns(tokens=tokens.cast(pl.List(pl.Int32))))
+def sid_map(item_sids: pl.LazyFrame, build_id: str) -> pl.DataFrame:
+    """item_id → codes in `build_id`."""
+    return item_sids.filter(pl.col("build_id") == build_id).select("item_id", "codes").collect()
 
 
 def from_interactions(interactions: pl.LazyFrame, test_days: Sequence[str] = (),
@@ -55,35 +61,66 @@ def from_sequences(sequences: pl.LazyFrame) -> pl.LazyFrame:
                             example=pl.format("{}:{}", pl.col("source"), pl.col("line")))
 
 
-def map_to_sids(examples: pl.LazyFrame, sids: pl.LazyFrame, sizes: Sequence[int]) -> pl.LazyFrame:
+def _item_lists(frame: pl.DataFrame, column: str) -> tuple[pa.Array, np.ndarray]:
+    """The flat item ids of a list column and each row's list length (null lists count as empty)."""
+    lists = frame[column].to_arrow(compat_level=pl.CompatLevel.oldest())
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    return lists.flatten(), lists.value_lengths().fill_null(0).to_numpy().astype(np.int64)
+
+
+def _parse_sids(text: pl.Series, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (n, L) of `C{t1}C{t2}...` strings and whether each parsed into exactly one valid token per level."""
+    levels, offs = len(sizes), np.asarray(offsets(sizes), dtype=np.int64)
+    tokens = text.str.extract_all(TOKEN).list.eval(pl.element().str.slice(1).cast(pl.Int64, strict=False))
+    whole = (tokens.list.len() == levels) & (tokens.list.drop_nulls().list.len() == levels)
+    valid = whole.fill_null(False).to_numpy()
+    codes = np.full((len(text), levels), -1, dtype=np.int64)
+    if valid.any():
+        codes[valid] = tokens.filter(pl.Series(valid)).list.to_array(levels).to_numpy() - offs
+    in_range = valid & ((codes >= 0) & (codes < np.asarray(sizes))).all(axis=1)
+    return codes.astype(np.int32), in_range
+
+
+def _side(frame: pl.DataFrame, column: str, book: np.ndarray, index: pl.DataFrame,
+          sizes: Sequence[int]) -> dict[str, pl.Series]:
+    """Codes, token ids and unknown counts of one list column (history or target), in list order."""
+    flat, lengths = _item_lists(frame, column)
+    rows = np.repeat(np.arange(frame.height), lengths)
+    ids = pl.Series("item_id", flat, dtype=pl.String)
+    found = (pl.DataFrame({"item_id": ids}).join(index, on="item_id", how="left", maintain_order="left")["_sid"])
+    if len(found) != len(ids):
+        raise ValueError("the SID map has an item_id more than once; item_sids keys must be unique per build")
+    levels = book.shape[1]
+    codes = np.zeros((len(ids), levels), dtype=np.int32)
+    known = found.is_not_null().to_numpy()
+    codes[known] = book[found.filter(pl.Series(known)).to_numpy()]
+    sid_space = (frame["id_space"] == "sid").to_numpy()[rows] if len(rows) else np.zeros(0, dtype=bool)
+    if sid_space.any():
+        parsed, valid = _parse_sids(ids.filter(pl.Series(sid_space)), sizes)
+        codes[sid_space], known[sid_space] = parsed, valid
+    kept = codes[known]
+    per_row = np.bincount(rows[known], minlength=frame.height)
+    outer = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
+    inner = pa.LargeListArray.from_arrays(pa.array(np.arange(0, kept.size + 1, levels, dtype=np.int64)),
+                                          pa.array(kept.ravel()))
+    tokens = (kept + np.asarray(offsets(sizes), dtype=np.int32)).ravel()
+    return {
+        f"{column}_codes": pl.Series(f"{column}_codes", pa.LargeListArray.from_arrays(pa.array(outer), inner)),
+        f"{column}_tokens": pl.Series(f"{column}_tokens", pa.LargeListArray.from_arrays(
+            pa.array(outer * levels), pa.array(tokens))),
+        f"{column}_unknown": pl.Series(f"{column}_unknown", (lengths - per_row).astype(np.int32)),
+    }
+
+
+def map_to_sids(examples: pl.DataFrame, sids: pl.DataFrame, sizes: Sequence[int]) -> pl.DataFrame:
     """Codes and token ids of every history and target item; unknown items counted, not tokenised.
 
-    Items in SID space (`C{t1}C{t2}...` strings from GR data) are parsed; item ids are looked up in `sids`.
+    Items in SID space (`C{t1}C{t2}...` strings from GR data) are parsed (a string without exactly one
+    in-range token per level is unknown); item ids are looked up in `sids` (`item_id`, `codes`). Vectorised:
+    one join of the flat item ids, then the lists are rebuilt from their offsets, in their original order.
     """
-    offs = offsets(sizes)
-
-    def side(column: str) -> pl.LazyFrame:
-        exploded = examples.select("example", "id_space", pl.col(column).alias("item_id")).with_row_index(
-            "_row").explode("item_id").with_columns(pos=pl.int_range(pl.len()).over("_row"))
-        looked_up = exploded.join(sids.select("item_id", "codes", "tokens"), on="item_id", how="left")
-        parsed = pl.col("item_id").str.extract_all(TOKEN).list.eval(pl.element().str.slice(1).cast(pl.Int32))
-        with_tokens = looked_up.with_columns(
-            tokens=pl.when(pl.col("id_space") == "sid").then(parsed).otherwise(pl.col("tokens")))
-        codes_of_tokens = pl.concat_list([pl.col("tokens").list.get(i, null_on_oob=True) - off
-                                          for i, off in enumerate(offs)]).cast(pl.List(pl.Int32))
-        with_codes = with_tokens.with_columns(
-            codes=pl.when(pl.col("id_space") == "sid").then(codes_of_tokens).otherwise(pl.col("codes")))
-        return (with_codes.filter(pl.col("item_id").is_not_null()).sort("_row", "pos")
-                .group_by("_row", maintain_order=True)
-                .agg(pl.col("codes").drop_nulls().alias(f"{column}_codes"),
-                     pl.col("tokens").drop_nulls().list.explode(keep_nulls=False, empty_as_null=False)
-                     .alias(f"{column}_tokens"),
-                     pl.col("tokens").is_null().sum().cast(pl.Int32).alias(f"{column}_unknown")))
-
-    base = examples.with_row_index("_row")
-    out = base.join(side("history"), on="_row", how="left").join(side("target"), on="_row", how="left")
-    return out.with_columns(
-        pl.col("history_codes").fill_null(pl.lit([], pl.List(pl.List(pl.Int32)))),
-        pl.col("history_tokens").fill_null(pl.lit([], pl.List(pl.Int32))),
-        pl.col("history_unknown").fill_null(0), pl.col("target_unknown").fill_null(0),
-    ).drop("_row")
+    book = (sids["codes"].list.to_array(len(sizes)).to_numpy().astype(np.int32) if sids.height
+            else np.zeros((0, len(sizes)), dtype=np.int32))
+    index = sids.select("item_id", _sid=pl.int_range(pl.len(), dtype=pl.Int64))
+    columns = {**_side(examples, "history", book, index, sizes), **_side(examples, "target", book, index, sizes)}
+    return examples.with_columns(**columns).cast(EXAMPLE_SCHEMA).select(list(EXAMPLE_SCHEMA))  # type: ignore[arg-type]

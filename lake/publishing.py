@@ -54,7 +54,7 @@ def publish_training_data(lake: Lake, *, build_id: str | None = None, source: st
     elif engine == "polars":
         raw = (from_sequences(lake.scan("user_sequences")) if source == "user_sequences"
                else from_interactions(lake.scan("interactions"), test_days))
-        examples = map_to_sids(raw, sid_map(lake.scan("item_sids"), build_id, sizes), sizes).collect()
+        examples = map_to_sids(raw.collect(), sid_map(lake.scan("item_sids"), build_id), sizes)
     else:
         raise ValueError(f"unknown engine {engine!r}; choose polars or spark")
     usable = examples.filter(pl.col("target_tokens").list.len() > 0)

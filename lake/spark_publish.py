@@ -9,16 +9,9 @@ import polars as pl
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lake.examples import MAX_HISTORY, offsets
+from lake.examples import EXAMPLE_SCHEMA, MAX_HISTORY, offsets
 from lake.lake import Lake
 from lake.spark import read_table
-
-EXAMPLE_SCHEMA = {
-    "user_id": pl.String, "history": pl.List(pl.String), "target": pl.List(pl.String), "stage": pl.Int16,
-    "split": pl.String, "ds": pl.String, "id_space": pl.String, "example": pl.String,
-    "history_codes": pl.List(pl.List(pl.Int32)), "history_tokens": pl.List(pl.Int32), "history_unknown": pl.Int32,
-    "target_codes": pl.List(pl.List(pl.Int32)), "target_tokens": pl.List(pl.Int32), "target_unknown": pl.Int32,
-}
 
 
 def _raw_examples(spark: SparkSession, lake: Lake, source: str, test_days: Sequence[str]) -> DataFrame:
@@ -41,15 +34,18 @@ def examples_with_spark(spark: SparkSession, lake: Lake, source: str, build_id: 
                         test_days: Sequence[str] = ()) -> pl.DataFrame:
     """The examples frame `map_to_sids(...)` gives on the polars engine, computed by Spark."""
     offs = F.array(*[F.lit(o) for o in offsets(sizes)])
+    sizes_ = F.array(*[F.lit(int(size)) for size in sizes])
     sids = (read_table(spark, lake, "item_sids").filter(F.col("build_id") == build_id)
             .select("item_id", "codes", F.transform("codes", lambda c, i: c + offs[i]).alias("tokens")))
     examples = _raw_examples(spark, lake, source, test_days)
 
     def side(column: str) -> DataFrame:
         items = examples.select("example", "id_space", F.posexplode(column).alias("pos", "item_id"))
-        parsed = F.transform(F.regexp_extract_all("item_id", F.lit(r"C(\d+)"), 1), lambda t: t.cast("int"))
-        joined = items.join(sids, "item_id", "left").withColumn(
-            "tokens", F.when(F.col("id_space") == "sid", parsed).otherwise(F.col("tokens")))
+        parsed = F.transform(F.regexp_extract_all("item_id", F.lit(r"C(\d+)"), 1), lambda t: t.try_cast("bigint"))
+        in_range = F.transform(parsed, lambda t, i: (t >= F.get(offs, i)) & (t < F.get(offs, i) + F.get(sizes_, i)))
+        valid = (F.size(parsed) == len(sizes)) & F.forall(in_range, lambda ok: F.coalesce(ok, F.lit(False)))
+        joined = items.join(sids, "item_id", "left").withColumn("tokens", F.when(
+            F.col("id_space") == "sid", F.when(valid, parsed.cast("array<int>"))).otherwise(F.col("tokens")))
         joined = joined.withColumn("codes", F.when(
             F.col("id_space") == "sid", F.transform("tokens", lambda t, i: t - offs[i])).otherwise(F.col("codes")))
         known = lambda arr: F.filter(arr, lambda x: x["tokens"].isNotNull())  # noqa: E731
