@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from lake.catalog import table
 from lake.formats import ReadOptions, default_build, default_model, expand_paths, get_format, read_file
+from lake.hashing import row_hashes
 from lake.lake import Lake, sql_literal
 from lake.sources.records import REJECT_SCHEMA, Parsed
 
@@ -79,12 +80,6 @@ class Deduplicator:
         self.keys = list(keys)
         self.seen = np.empty(0, dtype=np.uint64)
 
-    def _hashes(self, rows: pl.DataFrame) -> np.ndarray:
-        combined = np.zeros(rows.height, dtype=np.uint64)
-        for seed, key in enumerate(self.keys, start=7):
-            combined = (combined * np.uint64(0x9E3779B97F4A7C15)) ^ rows[key].hash(seed=seed).to_numpy()
-        return combined
-
     def _lookup(self, ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Insertion points of the sorted hashes `ordered` among the seen ones, and which are already seen."""
         pos = np.searchsorted(self.seen, ordered)  # sorted queries walk the seen array in order: cache-friendly
@@ -105,7 +100,7 @@ class Deduplicator:
         """(rows seen for the first time, duplicates of an earlier row of this block or of earlier blocks)."""
         if not self.keys or not rows.height:
             return rows, rows.clear()
-        values = self._hashes(rows)
+        values = row_hashes(rows, self.keys, seed=7)
         ordered = np.sort(values)
         if not (ordered[1:] == ordered[:-1]).any():
             pos, known = self._lookup(ordered)

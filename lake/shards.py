@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lake.examples import offsets
+from lake.hashing import row_hashes
 
 SHARD_COLUMNS = ["example", "user_id", "stage", "split", "ds", "history", "history_codes", "history_tokens",
                  "history_unknown", "target", "target_codes", "target_tokens", "target_unknown"]
@@ -70,11 +71,16 @@ def write_shards(examples: pl.DataFrame, out: Path, rows_per_shard: int = 500_00
         for shard in range(count):
             rows = part.filter(pl.col("_shard") == shard).sort("user_id", "example").select(SHARD_COLUMNS)
             path = folder / f"shard-{shard:05d}.parquet"
-            pq.write_table(rows.to_arrow(), path, compression="zstd", row_group_size=65_536,
-                           write_statistics=True, store_schema=True)
+            rows.write_parquet(path, compression="zstd", row_group_size=65_536, statistics=True)
             shards.append({"path": f"{split}/{path.name}", "split": split, "rows": rows.height,
                            "bytes": path.stat().st_size, "sha256": sha256_of(path)})
     return shards
+
+
+def content_hash(examples: pl.DataFrame) -> str:
+    """An order-insensitive hash of the shard rows (codes are implied by tokens and the layout)."""
+    columns = [c for c in SHARD_COLUMNS if not c.endswith("_codes")]
+    return str(int(row_hashes(examples, columns).sum(dtype=np.uint64)))
 
 
 def split_stats(examples: pl.DataFrame) -> dict:
@@ -93,7 +99,7 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
 
     The same examples give the same version; a version whose manifest exists already is returned as it is.
     """
-    content = str(examples.select(pl.struct(SHARD_COLUMNS).hash(seed=3).sum()).item()) if examples.height else "0"
+    content = content_hash(examples)
     version = version_id(build_id, f"{content}:{examples.height}:{skipped}", {**params,
                                                                                 "rows_per_shard": rows_per_shard})
     out = root / dataset / version
