@@ -87,18 +87,18 @@ def _side(frame: pl.DataFrame, column: str, book: np.ndarray, index: pl.DataFram
     flat, lengths = _item_lists(frame, column)
     rows = np.repeat(np.arange(frame.height), lengths)
     ids = pl.Series("item_id", flat, dtype=pl.String)
-    found = (pl.DataFrame({"item_id": ids}).join(index, on="item_id", how="left", maintain_order="left")["_sid"])
+    found = pl.DataFrame({"item_id": ids}).join(index, on="item_id", how="left", maintain_order="left")["_sid"]
     if len(found) != len(ids):
         raise ValueError("the SID map has an item_id more than once; item_sids keys must be unique per build")
-    levels = book.shape[1]
-    codes = np.zeros((len(ids), levels), dtype=np.int32)
-    known = found.is_not_null().to_numpy()
-    codes[known] = book[found.filter(pl.Series(known)).to_numpy()]
+    where = found.fill_null(-1).to_numpy(writable=True)  # row of each item in `book`, -1 when unknown
     sid_space = (frame["id_space"] == "sid").to_numpy()[rows] if len(rows) else np.zeros(0, dtype=bool)
-    if sid_space.any():
+    if sid_space.any():  # parsed SID strings become extra rows of the book
         parsed, valid = _parse_sids(ids.filter(pl.Series(sid_space)), sizes)
-        codes[sid_space], known[sid_space] = parsed, valid
-    kept = codes[known]
+        where[sid_space] = np.where(valid, len(book) + np.arange(len(parsed)), -1)
+        book = np.concatenate([book, parsed])
+    known = where >= 0
+    kept = book[where[known]]
+    levels = book.shape[1]
     per_row = np.bincount(rows[known], minlength=frame.height)
     outer = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
     inner = pa.LargeListArray.from_arrays(pa.array(np.arange(0, kept.size + 1, levels, dtype=np.int64)),
