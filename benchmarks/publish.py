@@ -1,35 +1,58 @@
 """Publishing throughput: examples per second for the polars and Spark engines against writing the same rows
 with plain pyarrow (the floor).
 
-    python -m benchmarks.publish [--scale small] [--rows-per-shard 500000]
+    python -m benchmarks.publish [--scales demo small] [--rows-per-shard 500000] [--repeat 3] [--no-spark]
 
 Generates AL-GR-format data, ingests the sequences and the reference Item-SID file, then times
 `publish_training_data` end to end (examples mapped to SIDs, sharded, checksummed, manifest, registration)
-and a pyarrow write of the finished rows. Saves benchmarks/results/publish-cpu.json.
+and a pyarrow write of the finished rows. Each engine runs once untimed (imports, JVM start-up), then
+`--repeat` times as new datasets; medians are reported. Saves benchmarks/results/publish-cpu.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.results_file import save
 from lake import Lake
 from lake.ingest import ingest
-from lake.publishing import publish_training_data
+from lake.publishing import PublishReport, publish_training_data
 from lake.sources.synthetic import generate
+
+
+def timed_publish(lake: Lake, engine: str, rows_per_shard: int, repeat: int) -> tuple[float, PublishReport]:
+    """Median seconds of `repeat` publications as new datasets, after one untimed warm-up, and the last report."""
+    publish_training_data(lake, build_id="ref", dataset=f"warm-{engine}", engine=engine)
+    seconds = []
+    for attempt in range(repeat):
+        started = time.perf_counter()
+        report = publish_training_data(lake, build_id="ref", dataset=f"{engine}-{attempt}", engine=engine,
+                                       rows_per_shard=rows_per_shard)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), report
+
+
+def floor_write(table: pa.Table, out: Path) -> float:
+    """Seconds for plain pyarrow to write the published rows (zstd, the shards' row-group size)."""
+    started = time.perf_counter()
+    pq.write_table(table, out, compression="zstd", row_group_size=65_536)
+    return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", nargs="+", default=["demo", "small"])
     parser.add_argument("--rows-per-shard", type=int, default=500_000)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per engine (median reported)")
     parser.add_argument("--no-spark", action="store_true")
     args = parser.parse_args()
     rows = []
@@ -40,21 +63,11 @@ def main() -> None:
             lake = Lake(work / "lake")
             ingest(lake, [work / "raw" / "algr" / "origin_behavior"], "algr-sequences")
             ingest(lake, [work / "raw" / "algr" / "item_sid"], "algr-item-sid", build_id="ref")
-            started = time.perf_counter()
-            report = publish_training_data(lake, build_id="ref", rows_per_shard=args.rows_per_shard)
-            polars_s = time.perf_counter() - started
-            spark_s = None
-            if not args.no_spark:
-                publish_training_data(lake, build_id="ref", dataset="warm", engine="spark")  # JVM start-up
-                started = time.perf_counter()
-                publish_training_data(lake, build_id="ref", dataset="spark", engine="spark",
-                                      rows_per_shard=args.rows_per_shard)
-                spark_s = time.perf_counter() - started
+            polars_s, report = timed_publish(lake, "polars", args.rows_per_shard, args.repeat)
+            spark_s = None if args.no_spark else timed_publish(lake, "spark", args.rows_per_shard, args.repeat)[0]
             shards = [report.published.path / s["path"] for s in report.published.manifest["shards"]]
             table = pl.read_parquet(shards).to_arrow()
-            started = time.perf_counter()
-            pq.write_table(table, work / "floor.parquet", compression="zstd", row_group_size=65_536)
-            floor_s = time.perf_counter() - started
+            floor_s = statistics.median(floor_write(table, work / "floor.parquet") for _ in range(args.repeat))
             rows.append({"scale": scale, "examples": report.examples, "polars_s": polars_s, "pyarrow_s": floor_s,
                          "polars_examples_per_s": report.examples / polars_s,
                          "pyarrow_examples_per_s": report.examples / floor_s, "polars_vs_pyarrow": polars_s / floor_s,
