@@ -1,17 +1,19 @@
 """SID build throughput: RQ-KMeans (torch and faiss backends) and RQ-VAE against faiss-cpu and the flop floor.
 
-    python -m benchmarks.sid_build [--device auto|cpu|cuda] [--sizes 20000 100000] [--levels 256 512]
+    python -m benchmarks.sid_build [--device auto|cpu|cuda] [--sizes 20000 100000] [--levels 256 512] [--repeat 3]
 
 For each size: clustered 512-d unit vectors; train 3 levels on all of them (iters per level), then assign
 every item. Reported: seconds and items per second end to end, the ratio to the faiss-cpu backend (plain
 faiss residual k-means, the reference), and to the arithmetic floor — 2·N·K·D flops per level and
-iteration plus one assignment pass, at this device's measured float32 matrix-product rate. Also times
+iteration plus one assignment pass, at this device's measured float32 matrix-product rate. The faiss and torch
+builds alternate `--repeat` times and the medians are reported. Also times
 knn_capacity collision resolution of 10 M items. Saves benchmarks/results/sid_build-<device>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -53,7 +55,7 @@ def _time_rq(backend, x: np.ndarray, sizes: list[int], iters: int) -> float:
     return time.perf_counter() - started
 
 
-def run(sizes: list[int], books: list[int], device: str, iters: int, rqvae_epochs: int) -> dict:
+def run(sizes: list[int], books: list[int], device: str, iters: int, rqvae_epochs: int, repeat: int) -> dict:
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     rows = []
     for n, k in zip(sizes, books, strict=True):
@@ -61,13 +63,17 @@ def run(sizes: list[int], books: list[int], device: str, iters: int, rqvae_epoch
         x = clustered(n)
         levels = [k, k, k]
         floor = (iters + 1) * len(levels) * 2 * n * k * x.shape[1] / rate
-        faiss_s = _time_rq(FaissBackend(), x, levels, iters)
-        torch_s = _time_rq(TorchBackend(str(dev)), x, levels, iters)
+        runs: dict[str, list[float]] = {"faiss": [], "torch": []}
+        for _ in range(repeat):  # interleaved, so that drifts in this machine's speed hit both alike
+            runs["faiss"].append(_time_rq(FaissBackend(), x, levels, iters))
+            runs["torch"].append(_time_rq(TorchBackend(str(dev)), x, levels, iters))
+        faiss_s, torch_s = statistics.median(runs["faiss"]), statistics.median(runs["torch"])
         started = time.perf_counter()
         vae = train_rqvae(x, levels, RQVAEParams(epochs=rqvae_epochs), device=str(dev))
         vae.encode(x)
         vae_s = time.perf_counter() - started
-        rows.append({"items": n, "sizes": levels, "iters": iters, "floor_s": floor, "matmul_flops": rate,
+        rows.append({"items": n, "sizes": levels, "iters": iters, "repeat": repeat, "floor_s": floor,
+                     "matmul_flops": rate,
                      "faiss_cpu_s": faiss_s, "torch_s": torch_s, "torch_device": str(dev), "rqvae_s": vae_s,
                      "rqvae_epochs": rqvae_epochs,
                      "faiss_items_per_s": n / faiss_s, "torch_items_per_s": n / torch_s, "rqvae_items_per_s": n / vae_s,
@@ -91,8 +97,9 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[256, 512], help="codebook size per level")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--rqvae-epochs", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per backend (median reported)")
     args = parser.parse_args()
-    result = run(args.sizes, args.levels, args.device, args.iters, args.rqvae_epochs)
+    result = run(args.sizes, args.levels, args.device, args.iters, args.rqvae_epochs, args.repeat)
     print(f"{'items':>9} {'sizes':>16} {'GFLOP/s':>8} {'floor s':>8} {'faiss s':>8} {'torch s':>8} {'rq-vae s':>9} "
           f"{'torch/faiss':>12} {'torch/floor':>12}")
     for r in result["builds"]:
