@@ -14,6 +14,7 @@ from assets.resources import LakeResource
 from lake import Lake
 from sid_index.artifact import load_artifact, save_artifact
 from sid_index.build import Assigned, BuildConfig, assign, churn, sample_rows, train
+from sid_index.drift import error_ratio
 from sid_index.rq import vectors_of
 
 GROUP = "semantic_ids"
@@ -23,8 +24,11 @@ class SidBuildConfig(Config):
     """How the codebooks are trained (method, sizes, backend, device, seed) and from which embeddings.
 
     `mode`: `rebuild` always trains; `refresh` keeps the published codebooks (item_sids then assigns only
-    new items to them); `auto` refreshes while new items are at most `max_new_share` of the catalogue and
-    the settings are those of the published build, and rebuilds otherwise.
+    new items to them); `auto` refreshes while the settings are those of the published build and the drift
+    stays within bounds, and rebuilds otherwise: new items at most `max_new_share` of the catalogue,
+    published items whose embedding changed since the build (a refresh keeps their SIDs) at most
+    `max_changed_share`, and the new items' mean reconstruction error under the published codebooks at most
+    `max_error_ratio` times the build's own.
     """
 
     embedding_model: str = "algr-item-emb"
@@ -39,6 +43,9 @@ class SidBuildConfig(Config):
     rqvae_epochs: int = 20
     mode: str = "auto"
     max_new_share: float = 0.2
+    max_changed_share: float = 0.05
+    max_error_ratio: float = 1.5
+    drift_sample: int = 100_000
 
 
 class SidAssignConfig(Config):
@@ -69,23 +76,53 @@ def _update_build(store: Lake, build: dict, run_id: str, **changes: object) -> N
     store.merge("sid_builds", pl.DataFrame([{**build, **changes, "run_id": run_id}]), run_id=run_id)
 
 
+def _changed_items(store: Lake, frame: pl.LazyFrame, model: str, version: int | None) -> int:
+    """Items whose embedding differs from the one they had at Delta version `version` of item_embeddings."""
+    if version is None:
+        return 0
+    digest = pl.col("embedding").hash(seed=1).alias("digest")
+    then = store.scan("item_embeddings", version=version).filter(pl.col("model") == model).select("item_id", digest)
+    return (frame.select("item_id", digest).join(then, on="item_id").filter(pl.col("digest") != pl.col("digest_right"))
+            .select(pl.len()).collect().item())
+
+
+def _drift(store: Lake, frame: pl.LazyFrame, n_items: int, build: dict, config: SidBuildConfig) -> dict:
+    """New and changed shares since the published `build`, and how well its codebooks encode the new items."""
+    inputs = json.loads(build["inputs"] or "{}")
+    assigned = store.scan("item_sids").filter(pl.col("build_id") == build["build_id"]).select("item_id")
+    new = frame.join(assigned, on="item_id", how="anti")
+    n_new = new.select(pl.len()).collect().item()
+    changed = _changed_items(store, frame, inputs.get("embedding_model", ""), inputs.get("item_embeddings_version"))
+    errors = json.loads(build["metrics"] or "{}").get("reconstruction_error_per_level") or [0.0]
+    ratio = 0.0
+    if n_new and inputs.get("artifact"):
+        picked = pl.Series(sample_rows(n_new, config.drift_sample, config.seed).astype(np.uint32)).implode()
+        vectors = vectors_of(new.with_row_index("row").filter(pl.col("row").is_in(picked)).collect().to_arrow())
+        ratio = error_ratio(load_artifact(inputs["artifact"]), vectors, float(errors[-1]))
+    return {"new_items": n_new, "new_item_share": round(n_new / n_items, 6) if n_items else 0.0,
+            "changed_items": changed, "changed_item_share": round(changed / n_items, 6) if n_items else 0.0,
+            "new_item_error_ratio": round(ratio, 4)}
+
+
 def _refresh_instead(store: Lake, frame: pl.LazyFrame, n_items: int, current: dict,
-                     config: SidBuildConfig) -> dict | None:
-    """Metadata of a refresh when the mode allows one (see SidBuildConfig), None to rebuild."""
+                     config: SidBuildConfig) -> tuple[dict | None, str]:
+    """(metadata of a refresh, None to rebuild) as the mode decides (see SidBuildConfig), and why."""
     published = store.published_build()
     if config.mode == "rebuild" or published is None:
-        return None
+        return None, "mode rebuild" if config.mode == "rebuild" else "no published build"
     row = _builds(store).filter(pl.col("build_id") == published).row(0, named=True)
     inputs = json.loads(row["inputs"] or "{}")
-    same_settings = (inputs.get("embedding_model") == current["embedding_model"]
-                     and inputs.get("config") == current["config"])
-    assigned = store.scan("item_sids").filter(pl.col("build_id") == published).select("item_id")
-    new = frame.select("item_id").join(assigned, on="item_id", how="anti").select(pl.len()).collect().item()
-    share = new / n_items if n_items else 0.0
-    if config.mode == "refresh" or (same_settings and share <= config.max_new_share):
-        return {"build_id": published, "new_items": new, "new_item_share": round(share, 6),
-                "result": f"refresh: {new} new items go to the published codebooks of {published}"}
-    return None
+    drift = _drift(store, frame, n_items, row, config)
+    over = [f"{name} {drift[key]} > {bound}" for name, key, bound in (
+        ("new items", "new_item_share", config.max_new_share),
+        ("changed items", "changed_item_share", config.max_changed_share),
+        ("new-item error ratio", "new_item_error_ratio", config.max_error_ratio)) if drift[key] > bound]
+    if inputs.get("embedding_model") != current["embedding_model"] or inputs.get("config") != current["config"]:
+        over.insert(0, "settings differ from the published build")
+    if config.mode == "refresh" or not over:
+        return {"build_id": published, **drift,
+                "result": f"refresh: {drift['new_items']} new items go to the published codebooks of {published}"}, ""
+    return None, "; ".join(over)
 
 
 def _same_inputs(store: Lake, current: dict) -> str | None:
@@ -117,9 +154,10 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     if unchanged:
         context.log.info(f"inputs unchanged since build {unchanged}: no new build")
         return MaterializeResult(metadata={"build_id": unchanged, "result": "inputs unchanged, no new build"})
-    refresh = _refresh_instead(store, frame, n_items, current, config)
+    refresh, reason = _refresh_instead(store, frame, n_items, current, config)
     if refresh:
         return MaterializeResult(metadata=refresh)
+    context.log.info(f"training a new build: {reason}")
     rows = sample_rows(n_items, config.train_sample, config.seed)
     picked = pl.Series(rows.astype(np.uint32)).implode()
     sample = frame.with_row_index("row").filter(pl.col("row").is_in(picked)).collect()
@@ -134,7 +172,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
                                          "build_id": build_id}) for level, book in enumerate(model.codebooks)])
     store.replace_partitions("codebooks", codebooks.with_columns(pl.col("level").cast(pl.Int16)), run_id=run_id)
     inputs = {**current, "item_embeddings_version": store.version("item_embeddings"), "items": n_items,
-              "train_sample": len(rows), "artifact": str(artifact)}
+              "train_sample": len(rows), "artifact": str(artifact), "rebuild_reason": reason}
     record = {"build_id": build_id, "method": config.method, "levels": len(model.sizes), "sizes": model.sizes,
               "inputs": json.dumps(inputs), "seed": config.seed, "status": "trained",
               "metrics": json.dumps({"train_s": train_s, **getattr(model, "timings", {})}),
@@ -143,7 +181,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     return MaterializeResult(metadata={
         "build_id": build_id, "method": config.method, "sizes": MetadataValue.json(model.sizes), "items": n_items,
         "train_sample": len(rows), "train_seconds": round(train_s, 3), "artifact": MetadataValue.path(str(artifact)),
-        "backend": config.backend, "device": config.device})
+        "backend": config.backend, "device": config.device, "result": f"rebuild: {reason}"})
 
 
 def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
@@ -191,7 +229,10 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
                                                "result": "no new items"})
     assigned = assign(model, _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build["build_id"], source, run_id, merge=config.refresh)
-    metrics = {**json.loads(build["metrics"] or "{}"), **assigned.metrics()}
+    figures = assigned.metrics()
+    recorded = json.loads(build["metrics"] or "{}")
+    # A refresh's figures cover the new items only: kept apart so that the build's own figures stay whole.
+    metrics = {**recorded, "last_refresh": figures} if config.refresh else {**recorded, **figures}
     if not config.refresh:
         previous = builds.filter(pl.col("status").is_in(["built", "published"]) &
                                  (pl.col("build_id") != build["build_id"]))
@@ -211,7 +252,7 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
         "largest_group_after": report["largest_group_after"], "unplaced": report["unplaced"],
         "unplaced_reasons": MetadataValue.json(report["unplaced_reasons"]),
         "utilisation_per_level": MetadataValue.json(assigned.utilisation()),
-        "reconstruction_error_per_level": MetadataValue.json(metrics["reconstruction_error_per_level"]),
+        "reconstruction_error_per_level": MetadataValue.json(figures["reconstruction_error_per_level"]),
         "assign_seconds": round(assigned.timings["assign_s"], 3),
         "resolve_seconds": round(assigned.timings["resolve_s"], 3),
         **({"churn": round(metrics["churn"], 6)} if "churn" in metrics else {}),

@@ -98,7 +98,10 @@ def test_new_items_refresh_the_published_build_without_moving_a_sid(tmp_path, ti
     assert result.success
     codebooks = result.asset_materializations_for_node("sid_codebooks")[0].metadata
     assert codebooks["result"].value.startswith("refresh: 10 new items")
+    assert codebooks["changed_items"].value == 0 and codebooks["new_item_error_ratio"].value <= 1.5
     assert lake.published_build() == build
+    metrics = lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()["metrics"][0]
+    assert '"last_refresh"' in metrics
     after = lake.scan("item_sids").filter(pl.col("build_id") == build).select("item_id", "sid").collect()
     assert after.height == before.height + 10
     assert before.join(after, on="item_id").filter(pl.col("sid") != pl.col("sid_right")).height == 0
