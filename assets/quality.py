@@ -44,20 +44,32 @@ def _sizes(store: Lake) -> dict[str, list[int]]:
 
 
 def _table_check(target: AssetsDefinition, table_name: str, name: str | None = None):
+    """A blocking GX check of `table_name` after `target`; on a day-partitioned asset, of that day's rows."""
+    partitions = target.partitions_def
+
     @asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
-                 description=f"Great Expectations suite of the `{table_name}` table")
+                 partitions_def=partitions,
+                 description=f"Great Expectations suite of the `{table_name}` table"
+                 + (" (the materialized day's rows)" if partitions else ""))
     def check(context: AssetCheckExecutionContext, lake: LakeResource, engine: EngineResource,
               spark: SparkResource) -> AssetCheckResult:
         store = lake.lake()
         validator = _validator(store.path("_reports"))
+        day = context.partition_key if context.has_partition_key else None
         if engine.engine == "spark":
+            from pyspark.sql import functions as F
+
             from lake.spark import read_table, spark_session
 
             frame = read_table(spark_session(spark.master), store, table_name)
+            frame = frame.filter(F.col("ds") == day) if day else frame
             outcome = validator.validate_spark(table_name, frame, _sizes(store))
         else:
-            outcome = validator.validate(table_name, store.scan(table_name).collect(), _sizes(store))
+            scan = store.scan(table_name)
+            frame = (scan.filter(pl.col("ds") == day) if day else scan).collect()
+            outcome = validator.validate(table_name, frame, _sizes(store))
         return AssetCheckResult(passed=outcome.success, severity=AssetCheckSeverity.ERROR, metadata={
+            **({"partition": day} if day else {}),
             "rows": outcome.rows, "validated_rows": outcome.validated_rows,
             "failed_expectations": MetadataValue.json(outcome.failures), "exact_key_checks": MetadataValue.json(
                 outcome.exact), "data_docs": MetadataValue.path(outcome.docs or "")})

@@ -143,15 +143,20 @@ class TorchBackend:
 
     def _lloyd(self, data: torch.Tensor, k: int, params: KMeansParams, gen: torch.Generator) -> torch.Tensor:
         centroids = self._init(data, k, params, gen)
+        previous = None
         for _ in range(params.iters):
             idx = self._nearest(data, centroids, 1, distances=False)[1][:, 0]
+            if previous is not None and torch.equal(idx, previous):
+                break  # converged: the same assignment gives the same centroids (faiss stops early too)
             sums = torch.zeros_like(centroids).index_add_(0, idx, data)
             counts = torch.bincount(idx, minlength=k).float()
             empty = counts == 0
             centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1)[:, None])
-            if bool(empty.any()):
+            previous = idx
+            if bool(empty.any()):  # refilled centroids move: not converged whatever the next assignment
                 refill = torch.randint(len(data), (int(empty.sum()),), generator=gen).to(self.device)
                 centroids[empty] = data[refill]
+                previous = None
         return centroids
 
     def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:

@@ -62,3 +62,13 @@ def test_torch_and_faiss_assign_alike_for_the_same_centroids():
     np.testing.assert_array_equal(torch_a.codes, faiss_a.codes)
     np.testing.assert_array_equal(torch_a.candidates, faiss_a.candidates)
     np.testing.assert_allclose(torch_a.distances, faiss_a.distances, rtol=1e-4, atol=1e-5)
+
+
+def test_torch_lloyd_stops_once_converged_with_the_centroids_of_a_full_run():
+    x, _ = planted(noise=0.3, seed=4)
+    backend = TorchBackend("cpu")
+    long = backend.train(x, 16, KMeansParams(iters=300, seed=2))
+    longer = backend.train(x, 16, KMeansParams(iters=3000, seed=2))
+    np.testing.assert_array_equal(long, longer)
+    few = backend.train(x, 16, KMeansParams(iters=1, seed=2))
+    assert not np.array_equal(few, long)  # one iteration has not converged yet
