@@ -40,19 +40,30 @@ def sid_map(item_sids: pl.LazyFrame, build_id: str) -> pl.DataFrame:
 
 def from_interactions(interactions: pl.LazyFrame, test_days: Sequence[str] = (),
                       max_history: int = MAX_HISTORY) -> pl.LazyFrame:
-    """One example per event after a user's first: its item is the target, the last items before it the history."""
-    ordered = interactions.sort("user_id", "event_ts", "item_id").with_columns(
-        pos=pl.int_range(pl.len()).over("user_id"))
-    prior = ordered.select("user_id", "pos", "item_id").rename({"pos": "prior_pos", "item_id": "prior_item"})
-    return (ordered.filter(pl.col("pos") > 0)
-            .join(prior, on="user_id")
-            .filter((pl.col("prior_pos") < pl.col("pos")) & (pl.col("prior_pos") >= pl.col("pos") - max_history))
-            .sort("user_id", "pos", "prior_pos")
-            .group_by("user_id", "pos", "ds", "item_id", maintain_order=True)
-            .agg(history=pl.col("prior_item"))
-            .select("user_id", "history", target=pl.concat_list("item_id"), stage=pl.lit(1, pl.Int16),
-                    split=pl.when(pl.col("ds").is_in(list(test_days))).then(pl.lit("test")).otherwise(pl.lit("train")),
-                    ds="ds", id_space=pl.lit("item"), example=pl.format("{}#{}", pl.col("user_id"), pl.col("pos"))))
+    """One example per event after a user's first: its item is the target, the last items before it the history.
+
+    Events are ordered per user by time (then item id); each history is a window of that order, gathered by
+    index in one pass, so the work is the size of the output.
+    """
+    ordered = (interactions.select("user_id", "item_id", "event_ts", "ds").sort("user_id", "event_ts", "item_id")
+               .collect())
+    n = ordered.height
+    first = ordered["user_id"].is_first_distinct().to_numpy()
+    user_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
+    pos = np.arange(n) - user_start
+    rows = np.flatnonzero(pos > 0)
+    lo = np.maximum(rows - max_history, user_start[rows])
+    lengths = rows - lo
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    gather = np.repeat(lo - offsets[:-1], lengths) + np.arange(offsets[-1])
+    items = ordered["item_id"].to_arrow(compat_level=pl.CompatLevel.oldest())
+    history = pa.LargeListArray.from_arrays(pa.array(offsets), items.take(pa.array(gather)))
+    examples = ordered[rows].select("user_id", "item_id", "ds").with_columns(
+        history=pl.Series("history", history), pos=pl.Series("pos", pos[rows]))
+    return examples.lazy().select(
+        "user_id", "history", target=pl.concat_list("item_id"), stage=pl.lit(1, pl.Int16),
+        split=pl.when(pl.col("ds").is_in(list(test_days))).then(pl.lit("test")).otherwise(pl.lit("train")),
+        ds="ds", id_space=pl.lit("item"), example=pl.format("{}#{}", pl.col("user_id"), pl.col("pos")))
 
 
 def from_sequences(sequences: pl.LazyFrame) -> pl.LazyFrame:

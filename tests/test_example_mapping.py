@@ -46,3 +46,22 @@ def test_sid_strings_are_parsed_and_malformed_ones_are_unknown():
     assert out["history_unknown"].to_list() == [2, 0]
     assert out["target_codes"].to_list() == [[[0, 1, 2]], []]
     assert out["target_unknown"].to_list() == [0, 1]  # an item-space example does not parse C-strings
+
+
+def test_examples_from_interactions_take_the_last_items_before_each_event():
+    import datetime as dt
+
+    from lake.examples import from_interactions
+
+    t0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    events = pl.DataFrame({
+        "user_id": ["u2", "u1", "u1", "u1", "u1", "u2", "u3"],
+        "item_id": ["x", "d", "a", "c", "b", "y", "z"],
+        "event_ts": [t0, t0 + dt.timedelta(3), t0, t0 + dt.timedelta(2), t0 + dt.timedelta(1), t0, t0],
+        "ds": ["2025-01-01", "2025-01-04", "2025-01-01", "2025-01-03", "2025-01-02", "2025-01-01", "2025-01-01"],
+    })
+    out = from_interactions(events.lazy(), test_days=["2025-01-04"], max_history=2).collect()
+    assert out["example"].to_list() == ["u1#1", "u1#2", "u1#3", "u2#1"]
+    assert out["history"].to_list() == [["a"], ["a", "b"], ["b", "c"], ["x"]]  # u2's tie broken by item id
+    assert out["target"].to_list() == [["b"], ["c"], ["d"], ["y"]]
+    assert out["split"].to_list() == ["train", "train", "test", "train"]
