@@ -236,7 +236,7 @@ class Lake:
         actions: list[AddAction | RemoveAction] = []
         prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
         for src in files:
-            values, rel = _partition_values(src, spec)
+            values, rel = partition_values(src, spec)
             if not src.startswith(f"{table_dir}/"):
                 folder, _, base = rel.rpartition("/")
                 rel = f"{folder}/{prefix}-{base}" if folder else f"{prefix}-{base}"
@@ -266,7 +266,7 @@ class Lake:
         return DeltaTable(self.uri(name), storage_options=self.storage_options).version()
 
 
-def _partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None], str]:
+def partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None], str]:
     """Partition values from the `key=value` folders of a data file, and its path inside the table."""
     parts = path.split("/")
     values: dict[str, str | None] = {}

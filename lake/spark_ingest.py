@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from lake.catalog import table
 from lake.formats import Format, ReadOptions, read_file
-from lake.lake import Lake
+from lake.lake import Lake, partition_values
 from lake.sources.records import REJECT_SCHEMA
 
 if TYPE_CHECKING:
@@ -87,7 +88,9 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
         rows = parsed.filter(F.col("kind") == "row")
         file_names = F.element_at(F.array(*[F.lit(str(f)) for f in files]), F.col("file_index") + 1)
         dups = None
-        if fmt.dedup:
+        repeated = (rows.groupBy(*fmt.dedup).agg(F.count("*").alias("_n")).filter(F.col("_n") > 1)
+                    if fmt.dedup else None)
+        if repeated is not None and not repeated.isEmpty():  # a sort per key only when some key repeats
             order = Window.partitionBy(*fmt.dedup).orderBy("file_index", "line")
             rows = rows.withColumn("_rn", F.row_number().over(order))
             keys = [F.date_format(F.col(k), ISO_MICROS) if dict(rows.dtypes)[k] == "timestamp"
@@ -118,23 +121,21 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
 
 
 def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, opts: ReadOptions) -> None:
-    from pyspark.sql import functions as F
+    """Write the rows as Parquet under the run's staging folder in one Spark job, then commit those files.
 
+    Row counts come from the files' footers and partitions from their folders, so no extra Spark job runs.
+    """
     spec = table(table_name)
     fs, root = lake.filesystem()
     staging = f"{root}/_staging/{table_name}/{report.run_id}"
-    rows = rows.persist()
-    try:
-        parts = [tuple(r) for r in rows.select(*spec.partition_by).distinct().collect()] if spec.partition_by else []
-        report.rows_written = rows.count()
-        (rows.repartition(*[F.col(c) for c in spec.partition_by]) if spec.partition_by else rows.coalesce(1)) \
-            .write.mode("overwrite").partitionBy(*spec.partition_by).parquet(_spark_uri(lake, staging))
-    finally:
-        rows.unpersist()
+    (rows if spec.partition_by else rows.coalesce(1)).write.mode("overwrite").partitionBy(
+        *spec.partition_by).parquet(_spark_uri(lake, staging))
     selector = pafs.FileSelector(staging, recursive=True)
     staged = sorted(i.path for i in fs.get_file_info(selector) if i.path.endswith(".parquet")
                     and "/_" not in i.path[len(staging):] and "/." not in i.path[len(staging):])
-    replace = [dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts)]
+    report.rows_written = sum(pq.read_metadata(fs.open_input_file(path)).num_rows for path in staged)
+    parts = {tuple(partition_values(path[len(staging):], spec)[0][c] for c in spec.partition_by) for path in staged}
+    replace = [dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts, key=str)]
     if opts.ds and spec.partition_by == ("ds",) and {"ds": opts.ds} not in replace:
         replace.append({"ds": opts.ds})
     report.partitions = replace
