@@ -16,14 +16,15 @@ from lake.sources.algr import (
 )
 from lake.sources.events import DEDUP_KEYS, read_events
 from lake.sources.items import read_items
-from lake.sources.lines import SourceError
+from lake.sources.lines import SourceError, Span
 from lake.sources.npz import read_npz
 from lake.sources.records import Parsed
 
 
 @dataclass(frozen=True)
 class Format:
-    """An input format: target table, whether it merges by key, and the keys that make a duplicate."""
+    """An input format: target table, whether it merges by key, the keys that make a duplicate, and whether
+    its text files can be read in spans of lines (one record per line)."""
 
     name: str
     table: str
@@ -31,17 +32,19 @@ class Format:
     dedup: tuple[str, ...] = ()
     merge: bool = False
     keep_on_update: tuple[str, ...] = ()
+    splittable: bool = False
 
 
 _TEXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.zst", ".csv.bz2")
 FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("events", "interactions", (*_TEXT, ".parquet"), DEDUP_KEYS),
-    Format("algr-sequences", "user_sequences", _TEXT),
-    Format("algr-item-emb", "item_embeddings", _TEXT, ("item_id",)),
-    Format("algr-item-sid", "item_sids", _TEXT, ("item_id",)),
+    Format("events", "interactions", (*_TEXT, ".parquet"), DEDUP_KEYS, splittable=True),
+    Format("algr-sequences", "user_sequences", _TEXT, splittable=True),
+    Format("algr-item-emb", "item_embeddings", _TEXT, ("item_id",), splittable=True),
+    Format("algr-item-sid", "item_sids", _TEXT, ("item_id",), splittable=True),
     Format("algr-gr-tsv", "user_sequences", _TEXT),
     Format("npz", "item_embeddings", (".npz",), ("item_id",)),
-    Format("items", "items", (*_TEXT, ".parquet"), ("item_id",), merge=True, keep_on_update=("first_seen_ds",)),
+    Format("items", "items", (*_TEXT, ".parquet"), ("item_id",), merge=True, keep_on_update=("first_seen_ds",),
+           splittable=True),
 ]}
 
 
@@ -55,6 +58,7 @@ class ReadOptions:
     trust_pickle: bool = False
     dim: int = EMBEDDING_DIM
     codebook_size: int = ALGR_CODEBOOK_SIZE
+    span: Span | None = None
 
 
 def get_format(name: str) -> Format:
@@ -96,19 +100,20 @@ def read_file(fmt: Format, path: Path, opts: ReadOptions) -> Iterator[Parsed]:
     """Parse one file of format `fmt` into validated blocks."""
     match fmt.name:
         case "events":
-            return read_events(path, ds=opts.ds)
+            return read_events(path, ds=opts.ds, span=opts.span)
         case "algr-sequences":
-            return read_sequences(path, ds=opts.ds)
+            return read_sequences(path, ds=opts.ds, span=opts.span)
         case "algr-gr-tsv":
             return read_gr_instructions(path, ds=opts.ds)
         case "algr-item-emb":
-            return read_item_embeddings(path, model=opts.model or "algr-item-emb", dim=opts.dim, ds=opts.ds)
+            return read_item_embeddings(path, model=opts.model or "algr-item-emb", dim=opts.dim, ds=opts.ds,
+                                        span=opts.span)
         case "algr-item-sid":
             return read_item_sids(path, build_id=opts.build_id or "algr", codebook_size=opts.codebook_size,
-                                  ds=opts.ds)
+                                  ds=opts.ds, span=opts.span)
         case "npz":
             return read_npz(path, model=opts.model or f"npz-{path.stem}", trust_pickle=opts.trust_pickle,
                             ds=opts.ds)
         case "items":
-            return read_items(path, ds=opts.ds)
+            return read_items(path, ds=opts.ds, span=opts.span)
     raise ValueError(f"no reader for format {fmt.name!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 from lake.catalog import table
 from lake.formats import Format, ReadOptions, read_file
 from lake.lake import Lake, partition_values
+from lake.sources.lines import Span, split_lines
 from lake.sources.records import REJECT_SCHEMA
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 _EXTRA = [("line", pa.int64()), ("file_index", pa.int32()), ("kind", pa.string()), ("source_file", pa.string()),
           ("raw", pa.string()), ("reason", pa.string()), ("reject_ds", pa.string()), ("count", pa.int64())]
 ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
+SPLIT_BYTES = 64 << 20  # a text file is read by several tasks in spans of lines of at least this size
 
 
 def _task_schema(table_name: str) -> pa.Schema:
@@ -34,13 +37,14 @@ def _task_schema(table_name: str) -> pa.Schema:
 
 
 def _parse_task(fmt: Format, opts: ReadOptions, schema: pa.Schema):
-    """The function Spark runs on each task: parse the task's files into tagged Arrow batches."""
+    """The function Spark runs on each task: parse the task's file spans into tagged Arrow batches."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for index, path in zip(batch.column("file_index").to_pylist(), batch.column("path").to_pylist(),
-                                   strict=True):
-                for block in read_file(fmt, Path(path), opts):
+            for index, path, start, end, first in zip(*(batch.column(c).to_pylist() for c in (
+                    "file_index", "path", "start", "end", "first_line")), strict=True):
+                span = Span(start, end, first) if start is not None else None
+                for block in read_file(fmt, Path(path), replace(opts, span=span)):
                     rows = block.rows.with_columns(file_index=pl.lit(index, pl.Int32), kind=pl.lit("row"))
                     rejects = block.rejects.rename({"ds": "reject_ds"}).with_columns(
                         file_index=pl.lit(index, pl.Int32), kind=pl.lit("reject"))
@@ -75,8 +79,13 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
     spark = spark_session(master)
     spec = table(fmt.table)
     schema = _task_schema(fmt.table)
-    inputs = spark.createDataFrame([(i, str(p.resolve())) for i, p in enumerate(files)], "file_index int, path string")
-    parsed = (inputs.repartition(max(1, len(files)), "file_index")
+    pieces = spark.sparkContext.defaultParallelism
+    spans = [(i, str(p.resolve()), *((s.start, s.end, s.first_line) if splittable else (None, None, None)))
+             for i, p in enumerate(files)
+             for splittable in [fmt.splittable and not p.name.lower().endswith(".parquet")]
+             for s in (split_lines(p, pieces, SPLIT_BYTES) if splittable else [None])]
+    inputs = spark.createDataFrame(spans, "file_index int, path string, start long, end long, first_line long")
+    parsed = (inputs.repartition(len(spans))
               .mapInArrow(_parse_task(fmt, opts, schema), from_arrow_schema(schema, prefer_timestamp_ntz=False))
               .persist())
     try:

@@ -51,6 +51,28 @@ def test_engines_quarantine_the_same_records(spark, tmp_path):
     _same(polars_lake.scan("interactions").collect(), spark_lake.scan("interactions").collect())
 
 
+def test_a_file_read_in_spans_by_several_tasks_gives_the_same_tables(spark, tmp_path, tiny_raw, monkeypatch):
+    import lake.spark_ingest
+    from lake.sources.lines import split_lines
+
+    day = sorted((tiny_raw / "events").iterdir())[0]
+    header, *rows = (next(day.iterdir())).read_text().splitlines()
+    planted = [rows[0], "u9,i9,teleport,1735732800", "u9,,pv,1735732801"]  # a duplicate of line 2, two bad rows
+    path = write(tmp_path / "in" / "events.csv", "\n".join([header, *rows, *planted]) + "\n")
+    monkeypatch.setattr(lake.spark_ingest, "SPLIT_BYTES", path.stat().st_size // 3)
+    polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
+    a = ingest(polars_lake, [path], "events")
+    b = ingest(spark_lake, [path], "events", engine="spark")
+    assert (a.rows_read, a.rows_written, a.rows_quarantined) == (b.rows_read, b.rows_written, b.rows_quarantined)
+    assert a.rows_quarantined == 3
+    cols = ["source_file", "line", "raw", "reason", "table", "ds"]
+    qa = polars_lake.scan("quarantine").select(cols).sort("line").collect()
+    assert qa.equals(spark_lake.scan("quarantine").select(cols).sort("line").collect())
+    assert qa["line"].to_list() == [len(rows) + 2, len(rows) + 3, len(rows) + 4]
+    _same(polars_lake.scan("interactions").collect(), spark_lake.scan("interactions").collect())
+    assert len(split_lines(path, spark.sparkContext.defaultParallelism, lake.spark_ingest.SPLIT_BYTES)) == 2
+
+
 def _cli(lake: Lake, events) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", "ingest", str(events), "--format", "events", "--engine", "spark",
             "--lake", lake.root]

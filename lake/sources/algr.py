@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake.sources.csvblocks import iter_csv_blocks
-from lake.sources.lines import SourceError, open_stream, read_header
+from lake.sources.lines import SourceError, Span, open_stream, read_header
 from lake.sources.records import Parsed, reject_frame, split_checked
 
 ALGR_BASE_DS = "2025-01-01"
@@ -48,13 +48,13 @@ def stage_ds(base_ds: str, stage: int, split: str) -> str:
     return day.isoformat()
 
 
-def read_sequences(path: str | Path, *, ds: str | None = None) -> Iterator[Parsed]:
+def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
     """Origin-Sequence-Data CSV as `user_sequences` rows, history reversed to oldest first."""
     path = Path(path)
     stage, split = stage_and_split(path)
     day = stage_ds(ds or ALGR_BASE_DS, stage, split)
     wanted = {"user_history": ("user_history",), "target_item": ("target_item",), "user_id": ("user_id",)}
-    for block in iter_csv_blocks(path, wanted, optional=("user_id",)):
+    for block in iter_csv_blocks(path, wanted, optional=("user_id",), span=span):
         frame = block.frame.with_columns(
             history=pl.col("user_history").fill_null("").str.split(";").list.reverse(),
             target=pl.col("target_item").fill_null("").str.split(";"),
@@ -85,13 +85,13 @@ _SEQUENCE_COLUMNS = ["user_id", "history", "target", "stage", "id_space", "sourc
 
 
 def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_DIM,
-                         ds: str | None = None) -> Iterator[Parsed]:
+                         ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
     """Item-EMB CSV as `item_embeddings` rows: base64 float32 vectors of length `dim`, finite."""
     path = Path(path)
     day = ds or dt.date.today().isoformat()
     wanted = {"item_id": ("base62_string", "item_id"), "feature": ("feature", "embedding")}
     nbytes = 4 * dim
-    for block in iter_csv_blocks(path, wanted):
+    for block in iter_csv_blocks(path, wanted, span=span):
         frame = block.frame.with_columns(blob=pl.col("feature").str.decode("base64", strict=False))
         frame = frame.with_columns(nbytes=pl.col("blob").bin.size())
         aligned = frame.filter(pl.col("reason").is_null() & (pl.col("nbytes") == nbytes))
@@ -146,7 +146,7 @@ def _fixed_list(vectors: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR_CODEBOOK_SIZE,
-                   ds: str | None = None) -> Iterator[Parsed]:
+                   ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
     """Item-SID CSV as `item_sids` rows: every `codebook_lv*` code an integer in [0, codebook_size)."""
     path = Path(path)
     day = ds or dt.date.today().isoformat()
@@ -155,7 +155,7 @@ def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR
     if not levels:
         raise SourceError(f"{path}: no codebook_lv1.. columns in header {header}")
     wanted = {"item_id": ("base62_string", "item_id"), **{lv: (lv,) for lv in levels}}
-    for block in iter_csv_blocks(path, wanted):
+    for block in iter_csv_blocks(path, wanted, span=span):
         codes = [pl.col(lv).cast(pl.Int32, strict=False) for lv in levels]
         frame = block.frame.with_columns(codes=pl.concat_list(codes))
         checks: list[tuple[pl.Expr, pl.Expr | str]] = [

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import polars as pl
 
-from lake.sources.lines import SourceError, count_byte, iter_byte_blocks, line_block, read_header, split_fields
+from lake.sources.lines import (
+    SourceError,
+    Span,
+    count_byte,
+    iter_byte_blocks,
+    line_block,
+    read_header,
+    split_fields,
+)
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,13 @@ def _fast_block(data: bytes, first: int, lines: int, width: int, delimiter: str)
 
 
 def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, optional: Sequence[str] = (),
-                    delimiter: str = ",") -> Iterator[CsvBlock]:
-    """Yield CSV blocks of `path` with the wanted columns extracted by header name."""
+                    delimiter: str = ",", span: Span | None = None) -> Iterator[CsvBlock]:
+    """Yield CSV blocks of `path` (or of one `span` of it) with the wanted columns extracted by header name."""
     header = read_header(path, delimiter)
     positions = resolve_columns(path, header, wanted, optional)
     width = len(header)
     absent = [pl.lit(None, pl.String).alias(name) for name in wanted if name not in positions]
-    for first, data, count in iter_byte_blocks(path, skip=1):
+    for first, data, count in iter_byte_blocks(path, skip=1, span=span):
         fast = _fast_block(data, first, count, width, delimiter)
         if fast is not None:
             padded = b" " in data or (b"\t" in data and delimiter != "\t")

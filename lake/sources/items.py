@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
-from lake.sources.lines import SourceError
+from lake.sources.lines import SourceError, Span
 from lake.sources.records import Parsed, reject_frame, split_checked
 
 COLUMNS = {
@@ -77,7 +77,7 @@ def _finish(frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr) -> tuple[pl
     return rows, rejects, missing
 
 
-def read_items(path: str | Path, *, ds: str | None = None) -> Iterator[Parsed]:
+def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
     """Stream an item catalogue; items with neither title nor image are quarantined."""
     path = Path(path)
     day = ds or dt.date.today().isoformat()
@@ -106,7 +106,7 @@ def read_items(path: str | Path, *, ds: str | None = None) -> Iterator[Parsed]:
             rows, rejects, missing = _finish(frame, path, day, raw)
             yield Parsed("items", rows, rejects, missing_images=missing)
         return
-    for block in iter_csv_blocks(path, COLUMNS, optional=OPTIONAL):
+    for block in iter_csv_blocks(path, COLUMNS, optional=OPTIONAL, span=span):
         frame = block.frame.with_columns(image_ref=pl.col("image"), image_bytes=pl.lit(None, pl.Binary))
         rows, rejects, missing = _finish(frame, path, day, block.raw)
         bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)

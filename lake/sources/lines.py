@@ -19,6 +19,47 @@ class SourceError(ValueError):
 
 
 @dataclass(frozen=True)
+class Span:
+    """Bytes [start, end) of an uncompressed text file, whole lines, the first of them line `first_line`."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+COMPRESSED = (".gz", ".bz2", ".zst", ".zstd", ".lz4", ".br")
+
+
+def split_lines(path: str | Path, pieces: int, min_bytes: int = 64 << 20) -> list[Span]:
+    """Spans of whole lines, about `pieces` of them and none under `min_bytes`, covering an uncompressed file.
+
+    One pass counts the lines before each cut, so readers of a span number lines as a whole-file reader
+    does. A compressed or small file is one span.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    step = max(min_bytes, -(-size // max(pieces, 1)))
+    if path.name.lower().endswith(COMPRESSED) or pieces < 2 or size < 2 * min_bytes:
+        return [Span(0, size, 1)]
+    cuts: list[tuple[int, int]] = [(0, 1)]
+    target, offset, lines = step, 0, 0
+    with path.open("rb") as fh:
+        while target < size and (data := fh.read(BLOCK_BYTES)):
+            while target < offset + len(data):
+                at = data.find(b"\n", max(target - offset, 0))
+                if at < 0:
+                    break
+                cut = offset + at + 1
+                if cut < size:
+                    cuts.append((cut, lines + count_byte(data[:at + 1], 10) + 1))
+                target = cut + step
+            lines += count_byte(data, 10)
+            offset += len(data)
+    ends = [c for c, _ in cuts[1:]] + [size]
+    return [Span(start, end, first) for (start, first), end in zip(cuts, ends, strict=True)]
+
+
+@dataclass(frozen=True)
 class LineBlock:
     """Consecutive lines of one file: `lines` has columns `line` (1-based number) and `text`.
 
@@ -73,20 +114,25 @@ def line_block(data: bytes, first_line: int) -> LineBlock:
     return LineBlock(frame, bad)
 
 
-def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES,
-                     skip: int = 0) -> Iterator[tuple[int, bytes, int]]:
+def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0,
+                     span: Span | None = None) -> Iterator[tuple[int, bytes, int]]:
     """Yield (number of the first line, whole lines as bytes, number of lines) blocks of about `block_bytes`.
 
-    Each block is copied at most once (the partial line carried over plus the chunk's whole lines).
+    Each block is copied at most once (the partial line carried over plus the chunk's whole lines). With a
+    `span`, only its bytes are read (and `skip` applies only to the span at the start of the file).
     """
-    next_line = 1
+    next_line = 1 if span is None else span.first_line
+    skip = skip if span is None or span.start == 0 else 0
+    remaining = None if span is None else span.end - span.start
     carry = b""
-    with open_stream(path) as stream:
+    with open_stream(path) if span is None else _seek(path, span.start) as stream:
         while True:
             try:
-                chunk = stream.read(block_bytes)
+                chunk = stream.read(block_bytes if remaining is None else min(block_bytes, remaining))
             except OSError as exc:
                 raise SourceError(f"cannot read {path}: {exc}") from exc
+            if remaining is not None:
+                remaining -= len(chunk)
             cut = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
             if chunk and cut == 0:
                 carry += chunk
@@ -107,6 +153,15 @@ def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES,
                 next_line += lines
             if not chunk:
                 return
+
+
+def _seek(path: str | Path, offset: int) -> pa.NativeFile:
+    try:
+        handle = pa.OSFile(str(path))
+        handle.seek(offset)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc}") from exc
+    return handle
 
 
 def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[LineBlock]:
