@@ -82,3 +82,34 @@ def test_alignment_asset_writes_its_own_model(resources):
     lake = Lake(resources["lake"].root)
     assert lake.scan("item_embeddings").filter(pl.col("model") == "algr-item-emb+align").collect().height == 300
     assert Path(lake.path("_models", "algr-item-emb+align.pt")).is_file()
+
+
+def test_an_item_that_keeps_failing_has_one_quarantine_record(resources):
+    instance = DagsterInstance.ephemeral()
+    materialize([ingest_assets.items], resources=resources, instance=instance)
+    lake = Lake(resources["lake"].root)
+    first, second = lake.scan("items").head(2).collect().iter_rows(named=True)
+    empty = pl.DataFrame([{**first, "title": None, "category": None, "image": None, "image_uri": None,
+                           "content_hash": "empty"}],
+                         schema=lake.scan("items").collect_schema())
+    corrupt = pl.DataFrame([{**second, "image": b"not a jpeg", "image_uri": None, "content_hash": "corrupt"}],
+                           schema=lake.scan("items").collect_schema())
+    lake.merge("items", pl.concat([empty, corrupt]), run_id="edit")
+
+    def records() -> dict[str, int]:
+        rows = lake.scan("quarantine").filter(pl.col("table") == "item_embeddings").collect()
+        return dict(rows.group_by("raw").len().iter_rows())
+
+    for _ in range(2):  # the empty item has no embedding, so each run tries it again
+        meta = _meta(materialize([embedding_assets.item_embeddings], resources=resources, instance=instance),
+                     "item_embeddings")
+        assert meta["items_quarantined"] == 1
+        assert records() == {first["item_id"]: 1, second["item_id"]: 1}
+    fixed = empty.with_columns(title=pl.lit("a title at last"), content_hash=pl.lit("fixed"))
+    lake.merge("items", fixed, run_id="fix")
+    meta = _meta(materialize([embedding_assets.item_embeddings], resources=resources, instance=instance),
+                 "item_embeddings")
+    assert (meta["items_encoded"], meta["items_quarantined"], meta["items_text_only"]) == (1, 0, 1)
+    assert records() == {first["item_id"]: 1, second["item_id"]: 1}  # its record now says text-only
+    reason = lake.scan("quarantine").filter(pl.col("raw") == first["item_id"]).collect()["reason"][0]
+    assert reason.startswith("text-only embedding")
