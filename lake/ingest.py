@@ -152,7 +152,7 @@ class _PartitionWriter:
     def write(self, rows: pl.DataFrame) -> None:
         keys = list(self.spec.partition_by)
         first = rows.row(0, named=True) if rows.height else {}
-        if not keys or rows.select(pl.all_horizontal(pl.col(k) == first[k] for k in keys).all()).item():
+        if not keys or rows.select(pl.all_horizontal(pl.col(k).eq_missing(first[k]) for k in keys).all()).item():
             groups = {tuple(first[k] for k in keys): rows}  # one partition: no copy
         else:
             groups = rows.partition_by(keys, as_dict=True, maintain_order=True)
