@@ -66,6 +66,20 @@ def _conform(frame: pl.DataFrame, schema: pa.Schema) -> pa.RecordBatch:
                                        for c in columns], schema=schema)
 
 
+def _tasks(fmt: Format, files: Sequence[Path], pieces: int) -> list[tuple]:
+    """(file index, path, start, end, first line) per parse task: a large uncompressed text file of a
+    line-per-record format is cut into spans of lines; any other file is one task (no span)."""
+    tasks: list[tuple] = []
+    for index, path in enumerate(files):
+        spans = (split_lines(path, pieces, SPLIT_BYTES)
+                 if fmt.splittable and not path.name.lower().endswith(".parquet") else [])
+        if len(spans) > 1:
+            tasks += [(index, str(path.resolve()), s.start, s.end, s.first_line) for s in spans]
+        else:
+            tasks.append((index, str(path.resolve()), None, None, None))
+    return tasks
+
+
 def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
                       master: str | None = None) -> pl.DataFrame:
     """Ingest `files` through Spark; fills `report` and returns the quarantine records."""
@@ -79,11 +93,7 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
     spark = spark_session(master)
     spec = table(fmt.table)
     schema = _task_schema(fmt.table)
-    pieces = spark.sparkContext.defaultParallelism
-    spans = [(i, str(p.resolve()), *((s.start, s.end, s.first_line) if splittable else (None, None, None)))
-             for i, p in enumerate(files)
-             for splittable in [fmt.splittable and not p.name.lower().endswith(".parquet")]
-             for s in (split_lines(p, pieces, SPLIT_BYTES) if splittable else [None])]
+    spans = _tasks(fmt, files, spark.sparkContext.defaultParallelism)
     inputs = spark.createDataFrame(spans, "file_index int, path string, start long, end long, first_line long")
     parsed = (inputs.repartition(len(spans))
               .mapInArrow(_parse_task(fmt, opts, schema), from_arrow_schema(schema, prefer_timestamp_ntz=False))
@@ -144,12 +154,12 @@ def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, opts:
                     and "/_" not in i.path[len(staging):] and "/." not in i.path[len(staging):])
     report.rows_written = sum(pq.read_metadata(fs.open_input_file(path)).num_rows for path in staged)
     parts = {tuple(partition_values(path[len(staging):], spec)[0][c] for c in spec.partition_by) for path in staged}
-    replace = [dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts, key=str)]
-    if opts.ds and spec.partition_by == ("ds",) and {"ds": opts.ds} not in replace:
-        replace.append({"ds": opts.ds})
-    report.partitions = replace
+    replaced = [dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts, key=str)]
+    if opts.ds and spec.partition_by == ("ds",) and {"ds": opts.ds} not in replaced:
+        replaced.append({"ds": opts.ds})
+    report.partitions = replaced
     report.version = lake.commit_files(table_name, staged, run_id=report.run_id, sources=report.files,
-                                       replace=replace, app_id=f"sidforge-ingest-{report.run_id}")
+                                       replace=replaced, app_id=f"sidforge-ingest-{report.run_id}")
     if "://" not in lake.root:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -34,3 +34,17 @@ def test_small_or_compressed_files_are_one_span(tmp_path):
     packed = tmp_path / "big.csv.gz"
     packed.write_bytes(gzip.compress(b"a,b\n" * 100_000))
     assert len(split_lines(packed, 4, min_bytes=1024)) == 1
+
+
+def test_spark_tasks_split_plain_text_only(tmp_path, monkeypatch):
+    from lake import spark_ingest
+    from lake.formats import get_format
+
+    plain = write(tmp_path / "events.csv", "user_id,item_id,behavior,timestamp\n" + "u,i,pv,1735732800\n" * 5000)
+    packed = tmp_path / "events.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    monkeypatch.setattr(spark_ingest, "SPLIT_BYTES", 4096)
+    tasks = spark_ingest._tasks(get_format("events"), [plain, packed], pieces=2)
+    assert [(t[0], t[2] is None) for t in tasks] == [(0, False), (0, False), (1, True)]  # gzip: one task, no span
+    assert tasks[0][2:] == (0, tasks[1][2], 1) and tasks[1][3] == plain.stat().st_size
+    assert spark_ingest._tasks(get_format("algr-gr-tsv"), [plain], pieces=2)[0][2:] == (None, None, None)
