@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from lake.provenance import normalise
 from lake.sources.algr import (
     ALGR_CODEBOOK_SIZE,
     EMBEDDING_DIM,
@@ -16,6 +17,7 @@ from lake.sources.algr import (
 )
 from lake.sources.events import DEDUP_KEYS, read_events
 from lake.sources.items import read_items
+from lake.sources.limits import Limits
 from lake.sources.lines import SourceError, Span
 from lake.sources.npz import read_npz
 from lake.sources.records import Parsed
@@ -59,6 +61,7 @@ class ReadOptions:
     dim: int = EMBEDDING_DIM
     codebook_size: int = ALGR_CODEBOOK_SIZE
     span: Span | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 def get_format(name: str) -> Format:
@@ -70,12 +73,14 @@ def get_format(name: str) -> Format:
 
 
 def expand_paths(paths: Sequence[str | Path], fmt: Format) -> list[Path]:
-    """Files to ingest: given files as they are, folders searched recursively for the format's suffixes."""
+    """Files to ingest, each spelled once (absolute, symlinks resolved): given files as they are, folders
+    searched recursively for the format's suffixes. A file named twice is ingested once."""
     files: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = normalise(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(fmt.suffixes))
+            found = sorted(normalise(p) for p in path.rglob("*")
+                           if p.is_file() and p.name.lower().endswith(fmt.suffixes))
             if not found:
                 raise SourceError(f"{path}: no {fmt.name} files ({', '.join(fmt.suffixes)}) in this folder")
             files += found
@@ -83,7 +88,7 @@ def expand_paths(paths: Sequence[str | Path], fmt: Format) -> list[Path]:
             files.append(path)
         else:
             raise SourceError(f"{path}: no such file or folder")
-    return files
+    return list(dict.fromkeys(files))
 
 
 def default_model(fmt: Format, files: Sequence[Path]) -> str:

@@ -1,8 +1,10 @@
 """Ingest source files into the lake: parse, validate, de-duplicate, stage Parquet, commit once.
 
-Both engines (polars here, Spark in `lake.spark_ingest`) share the readers, the quarantine writer and
-the committer, so they produce identical tables. Every call replaces the partitions it writes (or
-merges by key for `items`) and accounts for every record: read = written + quarantined.
+Both engines (polars here, Spark in `lake.spark_ingest`) share the readers, the staging writer and the
+commit plan, so they produce identical tables. A rerun of an input replaces exactly what that input wrote
+before (files are keyed by format and normalised path); whole partitions go only when asked. Data and
+quarantine records are staged, planned in the run's journal, then committed (`lake.commit_plan`). Every
+record is accounted for: read = written + quarantined.
 """
 
 from __future__ import annotations
@@ -16,26 +18,36 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from lake import journal
 from lake.catalog import table
-from lake.formats import ReadOptions, default_build, default_model, expand_paths, get_format, read_file
+from lake.commit_plan import CommitPlan, StagedWriter, apply, files_of, live_files, plan_record, recover
+from lake.faults import crash_point
+from lake.formats import (
+    Format,
+    ReadOptions,
+    default_build,
+    default_model,
+    expand_paths,
+    get_format,
+    read_file,
+)
 from lake.hashing import row_hashes
-from lake.lake import Lake, sql_literal
+from lake.lake import ConcurrentWriteError, Lake
+from lake.provenance import fingerprint, source_key
+from lake.sources.limits import Limits
 from lake.sources.records import REJECT_SCHEMA, Parsed
 
-ROWS_PER_FILE = 4_000_000
 Progress = Callable[[int], None]
 
 
 @dataclass
 class IngestReport:
-    """What one ingest did: counts that must add up, partitions replaced and the commit version."""
+    """What one ingest did: counts that must add up, the rows its inputs had written before and were replaced,
+    the partitions touched (and replaced whole, when asked) and the commit version."""
 
     table: str
     format: str
@@ -47,7 +59,10 @@ class IngestReport:
     rows_quarantined: int = 0
     blank_lines: int = 0
     missing_images: int = 0
+    rows_replaced: int = 0
     partitions: list[dict[str, str]] = field(default_factory=list)
+    replaced_partitions: list[dict[str, str]] = field(default_factory=list)
+    empty_inputs: list[str] = field(default_factory=list)
     version: int | None = None
     seconds: float = 0.0
 
@@ -61,6 +76,16 @@ class IngestReport:
     def as_dict(self) -> dict:
         """Plain dict for metadata and JSON output."""
         return asdict(self)
+
+
+@dataclass
+class Staged:
+    """What an engine staged: data files, quarantine records, records read per input, partitions written."""
+
+    files: list[str]
+    rejects: pl.DataFrame
+    records: dict[str, int]
+    partitions: list[tuple]
 
 
 def new_run_id() -> str:
@@ -126,74 +151,6 @@ def duplicates_to_rejects(dups: pl.DataFrame, keys: Sequence[str], source: str) 
                        reason=pl.lit(duplicate_reason(keys)), ds=ds)
 
 
-def _large(field: pa.Field) -> pa.Field:
-    """`field` with 64-bit offsets (large strings and lists): the layout Polars exports without a copy."""
-    kind = field.type
-    if pa.types.is_string(kind):
-        return field.with_type(pa.large_string())
-    if pa.types.is_list(kind):
-        return field.with_type(pa.large_list(_large(kind.value_field)))
-    return field
-
-
-class _PartitionWriter:
-    """Streams rows into Parquet files inside the table folder, one open file per partition."""
-
-    def __init__(self, lake: Lake, table_name: str, run_id: str):
-        self.spec = table(table_name)
-        fs, root = lake.filesystem()
-        self.fs, self.dir = fs, f"{root}/{self.spec.name}"
-        self.arrow_schema = pa.schema([_large(self.spec.schema.field(c)) for c in self.spec.data_columns])
-        self.tag = f"{run_id[-12:]}-{uuid.uuid4().hex[:8]}"
-        self.writers: dict[tuple, tuple[pq.ParquetWriter, str, int]] = {}
-        self.files: list[str] = []
-        self.partitions: set[tuple] = set()
-
-    def write(self, rows: pl.DataFrame) -> None:
-        keys = list(self.spec.partition_by)
-        first = rows.row(0, named=True) if rows.height else {}
-        if not keys or rows.select(pl.all_horizontal(pl.col(k).eq_missing(first[k]) for k in keys).all()).item():
-            groups = {tuple(first[k] for k in keys): rows}  # one partition: no copy
-        else:
-            groups = rows.partition_by(keys, as_dict=True, maintain_order=True)
-        for key, part in groups.items():
-            self.partitions.add(key)
-            arrow = part.select(self.spec.data_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
-            arrow = arrow.cast(self.arrow_schema)
-            writer, path, count = self.writers.get(key) or self._open(key)
-            writer.write_table(arrow, row_group_size=1 << 20)
-            count += arrow.num_rows
-            self.writers[key] = (writer, path, count)
-            if count >= ROWS_PER_FILE:
-                writer.close()
-                del self.writers[key]
-
-    def _open(self, key: tuple) -> tuple[pq.ParquetWriter, str, int]:
-        folder = "/".join(f"{c}={quote(str(v), safe='-_.:')}" for c, v in zip(self.spec.partition_by, key,
-                                                                                strict=True))
-        directory = f"{self.dir}/{folder}" if folder else self.dir
-        self.fs.create_dir(directory, recursive=True)
-        path = f"{directory}/part-{self.tag}-{len(self.files):05d}.zstd.parquet"
-        self.files.append(path)
-        sink = self.fs.open_output_stream(path)
-        return pq.ParquetWriter(sink, self.arrow_schema, compression="zstd"), path, 0
-
-    def close(self) -> list[str]:
-        for writer, _, _ in self.writers.values():
-            writer.close()
-        self.writers.clear()
-        return self.files
-
-
-def write_quarantine(lake: Lake, table_name: str, rejects: pl.DataFrame, files: Sequence[str], run_id: str) -> None:
-    """Replace the quarantine records of `files` for `table_name` with `rejects`."""
-    now = dt.datetime.now(dt.UTC)
-    frame = rejects.with_columns(table=pl.lit(table_name), run_id=pl.lit(run_id),
-                                 quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")))
-    where = f'"table" = {sql_literal(table_name)} AND source_file IN ({", ".join(map(sql_literal, files))})'
-    lake.overwrite("quarantine", frame, run_id=run_id, where=where, sources=files)
-
-
 def register_imported_build(lake: Lake, build_id: str, files: Sequence[str], levels: int, size: int,
                             run_id: str) -> None:
     """Record an imported (published AL-GR) semantic-ID build in `sid_builds`."""
@@ -207,78 +164,150 @@ def register_imported_build(lake: Lake, build_id: str, files: Sequence[str], lev
 
 def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None = None, engine: str = "polars",
            run_id: str | None = None, model: str | None = None, build_id: str | None = None,
-           trust_pickle: bool = False, spark_master: str | None = None,
-           progress: Progress | None = None) -> IngestReport:
-    """Ingest `paths` (files or folders) of format `fmt` into the lake and return the checked report."""
+           trust_pickle: bool = False, spark_master: str | None = None, replace_partition: bool = False,
+           limits: Limits | None = None, progress: Progress | None = None) -> IngestReport:
+    """Ingest `paths` (files or folders) of format `fmt` into the lake and return the checked report.
+
+    Each input replaces the rows it wrote before; `replace_partition` also removes every other row of the
+    partitions written (and of day `ds`). A run that loses a race for the same partitions is retried once.
+    """
     spec = get_format(fmt)
+    if engine not in ("polars", "spark"):
+        raise ValueError(f"unknown engine {engine!r}; choose polars or spark")
     files = expand_paths(paths, spec)
-    opts = ReadOptions(ds=ds, trust_pickle=trust_pickle,
+    opts = ReadOptions(ds=ds, trust_pickle=trust_pickle, limits=limits or Limits(),
                        model=model or (default_model(spec, files) if spec.table == "item_embeddings" else None),
                        build_id=build_id or (default_build(files) if spec.table == "item_sids" else None))
     run_id = run_id or new_run_id()
+    recover(lake)
+    for attempt in (1, 2):
+        try:
+            return _ingest_once(lake, spec, files, opts, engine, run_id, replace_partition, spark_master,
+                                progress)
+        except ConcurrentWriteError as exc:
+            if attempt == 2:
+                raise ConcurrentWriteError(
+                    f"{exc}. The ingest was retried once and lost again; nothing of run {run_id} was committed. "
+                    "Run the command again once the other ingest has finished.") from None
+    raise AssertionError("unreachable")
+
+
+def _ingest_once(lake: Lake, spec: Format, files: Sequence[Path], opts: ReadOptions, engine: str, run_id: str,
+                 replace_partition: bool, spark_master: str | None, progress: Progress | None) -> IngestReport:
     started = time.perf_counter()
     report = IngestReport(spec.table, spec.name, engine, run_id, [str(f) for f in files])
-    if engine == "spark":
-        from lake.spark_ingest import ingest_with_spark
+    keys = {str(f): source_key(spec.name, f) for f in files}
+    root = lake.filesystem()[1]
+    staging = f"{root}/_staging/{spec.table}/{run_id}"
+    q_staging = f"{root}/_staging/quarantine/{run_id}"
+    intent = journal.Intent(run_id, spec.table, staging=[staging, q_staging])
+    journal.record(lake, intent)
+    try:
+        read_version = lake.version(spec.table)
+        read_version = -1 if read_version is None else read_version
+        if engine == "spark":
+            from lake.spark_ingest import ingest_with_spark
 
-        rejects = ingest_with_spark(lake, spec, files, opts, report, master=spark_master)
-    elif engine == "polars":
-        rejects = _ingest_with_polars(lake, spec, files, opts, report, progress)
-    else:
-        raise ValueError(f"unknown engine {engine!r}; choose polars or spark")
-    write_quarantine(lake, spec.table, rejects, report.files, run_id)
-    report.rows_quarantined = rejects.height
+            staged = ingest_with_spark(lake, spec, files, opts, report, staging, keys, master=spark_master)
+        else:
+            staged = _ingest_with_polars(lake, spec, files, opts, report, staging, keys, progress)
+        crash_point("after-staging")
+        rejects = _conform_rejects(staged.rejects, spec.table, run_id)
+        report.rows_quarantined = rejects.height
+        report.check()
+        plan = _plan(lake, spec, report, staged, rejects, keys, opts, read_version, replace_partition, q_staging)
+        journal.record(lake, plan_record(intent, plan))
+        crash_point("after-journal")
+        report.version = apply(lake, plan)
+    except ConcurrentWriteError:
+        journal.clear(lake, intent)
+        raise
+    journal.clear(lake, intent)
     if spec.table == "item_sids" and report.rows_written:
         levels = (lake.scan("item_sids").filter(pl.col("build_id") == opts.build_id)
                   .select(pl.col("codes").list.len().max()).collect().item())
         register_imported_build(lake, opts.build_id or "", report.files, levels, opts.codebook_size, run_id)
     report.seconds = time.perf_counter() - started
-    report.check()
     return report
 
 
-def _ingest_with_polars(lake: Lake, spec, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
-                        progress: Progress | None) -> pl.DataFrame:
+def _conform_rejects(rejects: pl.DataFrame, table_name: str, run_id: str) -> pl.DataFrame:
+    """Quarantine rows with every catalog column; a record without a day gets today's."""
+    now = dt.datetime.now(dt.UTC)
+    return rejects.cast(REJECT_SCHEMA).with_columns(  # type: ignore[arg-type]
+        pl.col("ds").fill_null(now.date().isoformat()), pl.col("reason").fill_null("rejected"),
+        table=pl.lit(table_name), run_id=pl.lit(run_id), quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")))
+
+
+def _plan(lake: Lake, spec: Format, report: IngestReport, staged: Staged, rejects: pl.DataFrame,
+          keys: dict[str, str], opts: ReadOptions, read_version: int, replace_partition: bool,
+          q_staging: str) -> CommitPlan:
+    """The run's commits: its staged files in, the same inputs' earlier files out (whole partitions if asked)."""
+    tspec = table(spec.table)
+    replacing = [k for f, k in keys.items() if staged.records.get(f, 0)]
+    report.empty_inputs = [f for f in keys if not staged.records.get(f, 0)]
+    partitions: list[dict[str, str]] = []
+    if replace_partition and tspec.partition_by:
+        written = {tuple(p) for p in staged.partitions}
+        if opts.ds and "ds" in tspec.partition_by and tspec.partition_by != ("ds",):
+            raise ValueError("--replace-partition with --ds needs a table partitioned by ds alone")
+        if opts.ds and tspec.partition_by == ("ds",):
+            written.add((opts.ds,))
+        partitions = [dict(zip(tspec.partition_by, p, strict=True)) for p in sorted(written, key=str)]
+    elif replace_partition:
+        raise ValueError(f"--replace-partition: table {spec.table!r} has no partitions (it merges by key)")
+    old = files_of(live_files(lake, spec.table, read_version), replacing, partitions)
+    report.rows_replaced = int(old["num_records"].sum()) if old.height else 0
+    touched = {tuple(p) for p in staged.partitions}
+    if old.height and tspec.partition_by:
+        touched |= set(old.select([f"partition.{c}" for c in tspec.partition_by]).iter_rows())
+    report.partitions = [dict(zip(tspec.partition_by, p, strict=True)) for p in sorted(touched, key=str)]
+    report.replaced_partitions = partitions
+    q_writer = StagedWriter(lake, "quarantine", q_staging)
+    for (source,), group in rejects.partition_by("source_file", as_dict=True).items():
+        q_writer.write(group, keys.get(str(source)) or source_key(spec.name, str(source)))
+    days = [{"table": spec.table, "ds": p["ds"]} for p in partitions if "ds" in p]
+    q_old = files_of(live_files(lake, "quarantine").filter(pl.col("partition.table") == spec.table)
+                     if lake.exists("quarantine") else live_files(lake, "quarantine"), replacing, days)
+    return CommitPlan(
+        spec.table, report.run_id, report.files, data_files=staged.files, data_remove=old["path"].to_list(),
+        merge_keep=list(spec.keep_on_update) if spec.merge else None, quarantine_files=q_writer.close(),
+        quarantine_remove=q_old["path"].to_list(), read_version=read_version,
+        extra={"fingerprints": {f: fingerprint(Path(f)) for f in keys}, "replaced_partitions": partitions})
+
+
+def _ingest_with_polars(lake: Lake, spec: Format, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
+                        staging: str, keys: dict[str, str], progress: Progress | None) -> Staged:
     tspec = table(spec.table)
     dedup = Deduplicator(spec.dedup)
-    writer = None if spec.merge else _PartitionWriter(lake, spec.table, report.run_id)
-    merged: list[pl.DataFrame] = []
+    writer = StagedWriter(lake, spec.table, staging)
     rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
+    records: dict[str, int] = {}
     # Parsing the next block overlaps with writing the previous one (both release the GIL).
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write") if writer else None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write")
     pending: deque[Future] = deque()
-    for path in files:
-        block: Parsed
-        for block in read_file(spec, path, opts):
-            report.rows_read += block.records
-            report.blank_lines += block.blank_lines
-            report.missing_images += block.missing_images
-            rows, dups = dedup.split(block.rows)
-            rejects += [block.rejects, duplicates_to_rejects(dups, spec.dedup, str(path))] if dups.height else [
-                block.rejects]
-            rows = rows.with_columns(run_id=pl.lit(report.run_id))
-            report.rows_written += rows.height
-            if writer is not None and pool is not None:
-                pending.append(pool.submit(writer.write, rows))
+    try:
+        for path in files:
+            key = keys[str(path)]
+            block: Parsed
+            for block in read_file(spec, path, opts):
+                report.rows_read += block.records
+                records[str(path)] = records.get(str(path), 0) + block.records
+                report.blank_lines += block.blank_lines
+                report.missing_images += block.missing_images
+                rows, dups = dedup.split(block.rows)
+                rejects += [block.rejects, duplicates_to_rejects(dups, spec.dedup, str(path))] if dups.height else [
+                    block.rejects]
+                rows = rows.with_columns(run_id=pl.lit(report.run_id)).select(tspec.schema.names)
+                report.rows_written += rows.height
+                pending.append(pool.submit(writer.write, rows, key))
                 if len(pending) > 1:
                     pending.popleft().result()
-            else:
-                merged.append(rows.select(tspec.schema.names))
-            if progress:
-                progress(block.records)
-    if writer is None or pool is None:
-        frame = pl.concat(merged) if merged else pl.from_arrow(tspec.schema.empty_table())
-        report.version = lake.merge(spec.table, frame, run_id=report.run_id, sources=report.files,
-                                    keep=spec.keep_on_update)
-    else:
+                if progress:
+                    progress(block.records)
         for future in pending:
             future.result()
+    finally:
         pool.shutdown()
         staged = writer.close()
-        replace = [dict(zip(tspec.partition_by, key, strict=True)) for key in sorted(writer.partitions)]
-        if opts.ds and tspec.partition_by == ("ds",):
-            replace = [*replace, {"ds": opts.ds}] if {"ds": opts.ds} not in replace else replace
-        report.partitions = replace
-        report.version = lake.commit_files(spec.table, staged, run_id=report.run_id, sources=report.files,
-                                           replace=replace, app_id=f"sidforge-ingest-{report.run_id}")
-    return pl.concat(rejects, how="vertical_relaxed")
+    return Staged(staged, pl.concat(rejects, how="vertical_relaxed"), records, sorted(writer.partitions, key=str))

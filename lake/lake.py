@@ -16,13 +16,19 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, RemoveAction
 
 from lake.catalog import TABLES, TableSpec, table
+from lake.provenance import SOURCE_FOLDER
 from lake.stats import parquet_stats
 
 DEFAULT_ROOT = "./data/lake"
 ArrowData = pa.Table | pa.RecordBatchReader | pl.DataFrame
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer committed to the same partitions after this one read the table; nothing was committed."""
 
 
 def _is_uri(root: str) -> bool:
@@ -84,10 +90,14 @@ class Lake:
         """The DeltaTable for `name`, created empty with its catalog schema on first use."""
         spec = table(name)
         if not self.exists(name):
-            DeltaTable.create(
-                self.uri(name), spec.schema, mode="ignore", partition_by=list(spec.partition_by) or None,
-                name=spec.name, description=spec.description, storage_options=self.storage_options,
-            )
+            try:
+                DeltaTable.create(
+                    self.uri(name), spec.schema, mode="ignore", partition_by=list(spec.partition_by) or None,
+                    name=spec.name, description=spec.description, storage_options=self.storage_options,
+                )
+            except (CommitFailedError, DeltaError):
+                if not self.exists(name):  # another writer created it at the same moment: use theirs
+                    raise
         return DeltaTable(self.uri(name), storage_options=self.storage_options)
 
     def scan(self, name: str, *, version: int | dt.datetime | None = None) -> pl.LazyFrame:
@@ -150,11 +160,12 @@ class Lake:
     # -- writes ------------------------------------------------------------------------------
     @staticmethod
     def _commit_properties(run_id: str, sources: Sequence[str], app_id: str | None = None,
-                           extra: Mapping[str, object] | None = None) -> CommitProperties:
+                           extra: Mapping[str, object] | None = None, retries: int | None = None
+                           ) -> CommitProperties:
         meta: dict[str, object] = {"sidforge.run_id": run_id, "sidforge.sources": json.dumps(list(sources))}
         meta.update({f"sidforge.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
         txns = [Transaction(app_id, 1, int(time.time() * 1000))] if app_id else None
-        return CommitProperties(custom_metadata=meta, app_transactions=txns)
+        return CommitProperties(custom_metadata=meta, app_transactions=txns, max_commit_retries=retries)
 
     @staticmethod
     def conform(spec: TableSpec, data: ArrowData) -> pa.Table:
@@ -203,67 +214,109 @@ class Lake:
         return self.overwrite(name, arrow, run_id=run_id, where=where, sources=sources)
 
     def merge(self, name: str, data: ArrowData, *, run_id: str, sources: Sequence[str] = (),
-              keep: Sequence[str] = ()) -> int:
-        """Upsert `data` into `name` by the table's key columns; matched rows keep their `keep` columns."""
+              keep: Sequence[str] = (), app_id: str | None = None) -> int:
+        """Upsert `data` into `name` by the table's key columns; matched rows keep their `keep` columns.
+
+        With `app_id`, a retried merge is applied once."""
         spec = table(name)
         arrow = self.conform(spec, data)
         dt_ = self.delta(name)
+        if app_id and (dt_.transaction_version(app_id) or 0) >= 1:
+            return dt_.version()
         on = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
         updates = {c: f"s.{c}" for c in spec.schema.names if c not in keep}
         (dt_.merge(arrow, on, source_alias="s", target_alias="t",
-                   commit_properties=self._commit_properties(run_id, sources))
+                   commit_properties=self._commit_properties(run_id, sources, app_id))
          .when_matched_update(updates).when_not_matched_insert_all().execute())
         return self.version(name)  # type: ignore[return-value]
 
     def commit_files(self, name: str, files: Sequence[str], *, run_id: str, sources: Sequence[str] = (),
-                     replace: Sequence[Mapping[str, str]] = (), app_id: str | None = None,
-                     extra: Mapping[str, object] | None = None) -> int:
+                     replace: Sequence[Mapping[str, str]] = (), remove: Sequence[str] = (),
+                     app_id: str | None = None, extra: Mapping[str, object] | None = None,
+                     read_version: int | None = None) -> int:
         """Commit Parquet files written outside delta-rs (Spark, the polars engine) as one Delta commit.
 
         `files` are paths under `<lake>/_staging/<table>/<run>/` or already under the table folder, in
-        `key=value` partition folders. Staged files are moved into the table first, their names prefixed
-        with the run id so that runs never collide. Partitions in
-        `replace` lose their current files in the same commit. With `app_id`, a retried commit is
-        applied once: when the table already records that app transaction nothing is committed again.
+        `key=value` partition folders (a `sidforge_src=<key>` folder names the input the file came from).
+        Staged files are moved into the table first, their names prefixed with the run id (and `src<key>`)
+        so that runs never collide. The live files in `remove`, and every live file of the partitions in
+        `replace`, are removed in the same commit. With `app_id`, a retried commit is applied once. With
+        `read_version`, the commit lands only if no commit since that version touched a partition it adds to
+        or removes from; otherwise `ConcurrentWriteError`, and nothing is committed.
         """
         spec = table(name)
         dt_ = self.delta(name)
         if app_id and (dt_.transaction_version(app_id) or 0) >= 1:
             return dt_.version()
+        if read_version is not None:  # -1: the table did not exist yet when the writer read it
+            dt_ = DeltaTable(self.uri(name), version=max(read_version, 0), storage_options=self.storage_options)
+        now_ms = int(time.time() * 1000)
+        actions: list[AddAction | RemoveAction] = [self._add_action(spec, src, run_id, now_ms) for src in files]
+        wanted = {tuple(p[c] for c in spec.partition_by) for p in replace}
+        dropping = set(remove)
+        if wanted or dropping:
+            live = pl.DataFrame(dt_.get_add_actions(flatten=True))
+            for row in live.iter_rows(named=True):
+                values = {c: row[f"partition.{c}"] for c in spec.partition_by}
+                if row["path"] in dropping or tuple(values.values()) in wanted:
+                    actions.append(RemoveAction(row["path"], True, now_ms, row["size_bytes"], values))
+        props = self._commit_properties(run_id, sources, app_id, extra,
+                                        retries=0 if read_version is not None else None)
+        while True:
+            try:
+                dt_.create_write_transaction(actions, "append", spec.schema, list(spec.partition_by) or None,
+                                             commit_properties=props)
+                break
+            except CommitFailedError:
+                if read_version is None:
+                    raise
+                dt_ = self._check_concurrent(spec, dt_.version(), actions)
+        return DeltaTable(self.uri(name), storage_options=self.storage_options).version()
+
+    def _add_action(self, spec: TableSpec, src: str, run_id: str, now_ms: int) -> AddAction:
+        """Move one file into the table (when staged) and describe it as an AddAction with footer stats."""
         fs, root = self.filesystem()
         table_dir = f"{root}/{spec.name}"
-        now_ms = int(time.time() * 1000)
-        actions: list[AddAction | RemoveAction] = []
-        prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
-        for src in files:
-            values, rel = partition_values(src, spec)
-            if not src.startswith(f"{table_dir}/"):
-                folder, _, base = rel.rpartition("/")
-                rel = f"{folder}/{prefix}-{base}" if folder else f"{prefix}-{base}"
-            target = f"{table_dir}/{rel}"
-            if src != target:
-                if fs.get_file_info(src).type == pafs.FileType.File:
-                    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-                    fs.move(src, target)
-                elif fs.get_file_info(target).type != pafs.FileType.File:
-                    raise FileNotFoundError(f"staged file {src} is missing and was not moved to {target}")
-            with fs.open_input_file(target) as fh:
-                meta = pq.ParquetFile(fh).metadata
-                size = fh.size()
-            actions.append(AddAction(rel, size, values, now_ms, True, parquet_stats(meta, spec.schema)))
-        if replace:
-            wanted = {tuple(p[c] for c in spec.partition_by) for p in replace}
-            live = self.files(name)
-            for row in live.iter_rows(named=True):
-                key = tuple(row[f"partition.{c}"] for c in spec.partition_by)
-                if key in wanted:
-                    values = {c: row[f"partition.{c}"] for c in spec.partition_by}
-                    actions.append(RemoveAction(row["path"], True, now_ms, row["size_bytes"], values))
-        dt_.create_write_transaction(
-            actions, "append", spec.schema, list(spec.partition_by) or None,
-            commit_properties=self._commit_properties(run_id, sources, app_id, extra),
-        )
-        return DeltaTable(self.uri(name), storage_options=self.storage_options).version()
+        values, rel = partition_values(src, spec)
+        if not src.startswith(f"{table_dir}/"):
+            folder, _, base = rel.rpartition("/")
+            key = next((seg.split("=", 1)[1] for seg in src.split("/") if seg.startswith(f"{SOURCE_FOLDER}=")), None)
+            prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id) + (f"-src{key}" if key else "")
+            rel = f"{folder}/{prefix}-{base}" if folder else f"{prefix}-{base}"
+        target = f"{table_dir}/{rel}"
+        if src != target:
+            if fs.get_file_info(src).type == pafs.FileType.File:
+                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                fs.move(src, target)
+            elif fs.get_file_info(target).type != pafs.FileType.File:
+                raise FileNotFoundError(f"staged file {src} is missing and was not moved to {target}")
+        with fs.open_input_file(target) as fh:
+            meta = pq.ParquetFile(fh).metadata
+            size = fh.size()
+        return AddAction(rel, size, values, now_ms, True, parquet_stats(meta, spec.schema))
+
+    def _check_concurrent(self, spec: TableSpec, since: int, actions: Sequence[AddAction | RemoveAction]
+                          ) -> DeltaTable:
+        """After a lost commit race: the table at its newest version when the commits since `since` left our
+        partitions alone, else `ConcurrentWriteError` naming the run that got there first."""
+        latest = DeltaTable(self.uri(spec.name), storage_options=self.storage_options)
+        mine = {tuple((a.partition_values or {}).get(c) for c in spec.partition_by) for a in actions}
+        fs, root = self.filesystem()
+        for version in range(since + 1, latest.version() + 1):
+            with fs.open_input_stream(f"{root}/{spec.name}/_delta_log/{version:020d}.json") as fh:
+                entries = [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
+            run = next((e["commitInfo"].get("sidforge.run_id") for e in entries if "commitInfo" in e), None)
+            for entry in entries:
+                change = entry.get("add") or entry.get("remove")
+                if change is None:
+                    continue
+                values = change.get("partitionValues") or {}
+                if tuple(values.get(c) for c in spec.partition_by) in mine:
+                    where = ", ".join(f"{c}={values.get(c)}" for c in spec.partition_by) or "the whole table"
+                    raise ConcurrentWriteError(
+                        f"another writer (run {run or 'unknown'}) committed to {spec.name} ({where}) as version "
+                        f"{version} while this run was writing; nothing of this run was committed")
+        return latest
 
 
 def partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None], str]:

@@ -4,7 +4,6 @@ partitioned by Spark, written as Parquet to `<lake>/_staging/<table>/<run_id>/`,
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,11 +17,13 @@ import pyarrow.parquet as pq
 from lake.catalog import table
 from lake.formats import Format, ReadOptions, read_file
 from lake.lake import Lake, partition_values
+from lake.provenance import SOURCE_FOLDER
 from lake.sources.lines import Span, split_lines
 from lake.sources.records import REJECT_SCHEMA
+from lake.spark import spark_session
 
 if TYPE_CHECKING:
-    from lake.ingest import IngestReport
+    from lake.ingest import IngestReport, Staged
 
 _EXTRA = [("line", pa.int64()), ("file_index", pa.int32()), ("kind", pa.string()), ("source_file", pa.string()),
           ("raw", pa.string()), ("reason", pa.string()), ("reject_ds", pa.string()), ("count", pa.int64())]
@@ -81,14 +82,13 @@ def _tasks(fmt: Format, files: Sequence[Path], pieces: int) -> list[tuple]:
 
 
 def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
-                      master: str | None = None) -> pl.DataFrame:
-    """Ingest `files` through Spark; fills `report` and returns the quarantine records."""
+                      staging: str, keys: dict[str, str], master: str | None = None) -> Staged:
+    """Parse `files` through Spark and stage their rows under `staging`; fills `report`'s counts."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from lake.ingest import duplicate_reason
-    from lake.spark import spark_session
+    from lake.ingest import Staged, duplicate_reason
 
     spark = spark_session(master)
     spec = table(fmt.table)
@@ -103,7 +103,8 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
             F.coalesce(F.sum("count"), F.lit(0)).alias("blank"), F.coalesce(F.sum("line"), F.lit(0)).alias("img")
         ).first()
         report.blank_lines, report.missing_images = int(stats["blank"]), int(stats["img"])
-        records = parsed.filter(F.col("kind").isin("row", "reject")).count()
+        per_file = parsed.filter(F.col("kind").isin("row", "reject")).groupBy("file_index").count().collect()
+        records = {str(files[r["file_index"]]): int(r["count"]) for r in per_file}
         rows = parsed.filter(F.col("kind") == "row")
         file_names = F.element_at(F.array(*[F.lit(str(f)) for f in files]), F.col("file_index") + 1)
         dups = None
@@ -112,56 +113,42 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
         if repeated is not None and not repeated.isEmpty():  # a sort per key only when some key repeats
             order = Window.partitionBy(*fmt.dedup).orderBy("file_index", "line")
             rows = rows.withColumn("_rn", F.row_number().over(order))
-            keys = [F.date_format(F.col(k), ISO_MICROS) if dict(rows.dtypes)[k] == "timestamp"
-                    else F.col(k).cast("string") for k in fmt.dedup]
+            dup_keys = [F.date_format(F.col(k), ISO_MICROS) if dict(rows.dtypes)[k] == "timestamp"
+                        else F.col(k).cast("string") for k in fmt.dedup]
             dups = rows.filter(F.col("_rn") > 1).select(
-                file_names.alias("source_file"), F.col("line"), F.concat_ws(",", *keys).alias("raw"),
+                file_names.alias("source_file"), F.col("line"), F.concat_ws(",", *dup_keys).alias("raw"),
                 F.lit(duplicate_reason(fmt.dedup)).alias("reason"),
                 (F.col("ds") if "ds" in rows.columns else F.current_date().cast("string")).alias("ds"))
             rows = rows.filter(F.col("_rn") == 1)
-        rows = rows.withColumn("run_id", F.lit(report.run_id)).select(*spec.schema.names)
+        source_keys = F.element_at(F.array(*[F.lit(keys[str(f)]) for f in files]), F.col("file_index") + 1)
+        rows = rows.withColumn("run_id", F.lit(report.run_id)).withColumn(SOURCE_FOLDER, source_keys).select(
+            *spec.schema.names, SOURCE_FOLDER)
         rejects = parsed.filter(F.col("kind") == "reject").select(
             "source_file", "line", "raw", "reason", F.col("reject_ds").alias("ds"))
         if dups is not None:
             rejects = rejects.unionByName(dups)
         reject_frame = pl.from_arrow(rejects.toArrow()) if not rejects.isEmpty() else pl.DataFrame(
             schema=REJECT_SCHEMA)
-        if fmt.merge:
-            frame = pl.from_arrow(rows.toArrow())
-            report.rows_written = frame.height  # type: ignore[union-attr]
-            report.version = lake.merge(fmt.table, frame, run_id=report.run_id, sources=report.files,  # type: ignore[arg-type]
-                                        keep=fmt.keep_on_update)
-        else:
-            _write_staged(lake, spec.name, rows, report, opts)
-        report.rows_read = records
-        return reject_frame.cast(REJECT_SCHEMA)  # type: ignore[union-attr,arg-type]
+        staged, partitions = _write_staged(lake, spec.name, rows, report, staging)
+        report.rows_read = sum(records.values())
+        return Staged(staged, reject_frame.cast(REJECT_SCHEMA), records, partitions)  # type: ignore[union-attr,arg-type]
     finally:
         parsed.unpersist()
 
 
-def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, opts: ReadOptions) -> None:
-    """Write the rows as Parquet under the run's staging folder in one Spark job, then commit those files.
-
-    Row counts come from the files' footers and partitions from their folders, so no extra Spark job runs.
-    """
+def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, staging: str) -> tuple[list[str], list]:
+    """Write the rows as Parquet under the run's staging folder in one Spark job, a folder per partition and
+    input; returns the files and the partitions written. Row counts come from the files' footers and
+    partitions from their folders, so no extra Spark job runs."""
     spec = table(table_name)
-    fs, root = lake.filesystem()
-    staging = f"{root}/_staging/{table_name}/{report.run_id}"
-    (rows if spec.partition_by else rows.coalesce(1)).write.mode("overwrite").partitionBy(
-        *spec.partition_by).parquet(_spark_uri(lake, staging))
-    selector = pafs.FileSelector(staging, recursive=True)
+    fs = lake.filesystem()[0]
+    rows.write.mode("overwrite").partitionBy(*spec.partition_by, SOURCE_FOLDER).parquet(_spark_uri(lake, staging))
+    selector = pafs.FileSelector(staging, recursive=True, allow_not_found=True)
     staged = sorted(i.path for i in fs.get_file_info(selector) if i.path.endswith(".parquet")
                     and "/_" not in i.path[len(staging):] and "/." not in i.path[len(staging):])
     report.rows_written = sum(pq.read_metadata(fs.open_input_file(path)).num_rows for path in staged)
     parts = {tuple(partition_values(path[len(staging):], spec)[0][c] for c in spec.partition_by) for path in staged}
-    replaced = [dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts, key=str)]
-    if opts.ds and spec.partition_by == ("ds",) and {"ds": opts.ds} not in replaced:
-        replaced.append({"ds": opts.ds})
-    report.partitions = replaced
-    report.version = lake.commit_files(table_name, staged, run_id=report.run_id, sources=report.files,
-                                       replace=replaced, app_id=f"sidforge-ingest-{report.run_id}")
-    if "://" not in lake.root:
-        shutil.rmtree(staging, ignore_errors=True)
+    return staged, sorted(parts, key=str)
 
 
 def _spark_uri(lake: Lake, path: str) -> str:

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--trust-pickle", action="store_true", help="allow the pickled itemEncID of an npz file")
     ing.add_argument("--model", default=None, help="model name for precomputed embeddings")
     ing.add_argument("--build-id", default=None, help="build id for imported AL-GR semantic IDs")
+    ing.add_argument("--replace-partition", action="store_true",
+                     help="also remove every other row of the partitions written (and of --ds), not only the rows "
+                          "these inputs wrote before")
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
 
     tab = sub.add_parser("tables", help="list the lake's tables with version, rows and size")
@@ -93,13 +96,18 @@ def _ingest(args: argparse.Namespace) -> int:
               disable=not sys.stderr.isatty()) as bar:
         report = ingest(lake, args.paths, args.fmt, ds=args.ds, engine=args.engine, model=args.model,
                         build_id=args.build_id, trust_pickle=args.trust_pickle, spark_master=args.spark_master,
-                        progress=bar.update)
+                        replace_partition=args.replace_partition, progress=bar.update)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(f"{report.table}: read {report.rows_read:,}, written {report.rows_written:,}, "
               f"quarantined {report.rows_quarantined:,} ({report.engine}, {report.seconds:.2f}s, "
               f"version {report.version}, run {report.run_id})")
+        whole = "; ".join("partition " + ",".join(f"{k}={v}" for k, v in p.items()) for p in report.replaced_partitions)
+        print(f"  replaced {report.rows_replaced:,} rows " + (f"({whole}, replaced whole)" if whole else
+                                                              "that these inputs wrote before"))
+        for path in report.empty_inputs:
+            print(f"  {path}: no records; what it wrote before is kept (pass --replace-partition to remove)")
         if report.rows_quarantined:
             print(f"  see: Lake({lake.root!r}).scan('quarantine').filter(pl.col('run_id') == {report.run_id!r})")
     return 0
@@ -152,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sidforge` console script."""
     args = _parser().parse_args(argv)
     from lake import Lake
+    from lake.lake import ConcurrentWriteError
     from lake.sources.lines import SourceError
 
     try:
@@ -190,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourceError, ValueError, FileNotFoundError) as exc:
         print(f"sidforge: error: {exc}", file=sys.stderr)
         return 2
+    except ConcurrentWriteError as exc:
+        print(f"sidforge: error: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

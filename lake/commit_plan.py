@@ -1,0 +1,172 @@
+"""An ingest's commits, planned in full before the first one and replayable after a crash.
+
+The plan adds the run's staged data files (or merges them by key), removes the live files that the same
+inputs wrote before (and whole partitions only when asked), and swaps the inputs' quarantine records. It is
+recorded in the run's journal before anything is committed; `apply` makes the data commit (checked against
+concurrent writers of the same partitions) and then the quarantine commit, both idempotent through one app
+transaction, so `recover` can finish a killed run's plan.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from urllib.parse import quote
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from lake import journal
+from lake.catalog import table
+from lake.faults import crash_point
+from lake.lake import Lake
+from lake.provenance import SOURCE_FOLDER, key_of_file
+
+ROWS_PER_FILE = 4_000_000
+
+
+def _large(field_: pa.Field) -> pa.Field:
+    """`field_` with 64-bit offsets (large strings and lists): the layout Polars exports without a copy."""
+    kind = field_.type
+    if pa.types.is_string(kind):
+        return field_.with_type(pa.large_string())
+    if pa.types.is_list(kind):
+        return field_.with_type(pa.large_list(_large(kind.value_field)))
+    return field_
+
+
+class StagedWriter:
+    """Streams rows into Parquet files under a run's staging folder: one open file per partition and input,
+    at `<staging>/<partition folders>/sidforge_src=<input key>/part-NNNNN.zstd.parquet`."""
+
+    def __init__(self, lake: Lake, table_name: str, staging: str):
+        self.spec = table(table_name)
+        self.fs, self.dir = lake.filesystem()[0], staging
+        self.arrow_schema = pa.schema([_large(self.spec.schema.field(c)) for c in self.spec.data_columns])
+        self.writers: dict[tuple, tuple[pq.ParquetWriter, int]] = {}
+        self.files: list[str] = []
+        self.partitions: set[tuple] = set()
+
+    def write(self, rows: pl.DataFrame, key: str) -> None:
+        """Append `rows` of the input `key` (every catalog column present)."""
+        if not rows.height:
+            return
+        keys = list(self.spec.partition_by)
+        first = rows.row(0, named=True)
+        if not keys or rows.select(pl.all_horizontal(pl.col(k).eq_missing(first[k]) for k in keys).all()).item():
+            groups = {tuple(first[k] for k in keys): rows}  # one partition: no copy
+        else:
+            groups = rows.partition_by(keys, as_dict=True, maintain_order=True)
+        for part_key, part in groups.items():
+            self.partitions.add(part_key)
+            arrow = part.select(self.spec.data_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
+            arrow = arrow.cast(self.arrow_schema)
+            writer, count = self.writers.get((part_key, key)) or (self._open(part_key, key), 0)
+            writer.write_table(arrow, row_group_size=1 << 20)
+            count += arrow.num_rows
+            self.writers[(part_key, key)] = (writer, count)
+            if count >= ROWS_PER_FILE:
+                writer.close()
+                del self.writers[(part_key, key)]
+
+    def _open(self, part_key: tuple, key: str) -> pq.ParquetWriter:
+        folders = [f"{c}={quote(str(v), safe='-_.:')}" for c, v in zip(self.spec.partition_by, part_key, strict=True)]
+        directory = "/".join([self.dir, *folders, f"{SOURCE_FOLDER}={key}"])
+        self.fs.create_dir(directory, recursive=True)
+        path = f"{directory}/part-{uuid.uuid4().hex[:8]}-{len(self.files):05d}.zstd.parquet"
+        self.files.append(path)
+        return pq.ParquetWriter(self.fs.open_output_stream(path), self.arrow_schema, compression="zstd")
+
+    def close(self) -> list[str]:
+        """Close the open files; returns every file written."""
+        for writer, _ in self.writers.values():
+            writer.close()
+        self.writers.clear()
+        return self.files
+
+
+@dataclass
+class CommitPlan:
+    """Everything an ingest will commit, as plain data (it is stored in the run's journal)."""
+
+    table: str
+    run_id: str
+    sources: list[str]
+    data_files: list[str] = field(default_factory=list)
+    data_remove: list[str] = field(default_factory=list)
+    merge_keep: list[str] | None = None
+    quarantine_files: list[str] = field(default_factory=list)
+    quarantine_remove: list[str] = field(default_factory=list)
+    read_version: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def app_id(self) -> str:
+        return f"sidforge-ingest-{self.run_id}"
+
+
+def live_files(lake: Lake, name: str, version: int | None = None) -> pl.DataFrame:
+    """The live files of a table (path, size, records, partition values), optionally at a version."""
+    from deltalake import DeltaTable
+
+    if not lake.exists(name) or version == -1:
+        return pl.DataFrame(schema={"path": pl.String, "num_records": pl.Int64})
+    delta = DeltaTable(lake.uri(name), version=version, storage_options=lake.storage_options)
+    return pl.DataFrame(delta.get_add_actions(flatten=True))
+
+
+def files_of(live: pl.DataFrame, keys: Iterable[str], partitions: Sequence[dict[str, str]] = ()) -> pl.DataFrame:
+    """Live files written from the inputs `keys`, plus every file of `partitions`."""
+    wanted = set(keys)
+    mine = pl.Series([key_of_file(p) in wanted for p in live["path"]], dtype=pl.Boolean)
+    for part in partitions:
+        mine = mine | pl.all_horizontal(pl.col(f"partition.{c}") == v for c, v in part.items()).fill_null(False)
+    return live.filter(mine) if live.height else live
+
+
+def apply(lake: Lake, plan: CommitPlan, *, check: bool = True) -> int:
+    """Make the plan's data commit, then its quarantine commit; returns the data table's version.
+
+    With `check`, the data commit fails with ConcurrentWriteError when another writer touched the same
+    partitions since `plan.read_version`.
+    """
+    crash_point("before-data-commit")
+    if plan.merge_keep is not None:
+        fs = lake.filesystem()[0]
+        frames = [pl.from_arrow(pq.read_table(f, filesystem=fs)) for f in plan.data_files
+                  if fs.get_file_info(f).type == pafs.FileType.File]
+        spec = table(plan.table)
+        frame = pl.concat(frames) if frames else pl.from_arrow(spec.schema.empty_table())
+        version = lake.merge(plan.table, frame.select(spec.schema.names), run_id=plan.run_id,  # type: ignore[union-attr]
+                             sources=plan.sources, keep=plan.merge_keep, app_id=plan.app_id)
+    else:
+        version = lake.commit_files(plan.table, plan.data_files, run_id=plan.run_id, sources=plan.sources,
+                                    remove=plan.data_remove, app_id=plan.app_id, extra=plan.extra,
+                                    read_version=plan.read_version if check else None)
+    crash_point("after-data-commit")
+    lake.commit_files("quarantine", plan.quarantine_files, run_id=plan.run_id, sources=plan.sources,
+                      remove=plan.quarantine_remove, app_id=plan.app_id)
+    crash_point("after-quarantine-commit")
+    return version
+
+
+def recover(lake: Lake) -> list[str]:
+    """Finish the commits of dead runs that had planned them, drop dead runs' staging; returns their run ids."""
+    done = []
+    for intent in journal.pending(lake):
+        if intent.alive():
+            continue
+        if intent.state == "committing":
+            apply(lake, CommitPlan(**intent.plan), check=False)
+        journal.clear(lake, intent)
+        done.append(intent.run_id)
+    return done
+
+
+def plan_record(intent: journal.Intent, plan: CommitPlan) -> journal.Intent:
+    """The intent advanced to `committing` with the plan."""
+    intent.state, intent.plan = "committing", asdict(plan)
+    return intent
