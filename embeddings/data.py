@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -12,8 +11,10 @@ from torch.utils.data import DataLoader, Dataset
 
 
 class ItemImages(Dataset):
-    """Images of items from bytes or a local path/`file://` URI, preprocessed to tensors.
+    """Images of items from the bytes stored in the lake, preprocessed to tensors.
 
+    A URI without stored bytes is never opened here (ingest reads local images inside the allowed folders
+    and fetches remote ones only when asked), so encoding cannot be pointed at arbitrary files.
     Each element is (index, tensor or None, reason or None).
     """
 
@@ -23,15 +24,12 @@ class ItemImages(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _bytes(self, i: int) -> bytes:
-        blob = self.images[i]
-        return blob if blob is not None else Path(str(self.uris[i]).removeprefix("file://")).read_bytes()
-
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
-        if self.images[i] is None and not self.uris[i]:
-            return i, None, "item has no image"
+        if self.images[i] is None:
+            return i, None, (f"image {self.uris[i]} is not stored in the lake (it was missing or not fetched at "
+                             "ingest)" if self.uris[i] else "item has no image")
         try:
-            with Image.open(io.BytesIO(self._bytes(i))) as img:
+            with Image.open(io.BytesIO(self.images[i])) as img:
                 return i, self.preprocess(img.convert("RGB")), None
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             detail = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else str(exc)

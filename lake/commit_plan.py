@@ -80,6 +80,15 @@ class StagedWriter:
         self.files.append(path)
         return pq.ParquetWriter(self.fs.open_output_stream(path), self.arrow_schema, compression="zstd")
 
+    def discard(self, key: str) -> None:
+        """Drop everything written for the input `key` (a file rejected whole after some of its rows)."""
+        for part_key, source in [k for k in self.writers if k[1] == key]:
+            self.writers.pop((part_key, source))[0].close()
+        marker = f"/{SOURCE_FOLDER}={key}/"
+        for path in [p for p in self.files if marker in p]:
+            self.fs.delete_file(path)
+            self.files.remove(path)
+
     def close(self) -> list[str]:
         """Close the open files; returns every file written."""
         for writer, _ in self.writers.values():

@@ -105,20 +105,20 @@ def read_file(fmt: Format, path: Path, opts: ReadOptions) -> Iterator[Parsed]:
     """Parse one file of format `fmt` into validated blocks."""
     match fmt.name:
         case "events":
-            return read_events(path, ds=opts.ds, span=opts.span)
+            return read_events(path, ds=opts.ds, span=opts.span, limits=opts.limits)
         case "algr-sequences":
-            return read_sequences(path, ds=opts.ds, span=opts.span)
+            return read_sequences(path, ds=opts.ds, span=opts.span, limits=opts.limits)
         case "algr-gr-tsv":
-            return read_gr_instructions(path, ds=opts.ds)
+            return read_gr_instructions(path, ds=opts.ds, limits=opts.limits)
         case "algr-item-emb":
             return read_item_embeddings(path, model=opts.model or "algr-item-emb", dim=opts.dim, ds=opts.ds,
-                                        span=opts.span)
+                                        span=opts.span, limits=opts.limits)
         case "algr-item-sid":
             return read_item_sids(path, build_id=opts.build_id or "algr", codebook_size=opts.codebook_size,
-                                  ds=opts.ds, span=opts.span)
+                                  ds=opts.ds, span=opts.span, limits=opts.limits)
         case "npz":
             return read_npz(path, model=opts.model or f"npz-{path.stem}", trust_pickle=opts.trust_pickle,
-                            ds=opts.ds)
+                            ds=opts.ds, limits=opts.limits)
         case "items":
-            return read_items(path, ds=opts.ds, span=opts.span)
+            return read_items(path, ds=opts.ds, span=opts.span, limits=opts.limits)
     raise ValueError(f"no reader for format {fmt.name!r}")

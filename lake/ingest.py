@@ -39,7 +39,8 @@ from lake.hashing import row_hashes
 from lake.lake import ConcurrentWriteError, Lake
 from lake.provenance import fingerprint, source_key
 from lake.sources.limits import Limits
-from lake.sources.records import REJECT_SCHEMA, Parsed
+from lake.sources.lines import RejectedFile
+from lake.sources.records import REJECT_SCHEMA, Parsed, reject_frame
 
 Progress = Callable[[int], None]
 
@@ -62,7 +63,7 @@ class IngestReport:
     rows_replaced: int = 0
     partitions: list[dict[str, str]] = field(default_factory=list)
     replaced_partitions: list[dict[str, str]] = field(default_factory=list)
-    empty_inputs: list[str] = field(default_factory=list)
+    empty_inputs: list[str] = field(default_factory=list)  # no valid row: what they wrote before is kept
     version: int | None = None
     seconds: float = 0.0
 
@@ -80,11 +81,11 @@ class IngestReport:
 
 @dataclass
 class Staged:
-    """What an engine staged: data files, quarantine records, records read per input, partitions written."""
+    """What an engine staged: data files, quarantine records, valid rows per input, partitions written."""
 
     files: list[str]
     rejects: pl.DataFrame
-    records: dict[str, int]
+    rows: dict[str, int]
     partitions: list[tuple]
 
 
@@ -244,8 +245,8 @@ def _plan(lake: Lake, spec: Format, report: IngestReport, staged: Staged, reject
           q_staging: str) -> CommitPlan:
     """The run's commits: its staged files in, the same inputs' earlier files out (whole partitions if asked)."""
     tspec = table(spec.table)
-    replacing = [k for f, k in keys.items() if staged.records.get(f, 0)]
-    report.empty_inputs = [f for f in keys if not staged.records.get(f, 0)]
+    replacing = [k for f, k in keys.items() if staged.rows.get(f, 0)]
+    report.empty_inputs = [f for f in keys if not staged.rows.get(f, 0)]
     partitions: list[dict[str, str]] = []
     if replace_partition and tspec.partition_by:
         written = {tuple(p) for p in staged.partitions}
@@ -282,32 +283,42 @@ def _ingest_with_polars(lake: Lake, spec: Format, files: Sequence[Path], opts: R
     dedup = Deduplicator(spec.dedup)
     writer = StagedWriter(lake, spec.table, staging)
     rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
-    records: dict[str, int] = {}
+    valid: dict[str, int] = {}
     # Parsing the next block overlaps with writing the previous one (both release the GIL).
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write")
     pending: deque[Future] = deque()
     try:
         for path in files:
             key = keys[str(path)]
+            before = (report.rows_read, report.rows_written, len(rejects))
             block: Parsed
-            for block in read_file(spec, path, opts):
-                report.rows_read += block.records
-                records[str(path)] = records.get(str(path), 0) + block.records
-                report.blank_lines += block.blank_lines
-                report.missing_images += block.missing_images
-                rows, dups = dedup.split(block.rows)
-                rejects += [block.rejects, duplicates_to_rejects(dups, spec.dedup, str(path))] if dups.height else [
-                    block.rejects]
-                rows = rows.with_columns(run_id=pl.lit(report.run_id)).select(tspec.schema.names)
-                report.rows_written += rows.height
-                pending.append(pool.submit(writer.write, rows, key))
-                if len(pending) > 1:
+            try:
+                for block in read_file(spec, path, opts):
+                    report.rows_read += block.records
+                    valid[str(path)] = valid.get(str(path), 0) + block.rows.height
+                    report.blank_lines += block.blank_lines
+                    report.missing_images += block.missing_images
+                    rows, dups = dedup.split(block.rows)
+                    rejects += [block.rejects, duplicates_to_rejects(dups, spec.dedup, str(path))] if dups.height \
+                        else [block.rejects]
+                    rows = rows.with_columns(run_id=pl.lit(report.run_id)).select(tspec.schema.names)
+                    report.rows_written += rows.height
+                    pending.append(pool.submit(writer.write, rows, key))
+                    if len(pending) > 1:
+                        pending.popleft().result()
+                    if progress:
+                        progress(block.records)
+            except RejectedFile as exc:  # the whole file goes to quarantine, none of its rows to the table
+                while pending:
                     pending.popleft().result()
-                if progress:
-                    progress(block.records)
+                writer.discard(key)
+                report.rows_read, report.rows_written = before[0] + 1, before[1]
+                valid.pop(str(path), None)
+                rejects[before[2]:] = [reject_frame(path, [(None, None, exc.reason)], opts.ds or dt.date.today()
+                                                    .isoformat())]
         for future in pending:
             future.result()
     finally:
         pool.shutdown()
         staged = writer.close()
-    return Staged(staged, pl.concat(rejects, how="vertical_relaxed"), records, sorted(writer.partitions, key=str))
+    return Staged(staged, pl.concat(rejects, how="vertical_relaxed"), valid, sorted(writer.partitions, key=str))

@@ -49,8 +49,13 @@ def stored_type(spec: TableSpec, column: str) -> str:
 
 def spark_session(master: str | None = None, app_name: str = "sidforge",
                   conf: dict[str, str] | None = None) -> SparkSession:
-    """Get or create the Spark session (`master` from the argument, SIDFORGE_SPARK_MASTER, or local[2])."""
+    """Get or create the Spark session (`master` from the argument, SIDFORGE_SPARK_MASTER, or local[2]).
+
+    In local mode the driver and its block manager listen on 127.0.0.1 only."""
     master = master or os.environ.get("SIDFORGE_SPARK_MASTER") or DEFAULT_MASTER
+    local = master.startswith("local")
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # The lake's Spark path is Arrow-native; PySpark's pandas version probe warns about pandas 3 anyway.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -67,6 +72,7 @@ def spark_session(master: str | None = None, app_name: str = "sidforge",
         "spark.pyspark.python": os.environ["PYSPARK_PYTHON"],
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
         **(conf or {}),
     }
     builder = SparkSession.builder.master(master).appName(app_name)

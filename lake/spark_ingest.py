@@ -103,8 +103,9 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
             F.coalesce(F.sum("count"), F.lit(0)).alias("blank"), F.coalesce(F.sum("line"), F.lit(0)).alias("img")
         ).first()
         report.blank_lines, report.missing_images = int(stats["blank"]), int(stats["img"])
-        per_file = parsed.filter(F.col("kind").isin("row", "reject")).groupBy("file_index").count().collect()
-        records = {str(files[r["file_index"]]): int(r["count"]) for r in per_file}
+        per_file = (parsed.filter(F.col("kind").isin("row", "reject")).groupBy("file_index")
+                    .agg(F.count("*").alias("records"), F.sum((F.col("kind") == "row").cast("long")).alias("rows"))
+                    .collect())
         rows = parsed.filter(F.col("kind") == "row")
         file_names = F.element_at(F.array(*[F.lit(str(f)) for f in files]), F.col("file_index") + 1)
         dups = None
@@ -130,8 +131,9 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
         reject_frame = pl.from_arrow(rejects.toArrow()) if not rejects.isEmpty() else pl.DataFrame(
             schema=REJECT_SCHEMA)
         staged, partitions = _write_staged(lake, spec.name, rows, report, staging)
-        report.rows_read = sum(records.values())
-        return Staged(staged, reject_frame.cast(REJECT_SCHEMA), records, partitions)  # type: ignore[union-attr,arg-type]
+        report.rows_read = sum(int(r["records"]) for r in per_file)
+        valid = {str(files[r["file_index"]]): int(r["rows"]) for r in per_file}
+        return Staged(staged, reject_frame.cast(REJECT_SCHEMA), valid, partitions)  # type: ignore[union-attr,arg-type]
     finally:
         parsed.unpersist()
 

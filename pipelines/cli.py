@@ -107,7 +107,7 @@ def _ingest(args: argparse.Namespace) -> int:
         print(f"  replaced {report.rows_replaced:,} rows " + (f"({whole}, replaced whole)" if whole else
                                                               "that these inputs wrote before"))
         for path in report.empty_inputs:
-            print(f"  {path}: no records; what it wrote before is kept (pass --replace-partition to remove)")
+            print(f"  {path}: no valid rows; what it wrote before is kept (--replace-partition removes it)")
         if report.rows_quarantined:
             print(f"  see: Lake({lake.root!r}).scan('quarantine').filter(pl.col('run_id') == {report.run_id!r})")
     return 0

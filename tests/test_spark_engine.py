@@ -99,3 +99,50 @@ def test_a_killed_spark_ingest_leaves_nothing_visible_and_a_rerun_commits_once(t
     assert lake.scan("interactions").collect().height == expected
     writes = [h for h in lake.history("interactions") if h["operation"] != "CREATE TABLE"]
     assert len(writes) == 1
+
+
+def test_a_relative_path_with_bad_rows_commits_data_and_quarantine(spark, tmp_path, monkeypatch):
+    write(tmp_path / "in" / "day.csv", "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\nu2,b,pv,never\n")
+    monkeypatch.chdir(tmp_path)
+    lake = Lake(tmp_path / "lake")
+    report = ingest(lake, ["in/day.csv"], "events", engine="spark")
+    assert (report.rows_written, report.rows_quarantined) == (1, 1)
+    again = ingest(lake, ["./in/../in/day.csv"], "events", engine="spark")
+    assert again.rows_replaced == 1
+    quarantine = lake.scan("quarantine").collect()
+    assert quarantine["source_file"].to_list() == [str(tmp_path / "in" / "day.csv")]
+    assert lake.scan("interactions").collect().height == 1
+
+
+def test_a_wrong_ds_quarantines_every_row_and_keeps_the_day(spark, tmp_path, tiny_raw):
+    lake = Lake(tmp_path / "lake")
+    day = tiny_raw / "events" / "ds=2025-01-01"
+    first = ingest(lake, [day], "events", ds="2025-01-01", engine="spark")
+    wrong = ingest(lake, [day], "events", ds="2025-01-02", engine="spark")
+    assert wrong.rows_written == 0 and wrong.rows_quarantined == first.rows_read
+    assert lake.scan("interactions").collect().height == first.rows_written
+    assert lake.scan("quarantine").filter(pl.col("ds") == "2025-01-02").collect().height == first.rows_read
+
+
+def _listening(pid: int) -> list[str]:
+    """Local addresses of the TCP sockets process `pid` listens on (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}") if os.path.islink(f"/proc/{pid}/fd/{fd}") else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in open(f"/proc/{pid}/net/{table}").read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address = bytes.fromhex(fields[1].split(":")[0])
+                found.append(".".join(str(b) for b in address[::-1]) if table == "tcp" else address.hex())
+    return found
+
+
+def test_local_mode_listens_on_loopback_only(spark):
+    pid = spark.sparkContext._gateway.proc.pid
+    addresses = _listening(pid)
+    loopback = {"127.0.0.1", "0000000000000000ffff00000100007f", "00000000000000000000000001000000"}
+    assert addresses and set(addresses) <= loopback, addresses

@@ -31,7 +31,7 @@ def test_algr_sequences_and_gr_data_live_side_by_side(lake: Lake, tiny_raw):
 def test_a_stray_event_lands_in_its_own_day_without_touching_the_rest(lake: Lake, tmp_path):
     day1 = ingest(lake, [_events(tmp_path / "d1.csv", [f"u{i}" for i in range(20)], DAY1)], "events",
                   ds="2025-01-01")
-    stray = write(tmp_path / "d2.csv", HEADER + "x,i0,pv,%d\n" % (DAY1 + 5) + "".join(
+    stray = write(tmp_path / "d2.csv", HEADER + f"x,i0,pv,{DAY1 + 5}\n" + "".join(
         f"v{i},i{i},pv,{DAY2 + i}\n" for i in range(10)))
     second = ingest(lake, [stray], "events")
     assert _day(lake, "2025-01-01").height == day1.rows_written + 1
@@ -107,3 +107,11 @@ def test_cli_says_what_a_rerun_replaced(tmp_path, replace, capsys):
     assert main(["ingest", *args, *(["--replace-partition"] if replace else [])]) == 0
     out = capsys.readouterr().out.splitlines()[-1]
     assert ("replaced 2 rows" in out) and (("partition ds=2025-01-01" in out) == replace)
+
+
+def test_a_rerun_whose_rows_are_all_rejected_keeps_what_it_wrote(lake: Lake, tmp_path):
+    path = _events(tmp_path / "a.csv", ["a", "b"], DAY1)
+    ingest(lake, [path], "events", ds="2025-01-01")
+    wrong = ingest(lake, [path], "events", ds="2025-01-02")
+    assert (wrong.rows_quarantined, wrong.rows_replaced, wrong.empty_inputs) == (2, 0, [str(path)])
+    assert _day(lake, "2025-01-01").height == 2

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake.sources.csvblocks import iter_csv_blocks
+from lake.sources.limits import Limits
 from lake.sources.lines import SourceError, Span, open_stream, read_header
 from lake.sources.records import Parsed, reject_frame, split_checked
 
@@ -32,6 +33,7 @@ SYSTEM_PROMPT = ("You are a recommendation system. Based on the user's historica
 USER_PREFIX = "The user's historical behavior sequence is: "
 _STAGE = re.compile(r"(?:^|[^a-z0-9])s(\d+)(?:[^0-9]|$)", re.IGNORECASE)
 _TOKEN = re.compile(r"C(\d+)")
+GR_BLOCK_ROWS = 100_000
 
 
 def stage_and_split(path: Path) -> tuple[int, str]:
@@ -48,13 +50,14 @@ def stage_ds(base_ds: str, stage: int, split: str) -> str:
     return day.isoformat()
 
 
-def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
+def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None = None,
+                   limits: Limits | None = None) -> Iterator[Parsed]:
     """Origin-Sequence-Data CSV as `user_sequences` rows, history reversed to oldest first."""
     path = Path(path)
     stage, split = stage_and_split(path)
     day = stage_ds(ds or ALGR_BASE_DS, stage, split)
     wanted = {"user_history": ("user_history",), "target_item": ("target_item",), "user_id": ("user_id",)}
-    for block in iter_csv_blocks(path, wanted, optional=("user_id",), span=span):
+    for block in iter_csv_blocks(path, wanted, optional=("user_id",), span=span, limits=limits):
         frame = block.frame.with_columns(
             history=pl.col("user_history").fill_null("").str.split(";").list.reverse(),
             target=pl.col("target_item").fill_null("").str.split(";"),
@@ -85,13 +88,14 @@ _SEQUENCE_COLUMNS = ["user_id", "history", "target", "stage", "id_space", "sourc
 
 
 def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_DIM,
-                         ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
+                         ds: str | None = None, span: Span | None = None, limits: Limits | None = None
+                         ) -> Iterator[Parsed]:
     """Item-EMB CSV as `item_embeddings` rows: base64 float32 vectors of length `dim`, finite."""
     path = Path(path)
     day = ds or dt.date.today().isoformat()
     wanted = {"item_id": ("base62_string", "item_id"), "feature": ("feature", "embedding")}
     nbytes = 4 * dim
-    for block in iter_csv_blocks(path, wanted, span=span):
+    for block in iter_csv_blocks(path, wanted, span=span, limits=limits):
         frame = block.frame.with_columns(blob=pl.col("feature").str.decode("base64", strict=False))
         frame = frame.with_columns(nbytes=pl.col("blob").bin.size())
         aligned = frame.filter(pl.col("reason").is_null() & (pl.col("nbytes") == nbytes))
@@ -146,16 +150,17 @@ def _fixed_list(vectors: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR_CODEBOOK_SIZE,
-                   ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
+                   ds: str | None = None, span: Span | None = None, limits: Limits | None = None
+                   ) -> Iterator[Parsed]:
     """Item-SID CSV as `item_sids` rows: every `codebook_lv*` code an integer in [0, codebook_size)."""
     path = Path(path)
     day = ds or dt.date.today().isoformat()
-    header = [h.lower() for h in read_header(path)]
+    header = [h.lower() for h in read_header(path, limits=limits)]
     levels = sorted((h for h in header if re.fullmatch(r"codebook_lv\d+", h)), key=lambda h: int(h[11:]))
     if not levels:
         raise SourceError(f"{path}: no codebook_lv1.. columns in header {header}")
     wanted = {"item_id": ("base62_string", "item_id"), **{lv: (lv,) for lv in levels}}
-    for block in iter_csv_blocks(path, wanted, span=span):
+    for block in iter_csv_blocks(path, wanted, span=span, limits=limits):
         codes = [pl.col(lv).cast(pl.Int32, strict=False) for lv in levels]
         frame = block.frame.with_columns(codes=pl.concat_list(codes))
         checks: list[tuple[pl.Expr, pl.Expr | str]] = [
@@ -189,28 +194,31 @@ def render_sid(codes: pl.Expr, sizes: Sequence[int]) -> pl.Expr:
     return pl.concat_str(parts)
 
 
-def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int = 3) -> Iterator[Parsed]:
+def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int = 3,
+                         limits: Limits | None = None) -> Iterator[Parsed]:
     """GR instruction data (`[id,] system, user, answer`) as `user_sequences` in SID space.
 
-    Items are groups of `levels` C-tokens; the history comes from `user`, the target from `answer`.
+    Items are groups of `levels` C-tokens, level l's token within AL-GR's `[l * 8192, (l + 1) * 8192)`; the
+    history comes from `user`, the target from `answer`. A record longer than the limit fails the file.
     """
+    limits = limits or Limits()
     path = Path(path)
     stage, split = stage_and_split(path)
     day = stage_ds(ds or ALGR_BASE_DS, stage, split)
-    delimiter = "\t" if len(read_header(path, "\t")) > 1 else ","
-    header = [h.lower() for h in read_header(path, delimiter)]
+    delimiter = "\t" if len(read_header(path, "\t", limits)) > 1 else ","
+    header = [h.lower() for h in read_header(path, delimiter, limits)]
     for col in ("user", "answer"):
         if col not in header:
             raise SourceError(f"{path}: no {col!r} column in header {header}; expected [id,] system, user, answer")
     rows: list[dict] = []
     bad: list[tuple[int | None, str, str]] = []
     blank = 0
-    csv.field_size_limit(1 << 30)
-    with open_stream(path) as stream, _text(stream) as handle:
+    csv.field_size_limit(limits.max_record_bytes)
+    with open_stream(path, limits) as stream, _text(stream) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         next(reader)
         start = reader.line_num + 1
-        for record in reader:
+        for record in _records(reader, path, limits):
             line = start
             start = reader.line_num + 1
             raw = delimiter.join(record)
@@ -228,25 +236,41 @@ def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int
                 continue
             fields = dict(zip(header, record, strict=True))
             history, target = _sid_items(fields["user"], levels), _sid_items(fields["answer"], levels)
-            if history is None or target is None:
-                which = "user" if history is None else "answer"
-                bad.append((line, raw[:512], f"{which} has a C-token count that is not a multiple of {levels}"))
+            problem = next(((name, v) for name, v in (("user", history), ("answer", target)) if isinstance(v, str)),
+                           None)
+            if problem is not None:
+                bad.append((line, raw[:512], f"{problem[0]}: {problem[1]}"))
                 continue
             if not target:
                 bad.append((line, raw[:512], "answer has no C-tokens"))
                 continue
             rows.append({"user_id": fields.get("id") or f"{path.name}:{line}", "history": history,
                          "target": target, "line": line})
-            if len(rows) >= 100_000:
+            if len(rows) >= GR_BLOCK_ROWS:
                 yield _gr_block(rows, path, stage, split, day, [], 0)
                 rows = []
     yield _gr_block(rows, path, stage, split, day, bad, blank)
 
 
-def _sid_items(text: str, levels: int) -> list[str] | None:
+def _records(reader, path: Path, limits: Limits) -> Iterator[list[str]]:
+    """The csv reader's records; a record past the size limit fails the file naming it and the line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise SourceError(f"{path}: line {reader.line_num}: {exc} (the record limit is "
+                          f"{limits.max_record_bytes:,} bytes)") from exc
+
+
+def _sid_items(text: str, levels: int, stride: int = ALGR_CODEBOOK_SIZE) -> list[str] | str:
+    """Items as C-token strings, or the reason they are not valid AL-GR tokens (count, level range)."""
     tokens = _TOKEN.findall(text)
     if len(tokens) % levels:
-        return None
+        return f"a C-token count that is not a multiple of {levels}"
+    for i, token in enumerate(tokens):
+        level = i % levels
+        if len(token) > 12 or not level * stride <= int(token) < (level + 1) * stride:
+            return (f"item {i // levels + 1}: level {level + 1} token C{token[:24]} outside "
+                    f"[{level * stride}, {(level + 1) * stride})")
     return ["".join(f"C{t}" for t in tokens[i:i + levels]) for i in range(0, len(tokens), levels)]
 
 

@@ -6,9 +6,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from lake.sources.limits import Limits
 from lake.sources.lines import (
+    SAMPLE_BYTES,
+    Oversized,
     SourceError,
     Span,
     count_byte,
@@ -71,15 +75,57 @@ def _fast_block(data: bytes, first: int, lines: int, width: int, delimiter: str)
     return frame.with_columns(line=pl.int_range(first, first + lines, dtype=pl.Int64))
 
 
+UNTERMINATED = "unterminated quoted field (a quote opened and never closed)"
+
+
+def _join_quoted(lines: pl.DataFrame, pending: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines joined into records where a quoted field spans lines (an odd number of quotes opens a record
+    that runs to the next line with an odd number). Returns the records and the lines of a record still open
+    at the end of the block (to be continued by the next one)."""
+    lines = pl.concat([pending, lines]) if pending.height else lines
+    odd = (lines["text"].str.count_matches('"', literal=True) % 2 == 1).to_numpy()
+    if not odd.any():
+        return lines, lines.clear()
+    inside = (np.cumsum(odd) - odd) % 2 == 1  # an open quote carried into this line
+    record = np.cumsum(~inside)
+    open_tail = (np.cumsum(odd)[-1] % 2) == 1
+    tail = lines.filter(pl.Series(record == record[-1])) if open_tail else lines.clear()
+    body = lines.filter(pl.Series(record != record[-1])) if open_tail else lines
+    body = body.with_columns(_record=pl.Series(record[: body.height])).group_by("_record", maintain_order=True).agg(
+        pl.col("line").first(), pl.col("text").str.join("\n")).drop("_record")
+    return body, tail
+
+
 def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, optional: Sequence[str] = (),
-                    delimiter: str = ",", span: Span | None = None) -> Iterator[CsvBlock]:
-    """Yield CSV blocks of `path` (or of one `span` of it) with the wanted columns extracted by header name."""
-    header = read_header(path, delimiter)
+                    delimiter: str = ",", span: Span | None = None, limits: Limits | None = None
+                    ) -> Iterator[CsvBlock]:
+    """Yield CSV blocks of `path` (or of one `span` of it) with the wanted columns extracted by header name.
+
+    A quoted field may span lines (the record keeps its first line's number); a record left open at the end
+    of the file, or one longer than the record limit, is a block of its own with the reason set.
+    """
+    limits = limits or Limits()
+    header = read_header(path, delimiter, limits)
     positions = resolve_columns(path, header, wanted, optional)
     width = len(header)
     absent = [pl.lit(None, pl.String).alias(name) for name in wanted if name not in positions]
-    for first, data, count in iter_byte_blocks(path, skip=1, span=span):
-        fast = _fast_block(data, first, count, width, delimiter)
+    pending = pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})
+
+    def rejected(line: int, text: str, reason: str) -> CsvBlock:
+        frame = pl.DataFrame({"line": [line], "text": [text], "reason": [reason]}).with_columns(
+            *(pl.lit(None, pl.String).alias(name) for name in wanted))
+        return CsvBlock(frame, pl.col("text"), [], 0)
+
+    for piece in iter_byte_blocks(path, skip=1, span=span, limits=limits):
+        if isinstance(piece, Oversized):
+            if pending.height:
+                yield rejected(pending["line"][0], pending["text"][0][:SAMPLE_BYTES], UNTERMINATED)
+                pending = pending.clear()
+            yield rejected(piece.line, piece.sample, f"record longer than {limits.max_record_bytes} bytes "
+                                                     f"({piece.size:,} bytes)")
+            continue
+        first, data, count = piece
+        fast = None if pending.height else _fast_block(data, first, count, width, delimiter)
         if fast is not None:
             padded = b" " in data or (b"\t" in data and delimiter != "\t")
             frame = fast.with_columns(
@@ -91,8 +137,13 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
             yield CsvBlock(frame, raw, [], 0)
             continue
         block = line_block(data, first)
+        records, pending = _join_quoted(block.lines, pending)
+        if pending.height and pending["text"].str.len_bytes().sum() > limits.max_record_bytes:
+            yield rejected(pending["line"][0], pending["text"][0][:SAMPLE_BYTES],
+                           f"{UNTERMINATED} longer than {limits.max_record_bytes} bytes")
+            pending = pending.clear()
         blank = pl.col("text").str.strip_chars() == ""
-        lines = block.lines.filter(~blank)
+        lines = records.filter(~blank)
         split = split_fields(lines, delimiter).with_columns(nfields=pl.col("fields").list.len())
         frame = split.with_columns(
             reason=pl.when(pl.col("nfields") != width)
@@ -101,4 +152,6 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
             **{name: pl.col("fields").list.get(pos, null_on_oob=True).str.strip_chars()
                for name, pos in positions.items()},
         ).drop("fields", "nfields").with_columns(absent)
-        yield CsvBlock(frame, pl.col("text"), block.bad_utf8, block.lines.height - lines.height)
+        yield CsvBlock(frame, pl.col("text"), block.bad_utf8, records.height - lines.height)
+    if pending.height:
+        yield rejected(pending["line"][0], "\n".join(pending["text"])[:SAMPLE_BYTES], UNTERMINATED)

@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
+from lake.sources.limits import Limits
 from lake.sources.lines import SourceError, Span
 from lake.sources.records import Parsed, reject_frame, split_checked
 
@@ -71,7 +72,7 @@ def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.d
 
 
 def read_events(path: str | Path, *, ds: str | None = None, now: dt.datetime | None = None,
-                span: Span | None = None) -> Iterator[Parsed]:
+                span: Span | None = None, limits: Limits | None = None) -> Iterator[Parsed]:
     """Stream an event log (CSV with a header, or Parquet) as validated `interactions` blocks (CSV: one `span`).
 
     Timestamps must fall between 1990 and `now` plus a day, and inside day `ds` when one is given.
@@ -82,7 +83,7 @@ def read_events(path: str | Path, *, ds: str | None = None, now: dt.datetime | N
     if path.suffix == ".parquet":
         yield from _read_parquet(path, ds=ds, latest=latest)
         return
-    for block in iter_csv_blocks(path, COLUMNS, span=span):
+    for block in iter_csv_blocks(path, COLUMNS, span=span, limits=limits):
         epoch_only = block.frame.select(pl.col("timestamp").cast(pl.Int64, strict=False).is_not_null().all()).item()
         frame = block.frame.with_columns(
             ts_text=pl.col("timestamp"), event_ts=parse_timestamp(pl.col("timestamp"), iso=not epoch_only))

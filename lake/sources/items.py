@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import stat
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import polars as pl
 import pyarrow.parquet as pq
 
 from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
+from lake.sources.limits import Limits
 from lake.sources.lines import SourceError, Span
 from lake.sources.records import Parsed, reject_frame, split_checked
 
@@ -21,6 +26,7 @@ COLUMNS = {
     "image": ("image", "image_path", "image_uri", "image_url"),
 }
 OPTIONAL = ("title", "category", "image")
+FETCH_TIMEOUT = 10.0
 
 
 def content_hash(title: str | None, category: str | None, image: bytes | None, image_uri: str | None) -> str:
@@ -32,54 +38,108 @@ def content_hash(title: str | None, category: str | None, image: bytes | None, i
     return digest.hexdigest()
 
 
-def _load_images(frame: pl.DataFrame, base: Path) -> tuple[pl.DataFrame, int]:
-    """Read local image files into bytes; URIs stay URIs. Returns the frame and the count of missing files."""
+def _roots(base: Path, limits: Limits) -> list[Path]:
+    return [base.resolve(), *(Path(r).resolve() for r in limits.image_roots)]
+
+
+def image_file(ref: str, base: Path, limits: Limits) -> tuple[Path | None, str | None]:
+    """The local file an image reference names (relative to `base`, absolute, or `file://`), when it lies
+    inside `base` or an allowed root after resolving links; else (None, the reason it is refused)."""
+    raw = unquote(urlparse(ref).path) if ref.startswith("file://") else ref
+    file = (base / raw).resolve()
+    roots = _roots(base, limits)
+    if not any(file.is_relative_to(root) for root in roots):
+        return None, (f"image path {ref!r} resolves outside the allowed folders ({', '.join(map(str, roots))}); "
+                      "add a folder with SIDFORGE_IMAGE_ROOTS to allow it")
+    return file, None
+
+
+def read_image(file: Path, limits: Limits) -> tuple[bytes | None, str | None]:
+    """A regular file's bytes up to the record limit; (None, reason) for devices, pipes and oversized files,
+    (None, None) for a missing file."""
+    try:
+        info = file.stat()
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(info.st_mode):
+        return None, f"image path {file} is not a regular file"
+    if info.st_size > limits.max_record_bytes:
+        return None, f"image {file} has {info.st_size:,} bytes, over the {limits.max_record_bytes:,}-byte limit"
+    try:
+        with file.open("rb") as fh:
+            data = fh.read(limits.max_record_bytes + 1)
+    except OSError:
+        return None, None
+    if len(data) > limits.max_record_bytes:
+        return None, f"image {file} grew past the {limits.max_record_bytes:,}-byte limit while read"
+    return data, None
+
+
+def fetch_image(uri: str, limits: Limits) -> tuple[bytes | None, str | None]:
+    """A remote image (http/https) when $SIDFORGE_FETCH_IMAGES=1, with a size cap and a timeout."""
+    if os.environ.get("SIDFORGE_FETCH_IMAGES") != "1" or urlparse(uri).scheme not in ("http", "https"):
+        return None, None
+    try:
+        with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT) as response:
+            data = response.read(limits.max_record_bytes + 1)
+    except (OSError, ValueError) as exc:
+        return None, f"image {uri} could not be fetched ({exc})"
+    if len(data) > limits.max_record_bytes:
+        return None, f"image {uri} is over the {limits.max_record_bytes:,}-byte limit"
+    return data, None
+
+
+def _load_images(frame: pl.DataFrame, base: Path, limits: Limits) -> tuple[pl.DataFrame, int]:
+    """Read local image files (inside the allowed folders) into bytes; URIs stay URIs. Returns the frame with
+    an `image_reason` for refused references, and the count of missing files."""
     images: list[bytes | None] = []
     uris: list[str | None] = []
+    reasons: list[str | None] = []
     missing = 0
     for ref, blob in zip(frame["image_ref"], frame["image_bytes"], strict=True):
-        if blob is not None:
-            images.append(blob)
-            uris.append(ref)
-            continue
-        if not ref:
-            images.append(None)
-            uris.append(None)
-            continue
-        if "://" in ref:
-            images.append(None)
-            uris.append(ref)
-            continue
-        file = (base / ref).resolve()
-        uris.append(str(file))
-        try:
-            images.append(file.read_bytes())
-        except OSError:
-            images.append(None)
-            missing += 1
-    out = frame.with_columns(image=pl.Series(images, dtype=pl.Binary), image_uri=pl.Series(uris, dtype=pl.String))
+        image, uri, reason = blob, ref, None
+        if blob is None and ref and "://" in ref and not ref.startswith("file://"):
+            image, reason = fetch_image(ref, limits)
+        elif blob is None and ref:
+            file, reason = image_file(ref, base, limits)
+            uri = str(file) if file else ref
+            if file is not None:
+                image, reason = read_image(file, limits)
+                missing += image is None and reason is None
+        elif blob is None:
+            uri = None
+        images.append(image)
+        uris.append(uri)
+        reasons.append(reason)
+    out = frame.with_columns(image=pl.Series(images, dtype=pl.Binary), image_uri=pl.Series(uris, dtype=pl.String),
+                             image_reason=pl.Series(reasons, dtype=pl.String))
     hashes = [content_hash(t, c, i, u) for t, c, i, u in
               zip(out["title"], out["category"], out["image"], out["image_uri"], strict=True)]
     return out.with_columns(content_hash=pl.Series(hashes, dtype=pl.String)), missing
 
 
-def _finish(frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _finish(frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr, limits: Limits
+            ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    frame, missing = _load_images(frame, path.parent, limits)
     checks = [
         (pl.col("reason").is_not_null(), pl.col("reason")),
         (pl.col("item_id").fill_null("") == "", "empty item id"),
         (pl.col("title").fill_null("").str.strip_chars().eq("") & pl.col("image_ref").fill_null("").eq("")
          & pl.col("image_bytes").is_null(), "item has neither title nor image"),
+        (pl.col("image_reason").is_not_null(), pl.col("image_reason")),
     ]
     rows, rejects = split_checked(frame, checks=checks, table_name="items", source=path, raw=raw, ds=day,
-                                  columns=["item_id", "title", "category", "image_ref", "image_bytes", "line"])
-    rows, missing = _load_images(rows, path.parent)
-    rows = rows.with_columns(first_seen_ds=pl.lit(day), source=pl.lit(path.name)).drop("image_ref", "image_bytes")
-    return rows, rejects, missing
+                                  columns=["item_id", "title", "category", "image", "image_uri", "content_hash",
+                                           "line"])
+    return rows.with_columns(first_seen_ds=pl.lit(day), source=pl.lit(path.name)), rejects, missing
 
 
-def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = None) -> Iterator[Parsed]:
-    """Stream an item catalogue; items with neither title nor image are quarantined."""
+def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = None,
+               limits: Limits | None = None) -> Iterator[Parsed]:
+    """Stream an item catalogue; items with neither title nor image, or whose image reference leaves the
+    allowed folders, are quarantined."""
     path = Path(path)
+    limits = limits or Limits()
     day = ds or dt.date.today().isoformat()
     if path.suffix == ".parquet":
         try:
@@ -103,11 +163,11 @@ def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = N
             )
             first += batch.num_rows
             raw = pl.struct("item_id", "title", "category", "image_ref").struct.json_encode()
-            rows, rejects, missing = _finish(frame, path, day, raw)
+            rows, rejects, missing = _finish(frame, path, day, raw, limits)
             yield Parsed("items", rows, rejects, missing_images=missing)
         return
-    for block in iter_csv_blocks(path, COLUMNS, optional=OPTIONAL, span=span):
+    for block in iter_csv_blocks(path, COLUMNS, optional=OPTIONAL, span=span, limits=limits):
         frame = block.frame.with_columns(image_ref=pl.col("image"), image_bytes=pl.lit(None, pl.Binary))
-        rows, rejects, missing = _finish(frame, path, day, block.raw)
+        rows, rejects, missing = _finish(frame, path, day, block.raw, limits)
         bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)
         yield Parsed("items", rows, pl.concat([rejects, bad]), block.blank, missing_images=missing)

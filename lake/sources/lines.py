@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
+from lake.sources.limits import Limits
 
 BLOCK_BYTES = 16 << 20
 
@@ -71,10 +74,70 @@ class LineBlock:
     bad_utf8: list[tuple[int, str]]
 
 
-def open_stream(path: str | Path) -> pa.NativeFile:
-    """An input stream over `path`, decompressing .gz/.bz2/.zst by extension; a clear error otherwise."""
+class RejectedFile(SourceError):
+    """A file quarantined whole (a decompression bomb): its rows are dropped and `reason` is recorded."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the record limit, read past in bounded memory: its number, its start, its size."""
+
+    line: int
+    sample: str
+    size: int
+
+
+SAMPLE_BYTES = 512
+
+
+class BoundedStream(io.RawIOBase):
+    """A (decompressing) input stream that names its file in every error and refuses to inflate past the
+    limits: a compressed file that grows beyond `max_inflate_ratio` times its size or `max_inflated_bytes`
+    raises RejectedFile."""
+
+    def __init__(self, stream: pa.NativeFile, path: str | Path, limits: Limits):
+        super().__init__()
+        self.stream, self.path, self.limits = stream, path, limits
+        self.compressed = Path(path).stat().st_size if str(path).lower().endswith(COMPRESSED) else None
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.stream.read(size if size is not None and size >= 0 else None)
+        except (OSError, pa.ArrowException, EOFError) as exc:
+            raise SourceError(f"cannot read {self.path}: {exc}") from exc
+        self.total += len(data)
+        if self.compressed is not None:
+            limits = self.limits
+            if self.total > limits.max_inflated_bytes:
+                raise RejectedFile(self.path, f"inflates past {limits.max_inflated_bytes:,} bytes; file skipped")
+            if self.total > limits.ratio_floor and self.total > limits.max_inflate_ratio * max(self.compressed, 1):
+                raise RejectedFile(self.path, f"inflates more than {limits.max_inflate_ratio}x its compressed size "
+                                              f"({self.compressed:,} bytes); file skipped")
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def open_stream(path: str | Path, limits: Limits | None = None) -> BoundedStream:
+    """An input stream over `path`, decompressing .gz/.bz2/.zst by extension, bounded by `limits`; a clear
+    error naming the file otherwise."""
     try:
-        return pa.input_stream(str(path), compression="detect")
+        return BoundedStream(pa.input_stream(str(path), compression="detect"), path, limits or Limits())
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read {path}: {exc}") from exc
 
@@ -114,82 +177,161 @@ def line_block(data: bytes, first_line: int) -> LineBlock:
     return LineBlock(frame, bad)
 
 
-def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0,
-                     span: Span | None = None) -> Iterator[tuple[int, bytes, int]]:
-    """Yield (number of the first line, whole lines as bytes, number of lines) blocks of about `block_bytes`.
+def _split_long(data: bytes, first: int, limit: int) -> list[tuple[int, bytes, int] | Oversized]:
+    """A block of whole lines with any line longer than `limit` taken out as Oversized."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if not len(ends) or ends[-1] != len(buf) - 1:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    long = np.flatnonzero(ends - starts > limit)
+    if not len(long):
+        return [(first, data, len(ends))]
+    out: list[tuple[int, bytes, int] | Oversized] = []
+    done = 0
+    for i in long.tolist():
+        if i > done:
+            out.append((first + done, data[starts[done]:starts[i]], i - done))
+        out.append(Oversized(first + i, data[starts[i]:starts[i] + SAMPLE_BYTES].decode("utf-8", "replace"),
+                             int(ends[i] - starts[i])))
+        done = i + 1
+    if done < len(ends):
+        out.append((first + done, data[starts[done]:], len(ends) - done))
+    return out
 
-    Each block is copied at most once (the partial line carried over plus the chunk's whole lines). With a
-    `span`, only its bytes are read (and `skip` applies only to the span at the start of the file).
+
+def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0,
+                     span: Span | None = None, limits: Limits | None = None
+                     ) -> Iterator[tuple[int, bytes, int] | Oversized]:
+    """Yield (number of the first line, whole lines as bytes, number of lines) blocks of about `block_bytes`,
+    and an Oversized for each line longer than the record limit (read past without keeping it).
+
+    Memory and time stay linear in the block size whatever the file holds (a file without newlines too).
+    With a `span`, only its bytes are read (and `skip` applies only to the span at the start of the file).
     """
+    limits = limits or Limits()
+    limit = limits.max_record_bytes
     next_line = 1 if span is None else span.first_line
     skip = skip if span is None or span.start == 0 else 0
     remaining = None if span is None else span.end - span.start
-    carry = b""
-    with open_stream(path) if span is None else _seek(path, span.start) as stream:
+    carry: list[bytes] = []
+    carry_len = 0
+    skipping: list = []  # [size so far, sample] of an oversized line being read past
+    with open_stream(path, limits) if span is None else _seek(path, span.start, limits) as stream:
         while True:
-            try:
-                chunk = stream.read(block_bytes if remaining is None else min(block_bytes, remaining))
-            except OSError as exc:
-                raise SourceError(f"cannot read {path}: {exc}") from exc
+            chunk = stream.read(block_bytes if remaining is None else min(block_bytes, remaining))
+            eof = not chunk
             if remaining is not None:
                 remaining -= len(chunk)
-            cut = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
-            if chunk and cut == 0:
-                carry += chunk
-                continue
-            start = 0
-            while skip and start < cut and not carry:
-                start = (chunk.find(b"\n", start) + 1) or cut
-                skip, next_line = skip - 1, next_line + 1
-            data = chunk if not carry and start == 0 and cut == len(chunk) else b"".join(
-                [carry, memoryview(chunk)[start:cut]])
-            carry = chunk[cut:]
-            while skip and data:
-                head = data.find(b"\n") + 1 or len(data)
-                data, skip, next_line = data[head:], skip - 1, next_line + 1
+            pieces: list[tuple[int, bytes, int] | Oversized] = []
+            if skipping:
+                at = chunk.find(b"\n")
+                if at < 0 and not eof:
+                    skipping[0] += len(chunk)
+                    continue
+                pieces.append(Oversized(next_line, skipping[1], skipping[0] + max(at, 0)))
+                skipping.clear()
+                chunk = chunk[at + 1:] if at >= 0 else b""
+            if chunk:
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:
+                    if carry_len + len(chunk) > limit:
+                        head = b"".join([*carry, chunk[:SAMPLE_BYTES]])[:SAMPLE_BYTES]
+                        skipping[:] = [carry_len + len(chunk), head.decode("utf-8", "replace")]
+                        carry, carry_len = [], 0
+                    else:
+                        carry.append(chunk)
+                        carry_len += len(chunk)
+                    if not pieces:
+                        continue
+                    data = b""
+                else:
+                    head_end = chunk.find(b"\n") + 1
+                    if carry and carry_len + head_end - 1 > limit:
+                        sample = b"".join([*carry, chunk[:SAMPLE_BYTES]])[:SAMPLE_BYTES]
+                        pieces.append(Oversized(next_line + len(pieces), sample.decode("utf-8", "replace"),
+                                                carry_len + head_end - 1))
+                        data = chunk[head_end:cut]
+                    elif carry:
+                        data = b"".join([*carry, memoryview(chunk)[:cut]])
+                    else:
+                        data = chunk if cut == len(chunk) else chunk[:cut]
+                    carry = [chunk[cut:]] if cut < len(chunk) else []
+                    carry_len = len(chunk) - cut
+            elif eof:
+                data, carry, carry_len = b"".join(carry), [], 0
+            else:
+                data = b""
+            lines = count_byte(data, 10) + (0 if not data or data.endswith(b"\n") else 1)
             if data:
-                lines = count_byte(data, 10) + (0 if data.endswith(b"\n") else 1)
-                yield next_line, data, lines
-                next_line += lines
-            if not chunk:
+                first = next_line + len(pieces)
+                pieces += _split_long(data, first, limit) if len(data) > limit else [(first, data, lines)]
+            for piece in pieces:
+                if isinstance(piece, Oversized):
+                    if skip:
+                        raise SourceError(f"{path}: the header line is longer than {limit:,} bytes")
+                    next_line = piece.line + 1
+                    yield piece
+                    continue
+                first, data, lines = piece
+                while skip and data:
+                    head = data.find(b"\n") + 1 or len(data)
+                    data, skip, first, lines = data[head:], skip - 1, first + 1, lines - 1
+                next_line = first + lines
+                if data:
+                    yield first, data, lines
+            if eof:
                 return
 
 
-def _seek(path: str | Path, offset: int) -> pa.NativeFile:
+def _seek(path: str | Path, offset: int, limits: Limits) -> BoundedStream:
     try:
         handle = pa.OSFile(str(path))
         handle.seek(offset)
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc}") from exc
-    return handle
+    return BoundedStream(handle, path, limits)
 
 
 def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0) -> Iterator[LineBlock]:
-    """Yield the lines of `path` in blocks of about `block_bytes`, skipping the first `skip` lines."""
-    for first, data, _ in iter_byte_blocks(path, block_bytes, skip):
-        yield line_block(data, first)
+    """Yield the lines of `path` in blocks of about `block_bytes`, skipping the first `skip` lines.
+
+    Lines longer than the record limit come as a block of their own with the line's first bytes."""
+    for piece in iter_byte_blocks(path, block_bytes, skip):
+        if isinstance(piece, Oversized):
+            yield LineBlock(pl.DataFrame({"line": [piece.line], "text": [piece.sample]}), [])
+        else:
+            yield line_block(piece[1], piece[0])
 
 
-def read_header(path: str | Path, delimiter: str = ",") -> list[str]:
-    """The column names on the first line of `path`; a SourceError naming the file when unreadable."""
-    with open_stream(path) as stream:
-        first = b""
-        while b"\n" not in first:
-            try:
-                chunk = stream.read(1 << 16)
-            except OSError as exc:
-                raise SourceError(f"cannot read {path}: {exc}") from exc
-            if not chunk:
+def read_header(path: str | Path, delimiter: str = ",", limits: Limits | None = None) -> list[str]:
+    """The column names on the first line of `path`; a SourceError naming the file when unreadable, longer
+    than the record limit, or naming a column twice."""
+    limit = (limits or Limits()).max_record_bytes
+    parts: list[bytes] = []
+    size = 0
+    with open_stream(path, limits) as stream:
+        while True:
+            chunk = stream.read(1 << 16)
+            at = chunk.find(b"\n")
+            parts.append(chunk if at < 0 else chunk[:at])
+            size += len(parts[-1])
+            if size > limit:
+                raise SourceError(f"{path}: the header line is longer than {limit:,} bytes")
+            if at >= 0 or not chunk:
                 break
-            first += chunk
-        first = first.split(b"\n", 1)[0]
     try:
-        line = first.decode("utf-8-sig").rstrip("\r\n")
+        line = b"".join(parts).decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: the header line is not valid UTF-8") from exc
     if not line.strip():
         raise SourceError(f"{path}: the file is empty or its first line is blank; expected a header")
-    return [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+    names = [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+    lowered = [n.lower() for n in names]
+    repeated = sorted({n for n in lowered if lowered.count(n) > 1})
+    if repeated:
+        raise SourceError(f"{path}: duplicate column(s) {repeated} in header {names}; each column must appear once")
+    return names
 
 
 def split_fields(lines: pl.DataFrame, delimiter: str = ",") -> pl.DataFrame:

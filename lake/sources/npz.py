@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -13,7 +14,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.sources.lines import SourceError
+from lake.sources.limits import Limits
+from lake.sources.lines import RejectedFile, SourceError
 from lake.sources.records import Parsed, reject_frame
 
 CHUNK_ROWS = 65_536
@@ -65,8 +67,19 @@ def _ids_from_mapping(mapping: object, path: Path) -> np.ndarray:
     return ids
 
 
+def _check_inflation(archive: zipfile.ZipFile, path: Path, limits: Limits) -> None:
+    """Refuse an archive whose members inflate past the limits (before any of it is decompressed)."""
+    inflated = sum(info.file_size for info in archive.infolist())
+    packed = max(path.stat().st_size, 1)
+    if inflated > limits.max_inflated_bytes:
+        raise RejectedFile(path, f"inflates to {inflated:,} bytes, past {limits.max_inflated_bytes:,}; file skipped")
+    if inflated > limits.ratio_floor and inflated > limits.max_inflate_ratio * packed:
+        raise RejectedFile(path, f"inflates to {inflated:,} bytes, more than {limits.max_inflate_ratio}x its "
+                                 f"{packed:,} bytes; file skipped")
+
+
 def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: str | None = None,
-             chunk: int = CHUNK_ROWS) -> Iterator[Parsed]:
+             chunk: int = CHUNK_ROWS, limits: Limits | None = None) -> Iterator[Parsed]:
     """Stream `embeds` rows with their ids; a pickled `itemEncID` is loaded only with trust_pickle."""
     path = Path(path)
     day = ds or dt.date.today().isoformat()
@@ -75,6 +88,7 @@ def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: st
     except (OSError, zipfile.BadZipFile) as exc:
         raise SourceError(f"cannot read {path} as an npz archive: {exc}") from exc
     with archive:
+        _check_inflation(archive, path, limits or Limits())
         names = {n.removesuffix(".npy") for n in archive.namelist()}
         if "embeds" not in names:
             raise SourceError(f"{path}: no 'embeds' array (found {sorted(names)})")
@@ -83,6 +97,8 @@ def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: st
                 shape, dtype = _header(member, "ids", path)
                 if dtype.hasobject:
                     raise SourceError(f"{path}: 'ids' is a pickled object array; store ids as strings")
+                if len(shape) != 1:
+                    raise SourceError(f"{path}: 'ids' must be a 1-d array, found shape {shape}")
                 ids = np.concatenate(list(_rows(member, shape, dtype, max(shape[0], 1)))) if shape[0] else np.array([])
         elif "itemEncID" in names:
             if not trust_pickle:
@@ -95,16 +111,19 @@ def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: st
                 raise SourceError(f"{path}: cannot unpickle itemEncID: {exc}") from exc
         else:
             raise SourceError(f"{path}: no 'ids' or 'itemEncID' array (found {sorted(names)})")
-        with archive.open("embeds.npy") as member:
-            shape, dtype = _header(member, "embeds", path)
-            if len(shape) != 2 or dtype.hasobject:
-                raise SourceError(f"{path}: 'embeds' must be a 2-d numeric array, found shape {shape} {dtype}")
-            if shape[0] != len(ids):
-                raise SourceError(f"{path}: {len(ids)} ids but {shape[0]} embedding rows")
-            start = 0
-            for block in _rows(member, shape, dtype, chunk):
-                yield _block(path, ids[start:start + len(block)], block, start, model, day)
-                start += len(block)
+        try:
+            with archive.open("embeds.npy") as member:
+                shape, dtype = _header(member, "embeds", path)
+                if len(shape) != 2 or dtype.hasobject:
+                    raise SourceError(f"{path}: 'embeds' must be a 2-d numeric array, found shape {shape} {dtype}")
+                if shape[0] != len(ids):
+                    raise SourceError(f"{path}: {len(ids)} ids but {shape[0]} embedding rows")
+                start = 0
+                for block in _rows(member, shape, dtype, chunk):
+                    yield _block(path, ids[start:start + len(block)], block, start, model, day)
+                    start += len(block)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+            raise SourceError(f"{path}: 'embeds' cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def _block(path: Path, ids: np.ndarray, vectors: np.ndarray, start: int, model: str, day: str) -> Parsed:
