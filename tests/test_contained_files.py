@@ -29,7 +29,7 @@ def catalogue(tmp_path):
 
 
 def test_only_images_inside_the_items_folder_are_read(lake: Lake, catalogue):
-    path, secret = catalogue
+    path, _ = catalogue
     report = ingest(lake, [path], "items")
     items = lake.scan("items").sort("item_id").collect()
     assert items["item_id"].to_list() == ["absolute_inside", "good"]

@@ -38,7 +38,7 @@ def test_gr_tsv_header_only_or_all_rejected(lake: Lake, tmp_path, rows):
 
 
 def test_gr_tsv_of_exactly_one_block(lake: Lake, tmp_path, monkeypatch):
-    import lake.sources.algr as algr
+    from lake.sources import algr
 
     monkeypatch.setattr(algr, "GR_BLOCK_ROWS", 4)
     path = write(tmp_path / "s1.tsv", GR_HEADER + "".join(f"{i}\ts\tC1C8193C16385\tC2C8194C16386\n"
