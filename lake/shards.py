@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +99,9 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
             skipped: int = 0) -> Published:
     """Write shards, then the manifest; returns the version (the caller registers it in the lake).
 
-    The same examples give the same version; a version whose manifest exists already is returned as it is.
+    The same examples give the same version; a version whose manifest exists already is returned as it is
+    (an unreadable one, from a crash of an older release, is written again). The manifest goes to a temporary
+    name first and is renamed into place, so it is whole or absent.
     """
     content = content_hash(examples)
     version = version_id(build_id, f"{content}:{examples.height}:{skipped}", {**params,
@@ -105,7 +109,10 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
     out = root / dataset / version
     if (out / MANIFEST).is_file():
         text = (out / MANIFEST).read_text()
-        return Published(dataset, version, out, json.loads(text), hashlib.sha256(text.encode()).hexdigest())
+        try:
+            return Published(dataset, version, out, json.loads(text), hashlib.sha256(text.encode()).hexdigest())
+        except json.JSONDecodeError:
+            pass
     shards = write_shards(examples, out, rows_per_shard)
     schema = pa.schema([(f.name, f.type) for f in examples.select(SHARD_COLUMNS).to_arrow().schema])
     manifest = {
@@ -116,7 +123,9 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
         "examples_without_target_sid": skipped,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
-    (out / MANIFEST).write_text(text)
+    tmp = out / f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, out / MANIFEST)
     return Published(dataset, version, out, manifest, hashlib.sha256(text.encode()).hexdigest())
 
 

@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("build_id", nargs="?", default=None, help="build id (default: the published build)")
     _lake_arg(rep)
 
+    vac = sub.add_parser("vacuum", help="finish or clean up killed runs; remove files no live version needs")
+    _lake_arg(vac)
+    vac.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    vac.add_argument("--retention-hours", type=float, default=None,
+                     help="keep files that a version of the last N hours still references (default 168)")
+
     demo = sub.add_parser("demo", help="generate demo data and ingest it through Dagster")
     demo.add_argument("--scale", choices=list(SCALES), default="demo")
     demo.add_argument("--seed", type=int, default=0)
@@ -136,6 +142,27 @@ def _export(lake, args: argparse.Namespace) -> int:
     return 0
 
 
+def _vacuum(lake, args: argparse.Namespace) -> int:
+    from lake.maintenance import DEFAULT_RETENTION_HOURS, vacuum
+
+    hours = DEFAULT_RETENTION_HOURS if args.retention_hours is None else args.retention_hours
+    if hours < 0:
+        print("sidforge: error: --retention-hours must be 0 or more", file=sys.stderr)
+        return 2
+    report = vacuum(lake, retention_hours=hours, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for run in report.recovered_runs:
+        print(f"finished the commits of killed run {run}")
+    for name, files in report.table_files.items():
+        print(f"{name}: {verb} {len(files)} unreferenced files")
+    for folder in report.staging:
+        print(f"staging: {verb} {folder}")
+    for folder in report.published_versions:
+        print(f"published: {verb} unregistered version {folder}")
+    print(f"{lake.root}: {verb} {report.removed} files and folders (retention {hours:g} h)")
+    return 0
+
+
 def _report(lake, build_id: str | None) -> int:
     import polars as pl
 
@@ -187,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{report.history_unknown_items:,} history items without a SID")
         elif args.command == "export":
             return _export(Lake(args.lake), args)
+        elif args.command == "vacuum":
+            return _vacuum(Lake(args.lake), args)
         elif args.command == "report":
             return _report(Lake(args.lake), args.build_id)
         elif args.command == "demo":

@@ -1,6 +1,8 @@
-"""Jobs: daily ingest of interactions, the catalogue ingest, and the nightly SID rebuild."""
+"""Jobs: daily ingest of interactions, the catalogue ingest, the nightly SID rebuild, lake maintenance."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job, in_process_executor, job
+
+from assets.maintenance import vacuum_lake
 
 ingest_daily = define_asset_job(
     "ingest_daily", selection=AssetSelection.assets("interactions"),
@@ -20,3 +22,10 @@ nightly_sid_rebuild = define_asset_job(
                 "and its training data (nothing is published when a check fails).",
     executor_def=in_process_executor,  # one process: models and GX contexts load once, not per step
 )
+
+
+@job(description="Weekly lake maintenance: finish or clean up killed runs, then remove table files no Delta "
+                 "version within the retention references, stale staging and unregistered published versions.")
+def lake_maintenance() -> None:
+    """Vacuum the lake (config: retention_hours, dry_run)."""
+    vacuum_lake()
