@@ -1,7 +1,7 @@
 """Ingest assets: raw landing files into the lake's Delta tables, one library call each."""
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import daily
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
@@ -18,6 +18,9 @@ def _result(report: IngestReport) -> MaterializeResult:
         "rows_read": report.rows_read,
         "rows_written": report.rows_written,
         "rows_quarantined": report.rows_quarantined,
+        "rows_replaced": report.rows_replaced,
+        "replaced_partitions": MetadataValue.json(report.replaced_partitions),
+        "inputs_without_valid_rows": MetadataValue.json(report.empty_inputs),
         "blank_lines": report.blank_lines,
         "missing_images": report.missing_images,
         "delta_version": report.version if report.version is not None else -1,
@@ -28,21 +31,30 @@ def _result(report: IngestReport) -> MaterializeResult:
     })
 
 
+class DayConfig(Config):
+    """Whether a day's run also removes rows that other inputs wrote into that day."""
+
+    replace_partition: bool = False
+
+
 def _ingest(context: AssetExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource,
-            paths: list, fmt: str, ds: str | None = None) -> MaterializeResult:
+            paths: list, fmt: str, ds: str | None = None, replace_partition: bool = False) -> MaterializeResult:
     report = ingest(lake.lake(), paths, fmt, ds=ds, engine=engine.engine, run_id=context.run.run_id,
-                    spark_master=spark.master)
+                    spark_master=spark.master, replace_partition=replace_partition)
     context.log.info(f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
-                     f"quarantined {report.rows_quarantined} into {report.table} v{report.version}")
+                     f"quarantined {report.rows_quarantined}, replaced {report.rows_replaced} rows these files "
+                     f"wrote before, into {report.table} v{report.version}")
     return _result(report)
 
 
 @asset(partitions_def=daily, group_name=GROUP, kinds={"delta", "polars"})
-def interactions(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
+def interactions(context: AssetExecutionContext, config: DayConfig, lake: LakeResource, landing: LandingResource,
                  engine: EngineResource, spark: SparkResource) -> MaterializeResult:
-    """One day of user events from `<landing>/events/ds=<day>/`; the day's partition is replaced."""
+    """One day of user events from `<landing>/events/ds=<day>/`: each file replaces the rows it wrote before
+    (config `replace_partition: true` empties the whole day first)."""
     day = context.partition_key
-    return _ingest(context, lake, engine, spark, [landing.folder("events", f"ds={day}")], "events", ds=day)
+    return _ingest(context, lake, engine, spark, [landing.folder("events", f"ds={day}")], "events", ds=day,
+                   replace_partition=config.replace_partition)
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})

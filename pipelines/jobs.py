@@ -6,8 +6,9 @@ from assets.maintenance import vacuum_lake
 
 ingest_daily = define_asset_job(
     "ingest_daily", selection=AssetSelection.assets("interactions"),
-    description="Ingest one day of user events into `interactions` (replaces that day). Backfill a range of "
-                "days from the UI or `dagster job backfill`.",
+    description="Ingest one day of user events into `interactions` (each file replaces what it wrote before; "
+                "config replace_partition empties the day first). Backfill a range of days from the UI or "
+                "`dagster job backfill`.",
 )
 ingest_catalog = define_asset_job(
     "ingest_catalog",
