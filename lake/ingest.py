@@ -143,6 +143,11 @@ class Deduplicator:
         return rows.filter(pl.Series(keep)), rows.filter(pl.Series(~keep))
 
 
+def whole_file_reject(path: str | Path, reason: str, ds: str | None) -> pl.DataFrame:
+    """The one quarantine record of a file rejected whole (no line, no raw text)."""
+    return reject_frame(path, [(None, None, reason)], ds or dt.date.today().isoformat())
+
+
 def duplicates_to_rejects(dups: pl.DataFrame, keys: Sequence[str], source: str) -> pl.DataFrame:
     """Quarantine records for duplicate rows (their keys as raw text)."""
     ds = pl.col("ds") if "ds" in dups.columns else pl.lit(dt.date.today().isoformat())
@@ -220,8 +225,12 @@ def _ingest_once(lake: Lake, spec: Format, files: Sequence[Path], opts: ReadOpti
         journal.record(lake, plan_record(intent, plan))
         crash_point("after-journal")
         report.version = apply(lake, plan)
-    except ConcurrentWriteError:
+    except ConcurrentWriteError:  # nothing of this run was committed
         journal.clear(lake, intent)
+        raise
+    except BaseException:
+        if intent.state == "writing":  # not planned yet: nothing to finish, only staging to drop
+            journal.clear(lake, intent)
         raise
     journal.clear(lake, intent)
     if spec.table == "item_sids" and report.rows_written:
@@ -314,8 +323,7 @@ def _ingest_with_polars(lake: Lake, spec: Format, files: Sequence[Path], opts: R
                 writer.discard(key)
                 report.rows_read, report.rows_written = before[0] + 1, before[1]
                 valid.pop(str(path), None)
-                rejects[before[2]:] = [reject_frame(path, [(None, None, exc.reason)], opts.ds or dt.date.today()
-                                                    .isoformat())]
+                rejects[before[2]:] = [whole_file_reject(path, exc.reason, opts.ds)]
         for future in pending:
             future.result()
     finally:

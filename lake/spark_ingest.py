@@ -18,7 +18,7 @@ from lake.catalog import table
 from lake.formats import Format, ReadOptions, read_file
 from lake.lake import Lake, partition_values
 from lake.provenance import SOURCE_FOLDER
-from lake.sources.lines import Span, split_lines
+from lake.sources.lines import RejectedFile, SourceError, Span, split_lines
 from lake.sources.records import REJECT_SCHEMA
 from lake.spark import spark_session
 
@@ -38,23 +38,32 @@ def _task_schema(table_name: str) -> pa.Schema:
 
 
 def _parse_task(fmt: Format, opts: ReadOptions, schema: pa.Schema):
-    """The function Spark runs on each task: parse the task's file spans into tagged Arrow batches."""
+    """The function Spark runs on each task: parse the task's file spans into tagged Arrow batches.
+
+    A file that cannot be read, or is rejected whole, becomes one `file_error` / `file_reject` batch (the
+    driver fails with the message, or quarantines the file and drops its rows)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for index, path, start, end, first in zip(*(batch.column(c).to_pylist() for c in (
                     "file_index", "path", "start", "end", "first_line")), strict=True):
                 span = Span(start, end, first) if start is not None else None
-                for block in read_file(fmt, Path(path), replace(opts, span=span)):
-                    rows = block.rows.with_columns(file_index=pl.lit(index, pl.Int32), kind=pl.lit("row"))
-                    rejects = block.rejects.rename({"ds": "reject_ds"}).with_columns(
-                        file_index=pl.lit(index, pl.Int32), kind=pl.lit("reject"))
-                    stats = pl.DataFrame({"kind": ["stats"], "file_index": [index], "count": [block.blank_lines],
-                                          "line": [block.missing_images]},
-                                         schema_overrides={"file_index": pl.Int32, "line": pl.Int64})
-                    for part in (rows, rejects, stats):
-                        if part.height:
-                            yield _conform(part, schema)
+                try:
+                    for block in read_file(fmt, Path(path), replace(opts, span=span)):
+                        rows = block.rows.with_columns(file_index=pl.lit(index, pl.Int32), kind=pl.lit("row"))
+                        rejects = block.rejects.rename({"ds": "reject_ds"}).with_columns(
+                            file_index=pl.lit(index, pl.Int32), kind=pl.lit("reject"))
+                        stats = pl.DataFrame({"kind": ["stats"], "file_index": [index],
+                                              "count": [block.blank_lines], "line": [block.missing_images]},
+                                             schema_overrides={"file_index": pl.Int32, "line": pl.Int64})
+                        for part in (rows, rejects, stats):
+                            if part.height:
+                                yield _conform(part, schema)
+                except SourceError as exc:
+                    kind, reason = ("file_reject", exc.reason) if isinstance(exc, RejectedFile) else (
+                        "file_error", str(exc))
+                    yield _conform(pl.DataFrame({"kind": [kind], "file_index": [index], "reason": [reason]},
+                                                schema_overrides={"file_index": pl.Int32}), schema)
 
     return run
 
@@ -88,7 +97,7 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from lake.ingest import Staged, duplicate_reason
+    from lake.ingest import Staged, duplicate_reason, whole_file_reject
 
     spark = spark_session(master)
     spec = table(fmt.table)
@@ -103,6 +112,14 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
             F.coalesce(F.sum("count"), F.lit(0)).alias("blank"), F.coalesce(F.sum("line"), F.lit(0)).alias("img")
         ).first()
         report.blank_lines, report.missing_images = int(stats["blank"]), int(stats["img"])
+        problems = parsed.filter(F.col("kind").isin("file_error", "file_reject")).select(
+            "kind", "file_index", "reason").collect()
+        failed = [p["reason"] for p in problems if p["kind"] == "file_error"]
+        if failed:
+            raise SourceError(failed[0])
+        dropped = {int(p["file_index"]): p["reason"] for p in problems}
+        if dropped:  # files quarantined whole: none of their rows or records stay
+            parsed = parsed.filter(~F.col("file_index").isin(list(dropped)))
         per_file = (parsed.filter(F.col("kind").isin("row", "reject")).groupBy("file_index")
                     .agg(F.count("*").alias("records"), F.sum((F.col("kind") == "row").cast("long")).alias("rows"))
                     .collect())
@@ -128,12 +145,14 @@ def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: Read
             "source_file", "line", "raw", "reason", F.col("reject_ds").alias("ds"))
         if dups is not None:
             rejects = rejects.unionByName(dups)
-        reject_frame = pl.from_arrow(rejects.toArrow()) if not rejects.isEmpty() else pl.DataFrame(
-            schema=REJECT_SCHEMA)
+        reject_frame = pl.concat([
+            pl.from_arrow(rejects.toArrow()).cast(REJECT_SCHEMA) if not rejects.isEmpty()  # type: ignore[union-attr]
+            else pl.DataFrame(schema=REJECT_SCHEMA),
+            *(whole_file_reject(files[i], reason, opts.ds) for i, reason in dropped.items())])
         staged, partitions = _write_staged(lake, spec.name, rows, report, staging)
-        report.rows_read = sum(int(r["records"]) for r in per_file)
+        report.rows_read = sum(int(r["records"]) for r in per_file) + len(dropped)
         valid = {str(files[r["file_index"]]): int(r["rows"]) for r in per_file}
-        return Staged(staged, reject_frame.cast(REJECT_SCHEMA), valid, partitions)  # type: ignore[union-attr,arg-type]
+        return Staged(staged, reject_frame, valid, partitions)
     finally:
         parsed.unpersist()
 

@@ -146,3 +146,24 @@ def test_local_mode_listens_on_loopback_only(spark):
     addresses = _listening(pid)
     loopback = {"127.0.0.1", "0000000000000000ffff00000100007f", "00000000000000000000000001000000"}
     assert addresses and set(addresses) <= loopback, addresses
+
+
+def test_spark_quarantines_a_bomb_whole_and_names_a_truncated_file(spark, tmp_path):
+    import gzip
+
+    from lake.sources.limits import Limits
+    from lake.sources.lines import SourceError
+
+    body = ("user_id,item_id,behavior,timestamp\n" + "u,i,pv,1735732800\n" * 200_000).encode()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bomb.csv.gz").write_bytes(gzip.compress(body))
+    write(tmp_path / "in" / "fine.csv", "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\n")
+    lake = Lake(tmp_path / "lake")
+    small = Limits(max_inflate_ratio=50, ratio_floor=1 << 16)
+    report = ingest(lake, [tmp_path / "in"], "events", engine="spark", limits=small)
+    assert (report.rows_read, report.rows_written, report.rows_quarantined) == (2, 1, 1)
+    assert "inflates" in lake.scan("quarantine").collect()["reason"][0]
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(body)[:200])
+    with pytest.raises(SourceError, match=r"cut\.csv\.gz"):
+        ingest(lake, [cut], "events", engine="spark")

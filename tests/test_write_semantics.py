@@ -115,3 +115,12 @@ def test_a_rerun_whose_rows_are_all_rejected_keeps_what_it_wrote(lake: Lake, tmp
     wrong = ingest(lake, [path], "events", ds="2025-01-02")
     assert (wrong.rows_quarantined, wrong.rows_replaced, wrong.empty_inputs) == (2, 0, [str(path)])
     assert _day(lake, "2025-01-01").height == 2
+
+
+def test_a_file_that_fails_leaves_nothing_staged(lake: Lake, tmp_path):
+    from lake.sources.lines import SourceError
+
+    with pytest.raises(SourceError, match="duplicate column"):
+        ingest(lake, [write(tmp_path / "dup.csv", "user_id,user_id,item_id,behavior,timestamp\n")], "events")
+    staging = [p for p in (tmp_path / "lake" / "_staging").rglob("*") if p.is_file()]
+    assert staging == []
