@@ -117,23 +117,16 @@ class CommitPlan:
         return f"sidforge-ingest-{self.run_id}"
 
 
-def live_files(lake: Lake, name: str, version: int | None = None) -> pl.DataFrame:
-    """The live files of a table (path, size, records, partition values), optionally at a version."""
-    from deltalake import DeltaTable
-
-    if not lake.exists(name) or version == -1:
-        return pl.DataFrame(schema={"path": pl.String, "num_records": pl.Int64})
-    delta = DeltaTable(lake.uri(name), version=version, storage_options=lake.storage_options)
-    return pl.DataFrame(delta.get_add_actions(flatten=True))
-
-
 def files_of(live: pl.DataFrame, keys: Iterable[str], partitions: Sequence[dict[str, str]] = ()) -> pl.DataFrame:
-    """Live files written from the inputs `keys`, plus every file of `partitions`."""
+    """Of the live files `live` (as `Lake.files` lists them), those written from the inputs `keys`, plus every
+    file of `partitions`."""
+    if not live.height:
+        return pl.DataFrame(schema={"path": pl.String, "num_records": pl.Int64})
     wanted = set(keys)
     mine = pl.Series([key_of_file(p) in wanted for p in live["path"]], dtype=pl.Boolean)
     for part in partitions:
         mine = mine | pl.all_horizontal(pl.col(f"partition.{c}") == v for c, v in part.items()).fill_null(False)
-    return live.filter(mine) if live.height else live
+    return live.filter(mine)
 
 
 def apply(lake: Lake, plan: CommitPlan, *, check: bool = True) -> int:

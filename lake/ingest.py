@@ -24,7 +24,7 @@ import polars as pl
 
 from lake import journal
 from lake.catalog import table
-from lake.commit_plan import CommitPlan, StagedWriter, apply, files_of, live_files, plan_record, recover
+from lake.commit_plan import CommitPlan, StagedWriter, apply, files_of, plan_record, recover
 from lake.faults import crash_point
 from lake.formats import (
     Format,
@@ -266,7 +266,8 @@ def _plan(lake: Lake, spec: Format, report: IngestReport, staged: Staged, reject
         partitions = [dict(zip(tspec.partition_by, p, strict=True)) for p in sorted(written, key=str)]
     elif replace_partition:
         raise ValueError(f"--replace-partition: table {spec.table!r} has no partitions (it merges by key)")
-    old = files_of(live_files(lake, spec.table, read_version), replacing, partitions)
+    old = files_of(lake.files(spec.table, read_version) if read_version >= 0 else pl.DataFrame(), replacing,
+                   partitions)
     report.rows_replaced = int(old["num_records"].sum()) if old.height else 0
     touched = {tuple(p) for p in staged.partitions}
     if old.height and tspec.partition_by:
@@ -277,8 +278,9 @@ def _plan(lake: Lake, spec: Format, report: IngestReport, staged: Staged, reject
     for (source,), group in rejects.partition_by("source_file", as_dict=True).items():
         q_writer.write(group, keys.get(str(source)) or source_key(spec.name, str(source)))
     days = [{"table": spec.table, "ds": p["ds"]} for p in partitions if "ds" in p]
-    q_old = files_of(live_files(lake, "quarantine").filter(pl.col("partition.table") == spec.table)
-                     if lake.exists("quarantine") else live_files(lake, "quarantine"), replacing, days)
+    quarantine = lake.files("quarantine")
+    q_old = files_of(quarantine.filter(pl.col("partition.table") == spec.table) if quarantine.height else quarantine,
+                     replacing, days)
     return CommitPlan(
         spec.table, report.run_id, report.files, data_files=staged.files, data_remove=old["path"].to_list(),
         merge_keep=list(spec.keep_on_update) if spec.merge else None, quarantine_files=q_writer.close(),

@@ -118,11 +118,11 @@ class Lake:
             return []
         return DeltaTable(self.uri(name), storage_options=self.storage_options).history(limit)
 
-    def files(self, name: str) -> pl.DataFrame:
-        """The live data files of `name` (path, size, records, partition values)."""
+    def files(self, name: str, version: int | None = None) -> pl.DataFrame:
+        """The live data files of `name` (path, size, records, partition values), optionally at a version."""
         if not self.exists(name):
             return pl.DataFrame()
-        return pl.DataFrame(DeltaTable(self.uri(name), storage_options=self.storage_options)
+        return pl.DataFrame(DeltaTable(self.uri(name), version=version, storage_options=self.storage_options)
                             .get_add_actions(flatten=True))
 
     def file_uris(self, name: str) -> list[str]:
