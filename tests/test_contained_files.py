@@ -58,3 +58,36 @@ def test_encoding_never_opens_a_stored_uri(tmp_path):
     assert [images[i][1:] for i in range(2)] == [
         (None, f"image file://{secret} is not stored in the lake (it was missing or not fetched at ingest)"),
         (None, "image /etc/passwd is not stored in the lake (it was missing or not fetched at ingest)")]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving `tmp_path/www`, stopped afterwards."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    write(root / "small.png", PNG)
+    write(root / "big.png", PNG * 4096)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_remote_images_are_fetched_only_when_enabled_and_capped(lake: Lake, tmp_path, server, monkeypatch):
+    from lake.sources.limits import Limits
+
+    path = write(tmp_path / "items.csv", f"item_id,title,image\nsmall,t,{server}/small.png\nbig,t,{server}/big.png\n")
+    ingest(lake, [path], "items")
+    assert lake.scan("items").select(pl.col("image").is_null().all()).collect().item()
+    monkeypatch.setenv("SIDFORGE_FETCH_IMAGES", "1")
+    report = ingest(lake, [path], "items", limits=Limits(max_record_bytes=4096))
+    items = lake.scan("items").collect()
+    assert items.filter(pl.col("item_id") == "small")["image"].to_list() == [PNG]
+    assert report.rows_quarantined == 1
+    assert "over the 4,096-byte limit" in lake.scan("quarantine").collect()["reason"][0]
