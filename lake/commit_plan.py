@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from lake import journal
 from lake.catalog import table
 from lake.faults import crash_point
-from lake.lake import Lake
+from lake.lake import Lake, partition_values
 from lake.provenance import SOURCE_FOLDER, key_of_file
 
 ROWS_PER_FILE = 4_000_000
@@ -48,7 +48,6 @@ class StagedWriter:
         self.arrow_schema = pa.schema([_large(self.spec.schema.field(c)) for c in self.spec.data_columns])
         self.writers: dict[tuple, tuple[pq.ParquetWriter, int]] = {}
         self.files: list[str] = []
-        self.partitions: set[tuple] = set()
 
     def write(self, rows: pl.DataFrame, key: str) -> None:
         """Append `rows` of the input `key` (every catalog column present)."""
@@ -61,7 +60,6 @@ class StagedWriter:
         else:
             groups = rows.partition_by(keys, as_dict=True, maintain_order=True)
         for part_key, part in groups.items():
-            self.partitions.add(part_key)
             arrow = part.select(self.spec.data_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
             arrow = arrow.cast(self.arrow_schema)
             writer, count = self.writers.get((part_key, key)) or (self._open(part_key, key), 0)
@@ -79,6 +77,13 @@ class StagedWriter:
         path = f"{directory}/part-{uuid.uuid4().hex[:8]}-{len(self.files):05d}.zstd.parquet"
         self.files.append(path)
         return pq.ParquetWriter(self.fs.open_output_stream(path), self.arrow_schema, compression="zstd")
+
+    @property
+    def partitions(self) -> list[tuple]:
+        """The partitions the kept files lie in (from their folders), sorted."""
+        spec = self.spec
+        found = {tuple(partition_values(p[len(self.dir):], spec)[0][c] for c in spec.partition_by) for p in self.files}
+        return sorted(found, key=str)
 
     def discard(self, key: str) -> None:
         """Drop everything written for the input `key` (a file rejected whole after some of its rows)."""

@@ -331,4 +331,4 @@ def _ingest_with_polars(lake: Lake, spec: Format, files: Sequence[Path], opts: R
     finally:
         pool.shutdown()
         staged = writer.close()
-    return Staged(staged, pl.concat(rejects, how="vertical_relaxed"), valid, sorted(writer.partitions, key=str))
+    return Staged(staged, pl.concat(rejects, how="vertical_relaxed"), valid, writer.partitions)
