@@ -25,7 +25,7 @@ from lake import Lake
 from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
 from quality.expectations import Validator
 from quality.hitrate import sessions_from_ids
-from quality.report import markdown_summary, write_report
+from quality.report import LEVEL_KEYS, SUMMARY_KEYS, markdown_summary, write_report
 from quality.sid_metrics import occupancy
 from sid_index.artifact import load_artifact
 from sid_index.rq import vectors_of
@@ -99,33 +99,38 @@ def _latest_build(store: Lake, statuses: tuple[str, ...]) -> dict | None:
 
 def _evaluate(store: Lake, build: dict, settings: QualityResource) -> tuple[dict, np.ndarray]:
     inputs = json.loads(build["inputs"])
-    sids = (store.scan("item_sids").filter(pl.col("build_id") == build["build_id"]).select("item_id", "codes")
+    sids = (store.scan("item_sids").filter(pl.col("build_id") == build["build_id"])
+            .select("item_id", "codes_raw", "codes")
             .join(store.scan("item_embeddings").filter(pl.col("model") == inputs["embedding_model"])
                   .select("item_id", "embedding"), on="item_id").sort("item_id").collect())
+    raw = np.asarray(sids["codes_raw"].to_list(), dtype=np.int32)
     codes = np.asarray(sids["codes"].to_list(), dtype=np.int32)
     vectors = vectors_of(sids.select("embedding").to_arrow())
     sequences = store.scan("user_sequences").filter(pl.col("id_space") == "item").select(
         "history", pl.col("target").list.first().alias("target")).collect()
     model = load_artifact(inputs["artifact"])
-    levels = model.sizes
-    trimmed = codes[:, : len(levels)]
     rows = gallery_rows(len(codes), np.zeros(0, dtype=np.int64), settings.gallery_items, 0)
     ids = sids["item_id"].gather(rows).to_list()
     sessions = sessions_from_ids(sequences["history"].to_list(), sequences["target"].to_list(), ids,
                                  settings.hitrate_sessions)
     eval_settings = EvalSettings(k=settings.hitrate_k, sessions=settings.hitrate_sessions,
                                  gallery=settings.gallery_items, device=settings.device)
-    metrics = evaluate_build(trimmed[rows], levels, vectors[rows], model.decode, sessions, eval_settings)
+    metrics = evaluate_build(raw[rows], codes[rows], model.sizes, vectors[rows], model.decode, sessions,
+                             eval_settings, list(build["sizes"]))
     return metrics, occupancy(codes, list(build["sizes"]))
 
 
 def gate(metrics: dict, settings: QualityResource) -> dict[str, bool]:
-    """Which of the build gate's checks pass."""
+    """Which of the build gate's checks pass (per-level figures are those of the model's raw codes)."""
+    floors = [max(settings.min_level_perplexity, settings.min_level_perplexity_share * s) for s in metrics["sizes"]]
     return {
         f"gini <= {settings.max_gini}": metrics["gini"] <= settings.max_gini,
         f"collision_rate <= {settings.max_collision_rate}": metrics["collision_rate"] <= settings.max_collision_rate,
-        f"every level's perplexity >= {settings.min_level_perplexity}":
-            min(metrics["perplexity_per_level"]) >= settings.min_level_perplexity,
+        f"every level's raw perplexity >= max({settings.min_level_perplexity}, "
+        f"{settings.min_level_perplexity_share} x its size)":
+            all(p >= f for p, f in zip(metrics["perplexity_per_level"], floors, strict=True)),
+        f"every level's raw utilisation >= {settings.min_level_utilisation}":
+            min(metrics["utilisation_per_level"]) >= settings.min_level_utilisation,
         f"embedding_hitrate >= {settings.min_hitrate_share_of_raw} x raw":
             metrics["embedding_hitrate"] >= settings.min_hitrate_share_of_raw * metrics["embedding_hitrate_raw"],
     }
@@ -156,9 +161,8 @@ def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
     return AssetCheckResult(passed=passed, metadata={
         "build_id": build["build_id"], "status": status, "report": MetadataValue.path(str(report)),
         "summary": MetadataValue.md(markdown_summary(build["build_id"], metrics, checks, str(report))),
-        **{k: float(metrics[k]) for k in ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid",
-                                          "embedding_hitrate", "embedding_hitrate_raw", "embedding_hitrate_random",
-                                          "reconstruction_error", "neighbour_recall_at_k")},
+        **{k: float(metrics[k]) for k in SUMMARY_KEYS},
+        **{k: MetadataValue.json(metrics[k]) for k in LEVEL_KEYS},
         "failed_checks": MetadataValue.json(stored["failed_checks"])})
 
 

@@ -70,11 +70,18 @@ class EncoderResource(ConfigurableResource):
 
 
 class QualityResource(ConfigurableResource):
-    """Thresholds of the SID build gate and the hitrate settings (FORGE: K=30, 5,000 sessions)."""
+    """Thresholds of the SID build gate and the hitrate settings (FORGE: K=30, 5,000 sessions).
+
+    Per-level thresholds apply to the model's raw codes: a level whose perplexity falls below
+    max(`min_level_perplexity`, `min_level_perplexity_share` x its size), or that uses fewer than
+    `min_level_utilisation` of its codes, has collapsed.
+    """
 
     max_gini: float = 0.95
     max_collision_rate: float = 0.95
     min_level_perplexity: float = 2.0
+    min_level_perplexity_share: float = 0.1
+    min_level_utilisation: float = 0.25
     min_hitrate_share_of_raw: float = 0.3
     hitrate_k: int = 30
     hitrate_sessions: int = 5000

@@ -1,26 +1,79 @@
-"""Exports for FORGE's tools: the AL-GR GR TSV, an item→SID CSV and SID→items."""
+"""Exports for FORGE's tools: the AL-GR GR TSV, an item→SID CSV and SID→items, in AL-GR's token layout.
+
+AL-GR numbers the tokens of level l (0-based) from l × 8192, whatever the codebook sizes: FORGE's
+`calc_hr.py` reads `C{c1}C{c2 + 8192}C{c3 + 16384}`. Every export uses that layout (or an explicit stride),
+refuses a build with a level larger than the stride, and writes `<format>.manifest.json` beside its files
+stating the layout used.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from lake.lake import Lake
 from lake.shards import read_manifest
-from lake.sources.algr import SYSTEM_PROMPT, USER_PREFIX
+from lake.sources.algr import ALGR_CODEBOOK_SIZE, SYSTEM_PROMPT, USER_PREFIX
 
 FORMATS = ("algr-tsv", "item-sid-csv", "sid-items")
 
 
-def _tokens(column: str) -> pl.Expr:
-    return pl.col(column).list.eval(pl.format("C{}", pl.element())).list.join("")
+@dataclass(frozen=True)
+class TokenLayout:
+    """Token of code c at level l (0-based): `C{c + l * stride}`."""
+
+    sizes: tuple[int, ...]
+    stride: int = ALGR_CODEBOOK_SIZE
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise ValueError(f"--token-stride must be a positive integer, got {self.stride}")
+        too_big = [(level + 1, size) for level, size in enumerate(self.sizes) if size > self.stride]
+        if too_big:
+            detail = ", ".join(f"level {lv} has {size} codes" for lv, size in too_big)
+            raise ValueError(f"{detail}: more than the token stride {self.stride}, so its tokens would run into "
+                             f"the next level's; pass a larger --token-stride (FORGE's tools read 8192)")
+
+    def as_dict(self) -> dict:
+        """What the export manifest records."""
+        return {"layout": "algr" if self.stride == ALGR_CODEBOOK_SIZE else "custom-stride", "stride": self.stride,
+                "levels": len(self.sizes), "sizes": list(self.sizes), "token": "C{code + level * stride}",
+                "token_ranges": [[lv * self.stride, lv * self.stride + s - 1] for lv, s in enumerate(self.sizes)]}
+
+    def render(self, codes: pl.Expr) -> pl.Expr:
+        """`C..C..` strings from a list column of per-level codes."""
+        return codes.list.eval(pl.format("C{}", pl.element() + pl.int_range(pl.len()) * self.stride)).list.join("")
 
 
-def export_algr_tsv(version: str | Path, out: str | Path) -> list[Path]:
-    """One `<split>.tsv` per split (`id, system, user, answer`, C-tokens), as FORGE's trainer reads it."""
+def _write_manifest(out: Path, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[Path],
+                    **extra: object) -> Path:
+    path = out / f"{fmt}.manifest.json"
+    body = {"format": fmt, "build_id": build_id, "token_layout": layout.as_dict(),
+            "files": [f.name for f in files], **extra}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
+    tmp.replace(path)
+    return path
+
+
+def export_algr_tsv(version: str | Path, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> list[Path]:
+    """One `<split>.tsv` per split (`id, system, user, answer`, C-tokens in AL-GR's layout), as FORGE's
+    trainer reads it; the published version's compact tokens are re-based level by level."""
     version, out = Path(version), Path(out)
     manifest = read_manifest(version)
+    published = manifest["token_layout"]
+    layout = TokenLayout(tuple(published["sizes"]), stride)
+    levels = len(layout.sizes)
+    shift = {lv: lv * stride - offset for lv, offset in enumerate(published["offsets"])}
+
+    def tokens(column: str) -> pl.Expr:
+        rebased = pl.element() + pl.int_range(pl.len()).mod(levels).replace_strict(shift, return_dtype=pl.Int64)
+        return pl.col(column).list.eval(pl.format("C{}", rebased)).list.join("")
+
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for split in sorted({s["split"] for s in manifest["shards"]}):
@@ -28,29 +81,42 @@ def export_algr_tsv(version: str | Path, out: str | Path) -> list[Path]:
         frame = pl.read_parquet(files, columns=["example", "history_tokens", "target_tokens"]).sort("example")
         path = out / f"{split}.tsv"
         frame.select(id=pl.col("example"), system=pl.lit(SYSTEM_PROMPT),
-                     user=pl.lit(USER_PREFIX) + _tokens("history_tokens"),
-                     answer=_tokens("target_tokens")).write_csv(path, separator="\t")
+                     user=pl.lit(USER_PREFIX) + tokens("history_tokens"),
+                     answer=tokens("target_tokens")).write_csv(path, separator="\t")
         written.append(path)
+    _write_manifest(out, "algr-tsv", layout, manifest["sid_build"], written, dataset_version=str(version))
     return written
 
 
-def export_item_sid_csv(lake: Lake, build_id: str, out: str | Path) -> Path:
-    """`item_id, codebook_lv1..L` (the AL-GR Item-SID layout, read positionally by FORGE's evaluation)."""
+def _build_sids(lake: Lake, build_id: str, stride: int) -> tuple[pl.DataFrame, TokenLayout]:
+    """A build's item codes, and its sizes in the export's layout (refused when a level exceeds the stride)."""
     frame = lake.scan("item_sids").filter(pl.col("build_id") == build_id).select("item_id", "codes").collect()
-    if not frame.height:
+    sizes = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).select("sizes").collect()
+    if not frame.height or not sizes.height:
         raise ValueError(f"build {build_id!r} has no item_sids")
-    levels = frame["codes"].list.len().max()
-    path = Path(out) / f"item_sid_{build_id}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return frame, TokenLayout(tuple(sizes["sizes"][0]), stride)
+
+
+def export_item_sid_csv(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> Path:
+    """`item_id, codebook_lv1..L` (the AL-GR Item-SID layout, read positionally by FORGE's evaluation, which
+    adds the stride per level)."""
+    frame, layout = _build_sids(lake, build_id, stride)
+    out = Path(out)
+    path = out / f"item_sid_{build_id}.csv"
+    out.mkdir(parents=True, exist_ok=True)
     frame.sort("item_id").select("item_id", *[pl.col("codes").list.get(i).alias(f"codebook_lv{i + 1}")
-                                              for i in range(levels)]).write_csv(path)
+                                              for i in range(len(layout.sizes))]).write_csv(path)
+    _write_manifest(out, "item-sid-csv", layout, build_id, [path])
     return path
 
 
-def export_sid_items(lake: Lake, build_id: str, out: str | Path) -> Path:
-    """`sid, items` with the items of each SID joined by ';' (FORGE's SID → item lookup)."""
-    path = Path(out) / f"sid_items_{build_id}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (lake.scan("item_sids").filter(pl.col("build_id") == build_id).group_by("sid")
-     .agg(items=pl.col("item_id").sort().str.join(";")).sort("sid").collect().write_csv(path))
+def export_sid_items(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> Path:
+    """`sid, items` with the items of each SID joined by ';' (FORGE's SID → item lookup), SIDs in AL-GR's layout."""
+    frame, layout = _build_sids(lake, build_id, stride)
+    out = Path(out)
+    path = out / f"sid_items_{build_id}.csv"
+    out.mkdir(parents=True, exist_ok=True)
+    (frame.group_by(sid=layout.render(pl.col("codes"))).agg(items=pl.col("item_id").sort().str.join(";"))
+     .sort("sid").write_csv(path))
+    _write_manifest(out, "sid-items", layout, build_id, [path])
     return path

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -60,8 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     _lake_arg(exp)
     exp.add_argument("--format", required=True, choices=["algr-tsv", "item-sid-csv", "sid-items"], dest="fmt")
     exp.add_argument("--out", required=True)
-    exp.add_argument("--build", default=None, help="SID build (default: the published build)")
+    exp.add_argument("--build", default=None, help="SID build (default: the published build); algr-tsv: the "
+                     "latest published dataset of this build")
     exp.add_argument("--version-path", default=None, help="algr-tsv: a published version (default: the latest)")
+    exp.add_argument("--token-stride", type=int, default=8192,
+                     help="tokens of level l start at l x STRIDE (default 8192, AL-GR's and FORGE's layout); a level "
+                          "larger than the stride is refused")
 
     rep = sub.add_parser("report", help="print a SID build's metrics and the path of its HTML report")
     rep.add_argument("build_id", nargs="?", default=None, help="build id (default: the published build)")
@@ -124,21 +129,34 @@ def _export(lake, args: argparse.Namespace) -> int:
 
     from lake.exports import export_algr_tsv, export_item_sid_csv, export_sid_items
 
+    if args.token_stride < 1:
+        print(f"sidforge: error: --token-stride must be a positive integer, got {args.token_stride}", file=sys.stderr)
+        return 2
     if args.fmt == "algr-tsv":
         versions = lake.scan("published_datasets").sort("created_at").collect()
+        if args.build:
+            versions = versions.filter(pl.col("build_id") == args.build)
         path = args.version_path or (versions["path"][-1] if versions.height else None)
         if not path:
-            print("sidforge: error: no published dataset; run `sidforge publish` first", file=sys.stderr)
+            which = f" of build {args.build!r}" if args.build else ""
+            print(f"sidforge: error: no published dataset{which}; run `sidforge publish` first", file=sys.stderr)
             return 2
-        written = export_algr_tsv(path, args.out)
+        written = export_algr_tsv(path, args.out, args.token_stride)
     else:
         build = args.build or lake.published_build()
-        if not build or not lake.scan("item_sids").filter(pl.col("build_id") == build).head(1).collect().height:
-            print(f"sidforge: error: no SIDs for build {build!r}; pass --build", file=sys.stderr)
+        if not build:
+            print("sidforge: error: no published SID build; pass --build BUILD_ID", file=sys.stderr)
             return 2
-        written = [(export_item_sid_csv if args.fmt == "item-sid-csv" else export_sid_items)(lake, build, args.out)]
+        if not lake.scan("item_sids").filter(pl.col("build_id") == build).head(1).collect().height:
+            print(f"sidforge: error: --build {build!r}: no item SIDs for this build (see `sidforge tables`)",
+                  file=sys.stderr)
+            return 2
+        export = export_item_sid_csv if args.fmt == "item-sid-csv" else export_sid_items
+        written = [export(lake, build, args.out, args.token_stride)]
     for path in written:
         print(f"wrote {path}")
+    manifest = Path(args.out) / f"{args.fmt}.manifest.json"
+    print(f"token layout: C{{code + level * {args.token_stride}}}; see {manifest}")
     return 0
 
 

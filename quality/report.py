@@ -12,6 +12,10 @@ import numpy as np
 from quality.sid_metrics import lorenz
 
 W, H, PAD = 420, 260, 40
+SUMMARY_KEYS = ("gini", "gini_padded_to_items", "collision_rate", "unique_sid_rate", "max_items_per_sid",
+                "embedding_hitrate", "embedding_hitrate_resolved", "embedding_hitrate_raw", "embedding_hitrate_random",
+                "reconstruction_error", "neighbour_recall_at_k")
+LEVEL_KEYS = ("perplexity_per_level", "utilisation_per_level", "dead_codes_per_level")
 
 
 def _frame(title: str, body: str, x_label: str, y_label: str) -> str:
@@ -93,9 +97,8 @@ def metrics_table(metrics: dict) -> list[tuple[str, str]]:
 def markdown_summary(build_id: str, metrics: dict, checks: dict[str, bool], report: str) -> str:
     """The summary shown in the Dagster UI."""
     lines = [f"### SID build `{build_id}`", "", "| metric | value |", "|---|---|"]
-    keys = ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid", "embedding_hitrate",
-            "embedding_hitrate_raw", "embedding_hitrate_random", "reconstruction_error", "neighbour_recall_at_k")
-    lines += [f"| {k} | {metrics[k]:.4g} |" for k in keys if k in metrics]
+    lines += [f"| {k} | {metrics[k]:.4g} |" for k in SUMMARY_KEYS if k in metrics]
+    lines += [f"| {k} | {', '.join(f'{v:.4g}' for v in metrics[k])} |" for k in LEVEL_KEYS if k in metrics]
     lines += ["", "| check | passed |", "|---|---|"]
     lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in checks.items()]
     lines += ["", f"Report: `{report}`"]
@@ -121,7 +124,8 @@ table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:2px 8px}}</st
 <h2>Checks</h2><table>{check_rows}</table>
 {lorenz_svg(counts)}
 {bars_svg("Occupancy histogram", labels, values, "items per SID", "SIDs")}
-{bars_svg("Utilisation per level", [f"L{i + 1}" for i in range(len(util))], util, "level", "share of codes used")}
+{bars_svg("Utilisation per level (raw codes)", [f"L{i + 1}" for i in range(len(util))], util, "level",
+          "share of codes used")}
 {history_svg(names, series)}
 <h2>Metrics</h2><table>{rows}</table></body></html>"""
     (folder / "index.html").write_text(page)

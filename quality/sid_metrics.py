@@ -15,21 +15,25 @@ def occupancy(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
 
 
 def gini(counts: np.ndarray, population: int | None = None) -> float:
-    """Gini coefficient of items per SID (FORGE), over `population` SID slots (default: one per item).
+    """FORGE's Gini coefficient of items per SID, over the occupied SIDs (its `calculate_gini.py`).
 
-    Occupied SIDs are padded with empty ones up to the population, so one SID per item gives 0 and one
-    SID holding all N items gives (N - 1) / N. G = 2·Σ i·x_(i) / (n·Σx) - (n + 1) / n, x ascending.
+    G = (N + 1) / N - 2·Σ x_i·r_i / (N·Σx), with N SIDs and r_i the rank of SID i when sorted by
+    descending count (N for the smallest), summed exactly over (count, frequency) groups as FORGE does.
+    `population` pads the occupied SIDs with empty ones up to that many slots (one per item gives
+    `gini_padded_to_items`: 0 when every item has its own SID).
     """
-    counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum()
-    n = int(population if population is not None else total)
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(population if population is not None else len(counts))
+    total = int(counts.sum())
     if n <= 0 or total <= 0:
         return 0.0
     if n < len(counts):
         raise ValueError(f"population {n} is smaller than the {len(counts)} occupied SIDs")
-    x = np.sort(counts)
-    ranks = np.arange(n - len(x) + 1, n + 1, dtype=np.float64)  # the zero padding takes ranks 1..n-len(x)
-    return float(2 * (ranks * x).sum() / (n * total) - (n + 1) / n)
+    values, freq = np.unique(counts, return_counts=True)
+    before = n - len(counts) + np.concatenate([[0], np.cumsum(freq)[:-1]])  # SIDs with a smaller count
+    first, last = n - before, n - before - freq + 1
+    dot = int((values * ((first + last) * freq // 2)).sum())
+    return (n + 1) / n - 2 * dot / (n * total)
 
 
 def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,23 +54,28 @@ def level_metrics(codes: np.ndarray, size: int) -> dict:
             "entropy_bits": entropy, "perplexity": float(2**entropy)}
 
 
+def per_level(codes: np.ndarray, sizes: Sequence[int], suffix: str = "") -> dict:
+    """Utilisation, entropy, perplexity and dead codes of every level, as lists keyed `<figure>_per_level<suffix>`."""
+    levels = [level_metrics(codes[:, i].astype(np.int64), int(s)) for i, s in enumerate(sizes)]
+    return {f"{key}_per_level{suffix}": [lv[name] for lv in levels] for key, name in (
+        ("utilisation", "utilisation"), ("entropy", "entropy_bits"), ("perplexity", "perplexity"),
+        ("dead_codes", "dead_codes"))}
+
+
 def distribution_metrics(codes: np.ndarray, sizes: Sequence[int]) -> dict:
-    """Gini, collision and unique-SID rates, items per SID and per-level figures, exact and vectorised."""
+    """Gini (FORGE's, and padded to one slot per item), collision and unique-SID rates, items per SID and
+    per-level figures, exact and vectorised."""
     n = len(codes)
     counts = occupancy(codes, sizes)
     shared = counts[counts > 1].sum()
-    levels = [level_metrics(codes[:, i].astype(np.int64), int(s)) for i, s in enumerate(sizes)]
     return {
-        "items": n, "occupied_sids": len(counts), "gini": gini(counts, n),
-        "gini_occupied": gini(counts, len(counts)),
+        "items": n, "occupied_sids": len(counts), "gini": gini(counts),
+        "gini_padded_to_items": gini(counts, n),
         "collision_rate": float(shared / n) if n else 0.0,
         "unique_sid_rate": float(len(counts) / n) if n else 0.0,
         "max_items_per_sid": int(counts.max()) if n else 0,
         "mean_items_per_sid": float(n / len(counts)) if n else 0.0,
-        "utilisation_per_level": [lv["utilisation"] for lv in levels],
-        "entropy_per_level": [lv["entropy_bits"] for lv in levels],
-        "perplexity_per_level": [lv["perplexity"] for lv in levels],
-        "dead_codes_per_level": [lv["dead_codes"] for lv in levels],
+        **per_level(codes, sizes),
     }
 
 

@@ -16,6 +16,8 @@ import torch
 Init = Literal["kmeans++", "random"]
 # Rows per distance block: about 8 MiB of distances on CPU (L2/L3-sized), about 512 MiB on CUDA.
 CPU_BLOCK, CUDA_BLOCK = 1 << 21, 1 << 27
+SPLIT_EPS = 1 / 1024  # faiss's relative perturbation when it splits a cluster for an empty one
+SEED_MIN_NORM = 0.1  # rows shorter than this share of the median norm do not seed centroids (see _seedable)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,42 @@ def _subsample(x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
         return x
     rng = np.random.default_rng(params.seed)
     return x[np.sort(rng.choice(len(x), limit, replace=False))]
+
+
+def split_largest(centroids: torch.Tensor, counts: torch.Tensor, gen: torch.Generator) -> None:
+    """Give each empty cluster (count 0) half of a populous one, as faiss does; `centroids` change in place.
+
+    The cluster to split is drawn with probability proportional to its size minus one; the empty centroid
+    takes a copy of it and both move apart by a symmetric relative perturbation of 1/1024 (even dimensions
+    up for one, down for the other). A random data point instead (the usual refill) loses to a centroid
+    near the mean on residual-like data, where every point is nearly orthogonal to every other, and the
+    level collapses onto that one codeword.
+    """
+    counts = counts.double().clone()
+    sign = torch.ones(centroids.shape[1], dtype=centroids.dtype, device=centroids.device)
+    sign[1::2] = -1
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    for ci in empty:
+        weights = (counts - 1).clamp_min(0)
+        if float(weights.sum()) <= 0:
+            break  # every cluster holds at most one point: nothing left to split
+        cj = int(torch.multinomial(weights, 1, generator=gen))
+        centroids[ci] = centroids[cj] * (1 + SPLIT_EPS * sign)
+        centroids[cj] = centroids[cj] * (1 - SPLIT_EPS * sign)
+        counts[ci] = torch.floor(counts[cj] / 2)
+        counts[cj] -= counts[ci]
+
+
+def _seedable(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Rows that may seed a centroid: not those earlier levels already (nearly) reconstructed.
+
+    On residuals, where points are nearly orthogonal, a seed near zero is closer to almost every point than
+    any other seed and takes the whole level in the first assignment (perplexity near 1). Rows shorter than
+    SEED_MIN_NORM of the median norm are left out while k rows remain; other rows seed as in faiss.
+    """
+    norms = x.norm(dim=1)
+    keep = norms >= SEED_MIN_NORM * norms.median()
+    return x[keep] if int(keep.sum()) >= k else x
 
 
 class TorchBackend:
@@ -106,6 +144,7 @@ class TorchBackend:
         return (torch.cat(dists) if distances else None), torch.cat(idx)
 
     def _init(self, x: torch.Tensor, k: int, params: KMeansParams, gen: torch.Generator) -> torch.Tensor:
+        x = _seedable(x, k)
         n = len(x)
         if params.init == "random" or k >= n:
             pick = torch.randperm(n, generator=gen, device="cpu")[:k]
@@ -153,9 +192,8 @@ class TorchBackend:
             empty = counts == 0
             centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1)[:, None])
             previous = idx
-            if bool(empty.any()):  # refilled centroids move: not converged whatever the next assignment
-                refill = torch.randint(len(data), (int(empty.sum()),), generator=gen).to(self.device)
-                centroids[empty] = data[refill]
+            if bool(empty.any()):  # split centroids move: not converged whatever the next assignment
+                split_largest(centroids, counts.cpu(), gen)
                 previous = None
         return centroids
 

@@ -56,11 +56,20 @@ def test_a_good_build_is_published_with_metrics_and_report(gate, capsys):
     assert page.count("<svg") == 4 and "Lorenz curve" in page
     # an independent recount of Gini and collision rate on the published item_sids
     sids = lake.scan("item_sids").filter(pl.col("build_id") == build).collect()
-    counts = np.sort(sids.group_by("sid").len()["len"].to_numpy())
+    counts = np.sort(sids.group_by("sid").len()["len"].to_numpy()).astype(np.float64)
     n = sids.height
-    x = np.concatenate([np.zeros(n - len(counts)), counts])
-    expected_gini = sum(abs(a - b) for a in x for b in x) / (2 * n * n * x.mean())
-    assert metrics["gini"] == pytest.approx(expected_gini)
+
+    def mean_difference_gini(x):
+        return np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
+
+    assert metrics["gini"] == pytest.approx(mean_difference_gini(counts))  # FORGE: occupied SIDs only
+    padded = np.concatenate([np.zeros(n - len(counts)), counts])
+    assert metrics["gini_padded_to_items"] == pytest.approx(mean_difference_gini(padded))
+    raw = np.asarray(sids["codes_raw"].to_list())
+    assert metrics["occupied_sids_raw"] == len(np.unique(raw, axis=0))
+    assert metrics["perplexity_per_level"] == pytest.approx(
+        [2 ** -(p * np.log2(p)).sum() for p in (np.unique(raw[:, i], return_counts=True)[1] / n
+                                                for i in range(raw.shape[1]))])
     assert metrics["collision_rate"] == pytest.approx(counts[counts > 1].sum() / n)
     data = result.asset_materializations_for_node("gr_training_data")[0].metadata
     assert data["sid_build"].value == build and data["examples"].value > 0
@@ -87,5 +96,6 @@ def test_a_collapsed_build_is_rejected_and_not_published(gate):
     builds = lake.scan("sid_builds").sort("created_at").collect()
     rejected = builds.row(-1, named=True)
     assert rejected["status"] == "rejected"
-    assert json.loads(rejected["metrics"])["failed_checks"] == ["every level's perplexity >= 2.0"]
+    assert json.loads(rejected["metrics"])["failed_checks"] == [
+        "every level's raw perplexity >= max(2.0, 0.1 x its size)"]
     assert lake.published_build() == published
