@@ -22,13 +22,15 @@ SEED_MIN_NORM = 0.1  # rows shorter than this share of the median norm do not se
 
 @dataclass(frozen=True)
 class KMeansParams:
-    """Training settings shared by the backends."""
+    """Training settings shared by the backends; `collapse_retries`: how many more seeds RQ-KMeans tries for a
+    level that collapsed (see `sid_index.rq.collapsed`)."""
 
     iters: int = 20
     seed: int = 0
     init: Init = "random"
     max_points_per_centroid: int = 256
     restarts: int = 1
+    collapse_retries: int = 3
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
+from quality.sid_metrics import level_metrics
 from sid_index.kmeans import Backend, KMeansParams
 
 CANDIDATES = 8
@@ -91,6 +92,28 @@ class RQKMeans:
         return out
 
 
+def collapsed(codes: np.ndarray, size: int) -> bool:
+    """Whether a level's codes collapsed: perplexity below a tenth of its size (at least 2 from 4 codes up).
+
+    k-means with random seeds (faiss's as much as this project's) sometimes leaves one near-zero codeword
+    holding most items of a residual level: one seed shorter than the others is closer to almost every
+    nearly orthogonal residual.
+    """
+    return level_metrics(codes.astype(np.int64), size)["perplexity"] < max(min(2.0, size / 2), 0.1 * size)
+
+
+def _train_level(backend: Backend, residual: np.ndarray, size: int, params: KMeansParams,
+                 level: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Centroids of one level and the codes of `residual`; a collapsed level is retrained with other seeds
+    (at most `collapse_retries` times; the first that does not collapse, else the last). Also the retries used."""
+    for attempt in range(params.collapse_retries + 1):
+        centroids = backend.train(residual, size, replace(params, seed=params.seed + level + 7919 * attempt))
+        codes = backend.assign(residual, centroids).codes
+        if not collapsed(codes, size):
+            break
+    return centroids, codes, attempt
+
+
 def train_rq_kmeans(sample: np.ndarray, sizes: Sequence[int], backend: Backend,
                     params: KMeansParams | None = None) -> RQKMeans:
     """Train one k-means per level on the residual left by the previous levels."""
@@ -100,10 +123,12 @@ def train_rq_kmeans(sample: np.ndarray, sizes: Sequence[int], backend: Backend,
     timings: dict[str, float] = {}
     for level, size in enumerate(sizes):
         started = time.perf_counter()
-        centroids = backend.train(residual, int(size), replace(params, seed=params.seed + level))
-        residual -= centroids[backend.assign(residual, centroids).codes]
+        centroids, codes, retries = _train_level(backend, residual, int(size), params, level)
+        residual -= centroids[codes]
         books.append(centroids)
         timings[f"train_level_{level + 1}_s"] = time.perf_counter() - started
+        if retries:
+            timings[f"collapse_retries_level_{level + 1}"] = retries
     return RQKMeans(books, backend, timings=timings)
 
 

@@ -99,3 +99,27 @@ def test_a_collapsed_build_is_rejected_and_not_published(gate):
     assert json.loads(rejected["metrics"])["failed_checks"] == [
         "every level's raw perplexity >= max(2.0, 0.1 x its size)"]
     assert lake.published_build() == published
+
+
+def test_a_level_collapsed_in_the_raw_codes_fails_even_when_resolution_spread_it():
+    """The model put 96 % of items on one last-level codeword; collision resolution moved them to free codes,
+    so the resolved level looks healthy. The gate reads the raw codes and fails the build."""
+    from quality.evaluate import evaluate_build
+    from quality.hitrate import Sessions
+
+    rng = np.random.default_rng(0)
+    n, sizes = 4000, [16, 16, 64]
+    raw = np.stack([rng.integers(0, 16, n), rng.integers(0, 16, n), np.where(rng.random(n) < 0.96, 0,
+                                                                              rng.integers(0, 64, n))], 1)
+    resolved = raw.copy()
+    resolved[:, 2] = rng.integers(0, 64, n)
+    books = [rng.normal(size=(s, 8)).astype(np.float32) for s in sizes]
+    vectors = sum(book[raw[:, i]] for i, book in enumerate(books)).astype(np.float32)
+    sessions = Sessions(np.arange(10), np.arange(11), np.arange(10, 20))
+    metrics = evaluate_build(raw, resolved, sizes, vectors, lambda c: sum(b[c[:, i]] for i, b in enumerate(books)),
+                             sessions)
+    assert metrics["perplexity_per_level"][2] < 1.5
+    assert metrics["perplexity_per_level_resolved"][2] > 50
+    checks = quality_assets.gate(metrics, QualityResource())
+    assert [name for name, ok in checks.items() if not ok] == [
+        "every level's raw perplexity >= max(2.0, 0.1 x its size)"]
