@@ -28,7 +28,8 @@ class SidBuildConfig(Config):
     stays within bounds, and rebuilds otherwise: new items at most `max_new_share` of the catalogue,
     published items whose embedding changed since the build (a refresh keeps their SIDs) at most
     `max_changed_share`, and the new items' mean reconstruction error under the published codebooks at most
-    `max_error_ratio` times the build's own.
+    `max_error_ratio` times the build's own. `rqvae_preset`: `sidforge` (Adam 1e-3, batch 1024) or `forge`
+    (FORGE's trainer: AdamW 2e-3, weight decay 1e-4, batch 2048, warm-up then cosine).
     """
 
     embedding_model: str = "algr-item-emb"
@@ -41,6 +42,7 @@ class SidBuildConfig(Config):
     iters: int = 20
     train_sample: int = 2_000_000
     rqvae_epochs: int = 20
+    rqvae_preset: str = "sidforge"
     mode: str = "auto"
     max_new_share: float = 0.2
     max_changed_share: float = 0.05
@@ -146,7 +148,8 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
         raise ValueError(f"no rows of model {config.embedding_model!r} in item_embeddings")
     build_cfg = BuildConfig(method=config.method, sizes=tuple(config.sizes) if config.sizes else None,
                             levels=config.levels, backend=config.backend, device=config.device, seed=config.seed,
-                            iters=config.iters, train_sample=config.train_sample, rqvae_epochs=config.rqvae_epochs)
+                            iters=config.iters, train_sample=config.train_sample, rqvae_epochs=config.rqvae_epochs,
+                            rqvae_preset=config.rqvae_preset)
     fingerprint = frame.select(pl.struct("item_id", "embedding").hash(seed=1).sum()).collect().item()
     current = {"embedding_model": config.embedding_model, "embeddings_fingerprint": str(fingerprint),
                "config": build_cfg.as_dict()}

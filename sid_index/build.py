@@ -17,7 +17,7 @@ from sid_index.codec import auto_sizes, render
 from sid_index.collisions import Resolution, resolve, resolve_by_prefix
 from sid_index.kmeans import KMeansParams, make_backend
 from sid_index.rq import Encoded, SidModel, encode_batches, train_rq_kmeans
-from sid_index.rqvae import RQVAEParams, train_rqvae
+from sid_index.rqvae import preset, train_rqvae
 
 METHODS = ("rq-kmeans", "rq-vae")
 
@@ -43,6 +43,7 @@ class BuildConfig:
     resolve_chunk_items: int = 20_000_000
     rqvae_epochs: int = 20
     rqvae_pair_weight: float = 0.0
+    rqvae_preset: str = "sidforge"
 
     def resolved_sizes(self, n_items: int) -> list[int]:
         """Configured sizes, or sizes fitted to the catalogue."""
@@ -97,8 +98,9 @@ def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarr
         backend = make_backend(config.backend, config.device, config.precision)
         params = KMeansParams(config.iters, config.seed, config.init, config.max_points_per_centroid)  # type: ignore[arg-type]
         return train_rq_kmeans(sample, sizes, backend, params)
-    return train_rqvae(sample, sizes, RQVAEParams(epochs=config.rqvae_epochs, seed=config.seed,
-                                                  pair_weight=config.rqvae_pair_weight), config.device, pairs)
+    params = preset(config.rqvae_preset, epochs=config.rqvae_epochs, seed=config.seed,
+                    pair_weight=config.rqvae_pair_weight)
+    return train_rqvae(sample, sizes, params, config.device, pairs)
 
 
 def assign(model: SidModel, batches: Iterable[pa.RecordBatch], config: BuildConfig,

@@ -7,9 +7,10 @@ codebooks and restart of dead codes.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -35,6 +36,38 @@ class RQVAEParams:
     pair_weight: float = 0.0
     temperature: float = 0.1
     seed: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_share: float = 0.0
+    min_lr: float = 0.0
+
+    def lr_at(self, epoch: float) -> float:
+        """Learning rate at a fractional epoch: constant, or linear warm-up then half-cosine to `min_lr`."""
+        if self.schedule == "constant":
+            return self.lr
+        warmup = self.warmup_share * self.epochs
+        if epoch < warmup:
+            return self.lr * epoch / warmup
+        done = (epoch - warmup) / max(self.epochs - warmup, 1e-9)
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+# FORGE's trainer (SID_generation/configs/rqvae_i2v.yml, utils/lr_sched.py): AdamW, lr 0.002, weight decay 1e-4,
+# batch 2048, 40 of 150 epochs of linear warm-up then half-cosine to 1e-7, set per step; Sinkhorn-balanced
+# assignment while training (as every preset here).
+PRESETS = {
+    "sidforge": RQVAEParams(),
+    "forge": RQVAEParams(batch_size=2048, lr=0.002, optimizer="adamw", weight_decay=1e-4, schedule="cosine",
+                         warmup_share=40 / 150, min_lr=1e-7),
+}
+
+
+def preset(name: str, **overrides: object) -> RQVAEParams:
+    """A named RQ-VAE configuration (`sidforge` or `forge`) with some fields replaced."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown RQ-VAE preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)  # type: ignore[arg-type]
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -75,8 +108,10 @@ class RQVAENet(nn.Module):
         residual, quantised = z, torch.zeros_like(z)
         codes, book_loss, commit_loss = [], z.new_zeros(()), z.new_zeros(())
         for book in self.codebooks:
-            d = torch.cdist(residual, book).pow(2)
-            code = sinkhorn(d.detach(), eps, iters).argmax(1) if balanced else d.argmin(1)
+            with torch.no_grad():  # assignment only: no graph through the distances
+                d = torch.addmm((book * book).sum(1), residual, book.T, alpha=-2.0)
+                d += (residual * residual).sum(1, keepdim=True)
+                code = sinkhorn(d, eps, iters).argmax(1) if balanced else d.argmin(1)
             q = book[code]
             book_loss = book_loss + F.mse_loss(q, residual.detach())
             commit_loss = commit_loss + F.mse_loss(residual, q.detach())
@@ -161,14 +196,20 @@ def train_rqvae(x: np.ndarray, sizes: Sequence[int], params: RQVAEParams = RQVAE
         init = train_rq_kmeans(latents, sizes, TorchBackend(str(dev)), KMeansParams(iters=10, seed=params.seed))
         for book, centroids in zip(net.codebooks, init.codebooks, strict=True):
             book.copy_(torch.from_numpy(centroids))
-    optimiser = torch.optim.Adam(net.parameters(), lr=params.lr)
+    if params.optimizer not in ("adam", "adamw"):
+        raise ValueError(f"unknown optimizer {params.optimizer!r}; choose adam or adamw")
+    optimiser = (torch.optim.AdamW if params.optimizer == "adamw" else torch.optim.Adam)(
+        net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    steps = -(-len(data) // params.batch_size)
     pair_t = torch.from_numpy(pairs.astype(np.int64)) if pairs is not None and len(pairs) else None
     history: list[float] = []
-    for _ in range(params.epochs):
+    for epoch in range(params.epochs):
         usage = [torch.zeros(k, dtype=torch.long) for k in sizes]
         order = torch.randperm(len(data), generator=gen)
         epoch_loss = 0.0
-        for start in range(0, len(data), params.batch_size):
+        for step, start in enumerate(range(0, len(data), params.batch_size)):
+            for group in optimiser.param_groups:
+                group["lr"] = params.lr_at(epoch + step / steps)
             xb = data[order[start:start + params.batch_size]].to(dev)
             z = net.encoder(xb)
             zq, codes, book_loss, commit_loss = net.quantize(z, True, params.sinkhorn_eps, params.sinkhorn_iters)
