@@ -147,7 +147,7 @@ class RQVAE:
         """Nearest-code assignment in the latent space; errors are measured on the decoded embedding."""
         parts = []
         for start in range(0, len(x), chunk):
-            xb = torch.from_numpy(np.ascontiguousarray(x[start:start + chunk], dtype=np.float32)).to(self.device)
+            xb = torch.tensor(x[start:start + chunk], dtype=torch.float32, device=self.device)
             residual = self.net.encoder(xb)
             partial = torch.zeros_like(residual)
             codes, errors = [], []
