@@ -80,17 +80,17 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 def sinkhorn(distances: torch.Tensor, eps: float, iters: int) -> torch.Tensor:
-    """Balanced soft assignment (rows: items, columns: codes) from squared distances, Sinkhorn-Knopp."""
-    scores = -distances / (distances.std() + 1e-8)
-    q = torch.exp((scores - scores.max()) / eps).T
+    """Balanced soft assignment (rows: items, columns: codes) from squared distances, Sinkhorn-Knopp: each
+    iteration gives every code 1/codes of the mass, then every item 1/items; returned scaled by items."""
+    q = distances * (-1.0 / (eps * (float(distances.std()) + 1e-8)))  # scores / eps, in one pass
+    q -= q.max()
+    q = q.exp_()
     q /= q.sum()
-    codes, items = q.shape
+    items, codes = q.shape
     for _ in range(iters):
-        q /= q.sum(1, keepdim=True)
-        q /= codes
-        q /= q.sum(0, keepdim=True)
-        q /= items
-    return (q * items).T
+        q /= q.sum(0, keepdim=True) * codes
+        q /= q.sum(1, keepdim=True) * items
+    return q.mul_(items)
 
 
 class RQVAENet(nn.Module):
