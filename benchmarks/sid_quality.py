@@ -67,12 +67,13 @@ def run(scales: list[str], sessions: int, gallery: int, rqvae_epochs: int, rqvae
         for name, method in [*METHODS.items(), ("random", METHODS["rq-kmeans torch"])]:
             config = replace(method, rqvae_epochs=rqvae_epochs)
             started = time.perf_counter()
-            sample = x[sample_rows(n, rqvae_sample if config.method == "rq-vae" else config.train_sample, 0)]
-            model = reference if name == "random" else train(sample, config, n)
             if name == "random":  # uniformly random codes, decoded by the default build's codebooks
+                model = reference
                 raw = random_codes(n, model.sizes, 1)
                 resolution = resolve(raw, raw[:, -1:], np.zeros((n, 1), np.float32), model.sizes, "none")
             else:
+                limit = rqvae_sample if config.method == "rq-vae" else config.train_sample
+                model = train(x[sample_rows(n, limit, 0)], config, n)
                 assigned = assign(model, _stream(ids, x), config)
                 raw, resolution = assigned.raw.codes, assigned.resolution
             build_s = time.perf_counter() - started

@@ -17,7 +17,7 @@ import polars as pl
 
 from lake.lake import Lake
 from lake.shards import read_manifest
-from lake.sources.algr import ALGR_CODEBOOK_SIZE, SYSTEM_PROMPT, USER_PREFIX
+from lake.sources.algr import ALGR_CODEBOOK_SIZE, SYSTEM_PROMPT, USER_PREFIX, render_sid
 
 FORMATS = ("algr-tsv", "item-sid-csv", "sid-items")
 
@@ -43,10 +43,6 @@ class TokenLayout:
         return {"layout": "algr" if self.stride == ALGR_CODEBOOK_SIZE else "custom-stride", "stride": self.stride,
                 "levels": len(self.sizes), "sizes": list(self.sizes), "token": "C{code + level * stride}",
                 "token_ranges": [[lv * self.stride, lv * self.stride + s - 1] for lv, s in enumerate(self.sizes)]}
-
-    def render(self, codes: pl.Expr) -> pl.Expr:
-        """`C..C..` strings from a list column of per-level codes."""
-        return codes.list.eval(pl.format("C{}", pl.element() + pl.int_range(pl.len()) * self.stride)).list.join("")
 
 
 def _write_manifest(out: Path, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[Path],
@@ -116,7 +112,8 @@ def export_sid_items(lake: Lake, build_id: str, out: str | Path, stride: int = A
     out = Path(out)
     path = out / f"sid_items_{build_id}.csv"
     out.mkdir(parents=True, exist_ok=True)
-    (frame.group_by(sid=layout.render(pl.col("codes"))).agg(items=pl.col("item_id").sort().str.join(";"))
+    sid = render_sid(pl.col("codes"), [stride] * len(layout.sizes))  # offsets l x stride
+    (frame.group_by(sid=sid).agg(items=pl.col("item_id").sort().str.join(";"))
      .sort("sid").write_csv(path))
     _write_manifest(out, "sid-items", layout, build_id, [path])
     return path

@@ -129,9 +129,6 @@ def _export(lake, args: argparse.Namespace) -> int:
 
     from lake.exports import export_algr_tsv, export_item_sid_csv, export_sid_items
 
-    if args.token_stride < 1:
-        print(f"sidforge: error: --token-stride must be a positive integer, got {args.token_stride}", file=sys.stderr)
-        return 2
     if args.fmt == "algr-tsv":
         versions = lake.scan("published_datasets").sort("created_at").collect()
         if args.build:
