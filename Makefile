@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := false
-export DAGSTER_HOME := $(CURDIR)/.dagster
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
 .PHONY: setup demo test test-fast bench dev lint clean
@@ -17,11 +16,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
-
-demo: setup $(DAGSTER_HOME)/dagster.yaml
+demo: setup
 	$(BIN)/sidforge demo
 
 test: setup
@@ -34,8 +29,8 @@ test-fast: setup
 bench: setup
 	$(BIN)/python -m benchmarks.ingest
 
-dev: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -h 127.0.0.1 -w workspace.yaml
+dev: setup
+	$(BIN)/sidforge dev
 
 lint: setup
 	$(BIN)/ruff check .

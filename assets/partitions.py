@@ -1,9 +1,30 @@
-"""Partitions: interactions are ingested one UTC day at a time."""
+"""Partitions: interactions are ingested one UTC day at a time, for the days that have landed.
 
-import os
+The days are dynamic partitions: `landing_sensor` (and `sidforge demo`) add a day when its folder
+`<landing>/events/ds=<day>/` appears, so the UI lists only days with data and a backfill covers only them.
+"""
 
-from dagster import DailyPartitionsDefinition
+import datetime as dt
 
-START_DATE = os.environ.get("SIDFORGE_START_DATE", "2025-01-01")
+from dagster import DagsterInstance, DynamicPartitionsDefinition
 
-daily = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
+daily = DynamicPartitionsDefinition(name="interaction_days")
+
+
+def is_day(key: str) -> bool:
+    """Whether `key` is a calendar day written YYYY-MM-DD (the only partition keys a day may have)."""
+    try:
+        return len(key) == 10 and dt.date.fromisoformat(key).isoformat() == key
+    except ValueError:
+        return False
+
+
+def add_days(instance: DagsterInstance, days: list[str]) -> list[str]:
+    """Register landed days as partitions of `interactions` and return those that were new."""
+    bad = [d for d in days if not is_day(d)]
+    if bad:
+        raise ValueError(f"not a day YYYY-MM-DD: {', '.join(bad)}")
+    new = sorted(set(days) - set(instance.get_dynamic_partitions(daily.name)))
+    if new:
+        instance.add_dynamic_partitions(daily.name, new)
+    return new

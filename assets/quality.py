@@ -1,6 +1,7 @@
 """Blocking quality checks: a Great Expectations suite per table, and the SID build gate before publishing."""
 
 import json
+import warnings
 from functools import cache
 
 import numpy as np
@@ -13,6 +14,7 @@ from dagster import (
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
+    PreviewWarning,
     asset,
     asset_check,
 )
@@ -47,10 +49,6 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
     """A blocking GX check of `table_name` after `target`; on a day-partitioned asset, of that day's rows."""
     partitions = target.partitions_def
 
-    @asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
-                 partitions_def=partitions,
-                 description=f"Great Expectations suite of the `{table_name}` table"
-                 + (" (the materialized day's rows)" if partitions else ""))
     def check(context: AssetCheckExecutionContext, lake: LakeResource, engine: EngineResource,
               spark: SparkResource) -> AssetCheckResult:
         store = lake.lake()
@@ -74,7 +72,12 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
             "failed_expectations": MetadataValue.json(outcome.failures), "exact_key_checks": MetadataValue.json(
                 outcome.exact), "data_docs": MetadataValue.path(outcome.docs or "")})
 
-    return check
+    with warnings.catch_warnings():  # partitioned asset checks are a preview feature of Dagster 1.13 (README)
+        warnings.simplefilter("ignore", PreviewWarning)
+        return asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
+                           partitions_def=partitions,
+                           description=f"Great Expectations suite of the `{table_name}` table"
+                           + (" (the materialized day's rows)" if partitions else ""))(check)
 
 
 TABLE_CHECKS = [

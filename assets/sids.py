@@ -127,6 +127,12 @@ def _refresh_instead(store: Lake, frame: pl.LazyFrame, n_items: int, current: di
     return None, "; ".join(over)
 
 
+def _data_through(store: Lake) -> str | None:
+    """The last day of interactions and sequences in the lake: the data a build made now covers."""
+    days = [store.scan(name).select(pl.col("ds").max()).collect().item() for name in ("interactions", "user_sequences")]
+    return max((d for d in days if d), default=None)
+
+
 def _same_inputs(store: Lake, current: dict) -> str | None:
     """The latest kept build (trained, built or published) made from exactly these inputs, if any."""
     builds = _builds(store).filter(pl.col("status").is_in(["trained", "built", "published"]))
@@ -175,6 +181,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
                                          "build_id": build_id}) for level, book in enumerate(model.codebooks)])
     store.replace_partitions("codebooks", codebooks.with_columns(pl.col("level").cast(pl.Int16)), run_id=run_id)
     inputs = {**current, "item_embeddings_version": store.version("item_embeddings"), "items": n_items,
+              "data_through": _data_through(store),
               "train_sample": len(rows), "artifact": str(artifact), "rebuild_reason": reason}
     record = {"build_id": build_id, "method": config.method, "levels": len(model.sizes), "sizes": model.sizes,
               "inputs": json.dumps(inputs), "seed": config.seed, "status": "trained",

@@ -4,6 +4,7 @@ the valid SID prefixes for constrained decoding; training frames joined as of ea
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ class FeatureStore:
         self.lake = lake
 
     def timeline(self) -> pl.DataFrame:
-        """When each build became the published one: (published_at, build_id), from the sid_builds history."""
+        """When each build became the published one, and the last data day it was built from:
+        (published_at, build_id, data_through), from the sid_builds history."""
         rows = []
         for commit in sorted(self.lake.history("sid_builds"), key=lambda c: c["version"]):
             at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC)
@@ -30,7 +32,10 @@ class FeatureStore:
             if published.height:
                 rows.append({"published_at": at, "build_id": published["build_id"][-1]})
         frame = pl.DataFrame(rows, schema={"published_at": pl.Datetime("us", "UTC"), "build_id": pl.String})
-        return frame.filter(pl.col("build_id") != pl.col("build_id").shift(1).fill_null(""))
+        frame = frame.filter(pl.col("build_id") != pl.col("build_id").shift(1).fill_null(""))
+        covered = self.lake.scan("sid_builds").select(
+            "build_id", data_through=pl.col("inputs").str.json_path_match("$.data_through").str.to_date()).collect()
+        return frame.join(covered, on="build_id", how="left")
 
     def published_build(self, as_of: dt.datetime | None = None) -> str | None:
         """The build readers got at `as_of` (now when None)."""
@@ -40,12 +45,26 @@ class FeatureStore:
         return timeline["build_id"][-1] if timeline.height else None
 
     def sids(self, item_ids: list[str], build_id: str | None = None, as_of: AsOf = None) -> pl.DataFrame:
-        """item_id, build_id, sid and codes of the given items (the build published at `as_of` by default)."""
+        """item_id, build_id, sid and codes of the given items (the build published at `as_of` by default).
+
+        A LookupError says so when no build was published by `as_of`, or `item_sids` did not exist yet.
+        """
         if build_id is None:
             build_id = self.published_build(as_of if isinstance(as_of, dt.datetime) else None)
+            if build_id is None:
+                first = self.timeline()
+                since = f"the first was published at {first['published_at'][0]}" if first.height else "none yet"
+                raise LookupError(f"no SID build was published {f'by {as_of}' if as_of else 'yet'} ({since}); "
+                                  "pass build_id= or a later as_of")
+        if isinstance(as_of, dt.datetime) and self.lake.history("item_sids") and as_of < self._created("item_sids"):
+            raise LookupError(f"item_sids did not exist yet at {as_of} (created {self._created('item_sids')})")
         return (self.lake.scan("item_sids", version=as_of)
                 .filter((pl.col("build_id") == build_id) & pl.col("item_id").is_in(item_ids))
                 .select("item_id", "build_id", "sid", "codes").sort("item_id").collect())
+
+    def _created(self, name: str) -> dt.datetime:
+        first = min(self.lake.history(name), key=lambda c: c["version"])
+        return dt.datetime.fromtimestamp(first["timestamp"] / 1000, dt.UTC)
 
     def embeddings(self, item_ids: list[str], model: str, as_of: AsOf = None) -> pl.DataFrame:
         """item_id, embedding and dim of the given items for `model`, as of a time or Delta version."""
@@ -81,13 +100,47 @@ class FeatureStore:
                                 **{f"level_{k}": v for k, v in prefixes.items()})
         return prefixes
 
-    def training_frame(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Events (user_id, item_id, event_ts) with the SID each item had in the build published at event time."""
+    def training_frame(self, events: pl.DataFrame, by: str = "data_day") -> pl.DataFrame:
+        """Events (user_id, item_id, event_ts) with the SID each item had in the build chosen for its time.
+
+        `by="data_day"`: the first published build whose data reaches the event's day (`data_through`, the last
+        day of interactions and sequences it was built from), or the latest build for later events — replaying
+        logs ingested after the fact. `by="published_at"`: the build that was published when the event happened
+        (serving's point in time; null before the first publication). A warning counts events left without a SID.
+        """
         timeline = self.timeline().sort("published_at")
-        dated = events.sort("event_ts").join_asof(timeline, left_on="event_ts", right_on="published_at",
-                                                  strategy="backward")
+        if by == "published_at":
+            dated = events.sort("event_ts").join_asof(timeline.drop("data_through"), left_on="event_ts",
+                                                      right_on="published_at", strategy="backward")
+            dated = dated.drop("published_at")
+        elif by == "data_day":
+            builds = (timeline.filter(pl.col("data_through").is_not_null()).sort("data_through", "published_at")
+                      .unique("build_id", keep="first", maintain_order=True).select("data_through", "build_id"))
+            latest = timeline["build_id"][-1] if timeline.height else None
+            dated = (events.with_columns(event_day=pl.col("event_ts").dt.date()).sort("event_day")
+                     .join_asof(builds, left_on="event_day", right_on="data_through", strategy="forward")
+                     .with_columns(pl.col("build_id").fill_null(latest)).drop("event_day", "data_through"))
+        else:
+            raise ValueError(f"by={by!r}: choose 'data_day' or 'published_at'")
         sids = self.lake.scan("item_sids").select("build_id", "item_id", "sid").collect()
-        return dated.join(sids, on=["build_id", "item_id"], how="left").drop("published_at")
+        frame = dated.join(sids, on=["build_id", "item_id"], how="left")
+        self._warn_missing(frame, by, timeline)
+        return frame
+
+    @staticmethod
+    def _warn_missing(frame: pl.DataFrame, by: str, timeline: pl.DataFrame) -> None:
+        no_build = frame["build_id"].null_count()
+        no_sid = frame["sid"].null_count() - no_build
+        if no_build and not timeline.height:
+            warnings.warn(f"{no_build:,} of {frame.height:,} events have no SID: no SID build has been published",
+                          stacklevel=3)
+        elif no_build:
+            warnings.warn(f"{no_build:,} of {frame.height:,} events have no SID: no build was published by their "
+                          f"time (the first was published at {timeline['published_at'][0]}); by='data_day' joins "
+                          "logs ingested after the fact", stacklevel=3)
+        if no_sid:
+            warnings.warn(f"{no_sid:,} of {frame.height:,} events have no SID: their items are not in their "
+                          "event's build", stacklevel=3)
 
 
 def is_valid_prefix(prefixes: dict[int, np.ndarray], tokens: list[int], vocabulary_size: int) -> bool:

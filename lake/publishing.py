@@ -35,6 +35,19 @@ def build_sizes(lake: Lake, build_id: str) -> list[int]:
     return [int(s) for s in rows["sizes"][0]]
 
 
+def _check_test_days(lake: Lake, source: str, test_days: Sequence[str]) -> None:
+    """Test days apply to interactions and must hold events: otherwise the test split would be silently empty."""
+    if not test_days:
+        return
+    if source != "interactions":
+        raise ValueError(f"test days apply to the interactions source, not {source} (its samples carry their split)")
+    present = set(lake.scan("interactions").select(pl.col("ds").unique()).collect()["ds"].cast(pl.String))
+    missing = sorted(set(test_days) - present)
+    if missing:
+        raise ValueError(f"test day {', '.join(missing)} holds no interactions in {lake.root} "
+                         f"(days present: {', '.join(sorted(present)) or 'none'})")
+
+
 def publish_training_data(lake: Lake, *, build_id: str | None = None, source: str = "user_sequences",
                           dataset: str = "gr", rows_per_shard: int = 500_000, test_days: Sequence[str] = (),
                           run_id: str = "cli", engine: str = "polars", spark_master: str | None = None
@@ -46,6 +59,7 @@ def publish_training_data(lake: Lake, *, build_id: str | None = None, source: st
     if not build_id:
         raise ValueError("no published SID build: pass --build BUILD_ID or publish a build first")
     sizes = build_sizes(lake, build_id)
+    _check_test_days(lake, source, test_days)
     if engine == "spark":
         from lake.spark import spark_session
         from lake.spark_publish import examples_with_spark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -12,8 +13,43 @@ from pathlib import Path
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def _lake_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lake", default=None, help="lake root (default: $SIDFORGE_LAKE or ./data/lake)")
+def _day(value: str) -> str:
+    """An argparse type: a calendar day written YYYY-MM-DD."""
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a calendar day in the form YYYY-MM-DD "
+                                         "(for example 2025-01-04)") from None
+
+
+def _positive(value: str) -> int:
+    """An argparse type: an integer of 1 or more."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return number
+
+
+def _hours(value: str) -> float:
+    """An argparse type: a number of hours, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours of 0 or more")
+    return number
+
+
+def _lake_arg(parser: argparse.ArgumentParser, must_exist: bool = True) -> None:
+    parser.add_argument("--lake", default=None, metavar="DIR",
+                        help="lake root, a folder or an object-store URI (default: $SIDFORGE_LAKE or ./data/lake)"
+                        + ("" if must_exist else "; created when missing"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,24 +57,30 @@ def _parser() -> argparse.ArgumentParser:
     from lake.sources.synthetic import SCALES
 
     parser = argparse.ArgumentParser(prog="sidforge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    scales = ", ".join(SCALES)
 
     gen = sub.add_parser("generate", help="write synthetic AL-GR-format data")
-    gen.add_argument("--scale", choices=list(SCALES), default="tiny")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--out", default="./data/raw", help="output folder (default ./data/raw)")
+    gen.add_argument("--scale", choices=list(SCALES), default="tiny", help=f"how much data: {scales} (default tiny)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed gives the same files")
+    gen.add_argument("--out", default="./data/raw", metavar="DIR", help="output folder (default ./data/raw)")
 
     ing = sub.add_parser("ingest", help="ingest files or folders into the lake")
-    ing.add_argument("paths", nargs="+")
-    ing.add_argument("--format", required=True, choices=list(FORMATS), dest="fmt")
-    _lake_arg(ing)
-    ing.add_argument("--ds", default=None, help="partition day YYYY-MM-DD (events: required day of every "
-                                                "event; AL-GR stages: day of stage 1)")
-    ing.add_argument("--engine", choices=["polars", "spark"], default="polars")
-    ing.add_argument("--spark-master", default=None, help="Spark master URL (default local[2])")
+    ing.add_argument("paths", nargs="+", metavar="PATH",
+                     help="files or folders (searched recursively; .gz, .bz2 and .zst are read transparently)")
+    ing.add_argument("--format", required=True, choices=list(FORMATS), dest="fmt",
+                     help="what the files hold and which table they go to (see README, Ingest)")
+    _lake_arg(ing, must_exist=False)
+    ing.add_argument("--ds", default=None, type=_day, metavar="YYYY-MM-DD",
+                     help="partition day (events: the day every event must fall on; AL-GR stages: day of stage 1)")
+    ing.add_argument("--engine", choices=["polars", "spark"], default="polars",
+                     help="polars on this machine (default) or spark")
+    ing.add_argument("--spark-master", default=None, metavar="URL",
+                     help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])")
     ing.add_argument("--trust-pickle", action="store_true", help="allow the pickled itemEncID of an npz file")
-    ing.add_argument("--model", default=None, help="model name for precomputed embeddings")
-    ing.add_argument("--build-id", default=None, help="build id for imported AL-GR semantic IDs")
+    ing.add_argument("--model", default=None, help="model name for precomputed embeddings (npz: default npz-<stem>)")
+    ing.add_argument("--build-id", default=None, metavar="ID",
+                     help="build id for imported AL-GR semantic IDs (default algr-<file stem>)")
     ing.add_argument("--replace-partition", action="store_true",
                      help="also remove every other row of the partitions written (and of --ds), not only the rows "
                           "these inputs wrote before")
@@ -49,41 +91,93 @@ def _parser() -> argparse.ArgumentParser:
 
     pub = sub.add_parser("publish", help="publish sharded GR training data for a SID build")
     _lake_arg(pub)
-    pub.add_argument("--build", default=None, help="SID build (default: the published build)")
-    pub.add_argument("--source", choices=["user_sequences", "interactions"], default="user_sequences")
-    pub.add_argument("--dataset", default="gr")
-    pub.add_argument("--rows-per-shard", type=int, default=500_000)
-    pub.add_argument("--test-day", action="append", default=[], help="interactions: days whose examples are test")
-    pub.add_argument("--engine", choices=["polars", "spark"], default="polars")
-    pub.add_argument("--spark-master", default=None)
+    pub.add_argument("--build", default=None, metavar="BUILD_ID", help="SID build (default: the published build)")
+    pub.add_argument("--source", choices=["user_sequences", "interactions"], default="user_sequences",
+                     help="AL-GR samples from user_sequences (default), or each event of interactions with the "
+                          "user's earlier items")
+    pub.add_argument("--dataset", default="gr", help="dataset name under <lake>/published/ (default gr)")
+    pub.add_argument("--rows-per-shard", type=_positive, default=500_000, metavar="N",
+                     help="examples per Parquet shard (default 500000)")
+    pub.add_argument("--test-day", action="append", default=[], type=_day, metavar="YYYY-MM-DD",
+                     help="--source interactions: a day whose examples form the test split (repeatable)")
+    pub.add_argument("--engine", choices=["polars", "spark"], default="polars",
+                     help="polars on this machine (default) or spark")
+    pub.add_argument("--spark-master", default=None, metavar="URL",
+                     help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])")
 
     exp = sub.add_parser("export", help="export for FORGE's tools: AL-GR TSV, item→SID CSV, SID→items")
     _lake_arg(exp)
-    exp.add_argument("--format", required=True, choices=["algr-tsv", "item-sid-csv", "sid-items"], dest="fmt")
-    exp.add_argument("--out", required=True)
-    exp.add_argument("--build", default=None, help="SID build (default: the published build); algr-tsv: the "
-                     "latest published dataset of this build")
-    exp.add_argument("--version-path", default=None, help="algr-tsv: a published version (default: the latest)")
-    exp.add_argument("--token-stride", type=int, default=8192,
+    exp.add_argument("--format", required=True, choices=["algr-tsv", "item-sid-csv", "sid-items"], dest="fmt",
+                     help="algr-tsv (a published dataset as AL-GR GR data), item-sid-csv (AL-GR Item-SID layout) "
+                          "or sid-items (each SID and its items)")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder the export is written to")
+    exp.add_argument("--build", default=None, metavar="BUILD_ID",
+                     help="SID build (default: the published build); algr-tsv: the latest published dataset of "
+                          "this build")
+    exp.add_argument("--version-path", default=None, metavar="PATH",
+                     help="algr-tsv: a published dataset version folder (default: the latest)")
+    exp.add_argument("--token-stride", type=_positive, default=8192, metavar="STRIDE",
                      help="tokens of level l start at l x STRIDE (default 8192, AL-GR's and FORGE's layout); a level "
                           "larger than the stride is refused")
 
     rep = sub.add_parser("report", help="print a SID build's metrics and the path of its HTML report")
-    rep.add_argument("build_id", nargs="?", default=None, help="build id (default: the published build)")
+    rep.add_argument("build_id", nargs="?", default=None, metavar="BUILD_ID",
+                     help="build id (default: the published build)")
     _lake_arg(rep)
 
     vac = sub.add_parser("vacuum", help="finish or clean up killed runs; remove files no live version needs")
     _lake_arg(vac)
     vac.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
-    vac.add_argument("--retention-hours", type=float, default=None,
-                     help="keep files that a version of the last N hours still references (default 168)")
+    vac.add_argument("--retention-hours", type=_hours, default=None, metavar="HOURS",
+                     help="keep files that a version of the last HOURS still references (default 168)")
 
-    demo = sub.add_parser("demo", help="generate demo data and ingest it through Dagster")
-    demo.add_argument("--scale", choices=list(SCALES), default="demo")
-    demo.add_argument("--seed", type=int, default=0)
-    _lake_arg(demo)
-    demo.add_argument("--raw", default="./data/raw")
+    demo = sub.add_parser("demo", help="generate demo data and run every job through Dagster")
+    demo.add_argument("--scale", choices=list(SCALES), default="demo", help=f"{scales} (default demo)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the generated data (default 0)")
+    _lake_arg(demo, must_exist=False)
+    demo.add_argument("--raw", default="./data/raw", metavar="DIR", help="generated raw files (default ./data/raw)")
+    demo.add_argument("--log", default="./data/demo.log", metavar="FILE",
+                      help="the full Dagster and library log (default ./data/demo.log)")
+
+    dev = sub.add_parser("dev", help="serve the Dagster UI with the settings `sidforge demo` used")
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dev.add_argument("--port", type=_positive, default=3000, help="port (default 3000)")
     return parser
+
+
+class UsageError(ValueError):
+    """A command-line value that names an option and what it expects."""
+
+
+def _existing_lake(root: str | None):
+    """The Lake at --lake; a UsageError when nothing is there (read commands never create a lake)."""
+    from lake import TABLES, Lake
+
+    lake = Lake(root)
+    if "://" in lake.root:
+        present = any(lake.exists(name) for name in TABLES)
+    else:
+        present = Path(lake.root).is_dir()
+    if not present:
+        raise UsageError(f"--lake {root or lake.root}: no lake at {lake.root}; ingest data first "
+                         "(`sidforge ingest` or `make demo`) or pass --lake DIR")
+    return lake
+
+
+def _build(lake, build_id: str | None, option: str = "--build") -> str:
+    """The given build, checked to exist, or the published build; a UsageError naming the option otherwise."""
+    import polars as pl
+
+    builds = lake.scan("sid_builds").sort("created_at").select("build_id", "status").collect()
+    known = ", ".join(f"{b} ({s})" for b, s in builds.iter_rows()) or "none"
+    if build_id is None:
+        published = lake.published_build()
+        if not published:
+            raise UsageError(f"no published SID build in {lake.root}; pass {option} BUILD_ID (builds: {known})")
+        return published
+    if not builds.filter(pl.col("build_id") == build_id).height:
+        raise UsageError(f"{option} {build_id!r}: no such SID build in {lake.root} (builds: {known})")
+    return build_id
 
 
 def _print_tables(lake) -> None:
@@ -130,24 +224,26 @@ def _export(lake, args: argparse.Namespace) -> int:
     from lake.exports import export_algr_tsv, export_item_sid_csv, export_sid_items
 
     if args.fmt == "algr-tsv":
-        versions = lake.scan("published_datasets").sort("created_at").collect()
-        if args.build:
-            versions = versions.filter(pl.col("build_id") == args.build)
-        path = args.version_path or (versions["path"][-1] if versions.height else None)
-        if not path:
-            which = f" of build {args.build!r}" if args.build else ""
-            print(f"sidforge: error: no published dataset{which}; run `sidforge publish` first", file=sys.stderr)
-            return 2
+        if args.version_path:
+            if args.build:
+                raise UsageError("--build and --version-path both pick the dataset for algr-tsv; pass one of them")
+            path = args.version_path
+        else:
+            build = _build(lake, args.build) if args.build else None
+            versions = lake.scan("published_datasets").sort("created_at").collect()
+            if build:
+                versions = versions.filter(pl.col("build_id") == build)
+            if not versions.height:
+                which = f" of build {build!r}" if build else ""
+                raise UsageError(f"no published dataset{which} in {lake.root}; run `sidforge publish` first")
+            path = versions["path"][-1]
         written = export_algr_tsv(path, args.out, args.token_stride)
     else:
-        build = args.build or lake.published_build()
-        if not build:
-            print("sidforge: error: no published SID build; pass --build BUILD_ID", file=sys.stderr)
-            return 2
+        if args.version_path:
+            raise UsageError(f"--version-path applies to --format algr-tsv, not {args.fmt}")
+        build = _build(lake, args.build)
         if not lake.scan("item_sids").filter(pl.col("build_id") == build).head(1).collect().height:
-            print(f"sidforge: error: --build {build!r}: no item SIDs for this build (see `sidforge tables`)",
-                  file=sys.stderr)
-            return 2
+            raise UsageError(f"--build {build!r}: no item SIDs for this build (see `sidforge tables`)")
         export = export_item_sid_csv if args.fmt == "item-sid-csv" else export_sid_items
         written = [export(lake, build, args.out, args.token_stride)]
     for path in written:
@@ -157,13 +253,26 @@ def _export(lake, args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(lake, args: argparse.Namespace) -> int:
+    from lake.publishing import publish_training_data
+
+    if args.test_day and args.source != "interactions":
+        raise UsageError("--test-day applies to --source interactions (AL-GR sequences carry their own split)")
+    report = publish_training_data(lake, build_id=_build(lake, args.build), source=args.source,
+                                   dataset=args.dataset, rows_per_shard=args.rows_per_shard,
+                                   test_days=args.test_day, engine=args.engine, spark_master=args.spark_master)
+    manifest = report.published.manifest
+    print(f"published {manifest['dataset']} version {manifest['version']} (build {manifest['sid_build']}): "
+          f"{report.examples:,} examples in {len(manifest['shards'])} shards at {report.published.path}; "
+          f"{report.skipped_without_target_sid:,} without a target SID, "
+          f"{report.history_unknown_items:,} history items without a SID")
+    return 0
+
+
 def _vacuum(lake, args: argparse.Namespace) -> int:
     from lake.maintenance import DEFAULT_RETENTION_HOURS, vacuum
 
     hours = DEFAULT_RETENTION_HOURS if args.retention_hours is None else args.retention_hours
-    if hours < 0:
-        print("sidforge: error: --retention-hours must be 0 or more", file=sys.stderr)
-        return 2
     report = vacuum(lake, retention_hours=hours, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for run in report.recovered_runs:
@@ -183,12 +292,8 @@ def _report(lake, build_id: str | None) -> int:
 
     from quality.report import metrics_table
 
-    build_id = build_id or lake.published_build()
-    rows = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect() if build_id else None
-    if rows is None or not rows.height:
-        print(f"sidforge: error: no SID build {build_id!r} in {lake.root}", file=sys.stderr)
-        return 2
-    build = rows.row(0, named=True)
+    build_id = _build(lake, build_id, option="BUILD_ID")
+    build = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
     metrics = json.loads(build["metrics"] or "{}")
     print(f"build {build_id}  method {build['method']}  sizes {build['sizes']}  status {build['status']}")
     width = max((len(k) for k, _ in metrics_table(metrics)), default=10)
@@ -198,10 +303,19 @@ def _report(lake, build_id: str | None) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo, summary
+
+    lake = run_demo(scale=args.scale, seed=args.seed, raw=args.raw, lake_root=args.lake, log=args.log)
+    _print_tables(lake)
+    print(summary(lake))
+    print(f"\nfull log: {args.log}\nopen the UI with `make dev` (http://127.0.0.1:3000)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sidforge` console script."""
     args = _parser().parse_args(argv)
-    from lake import Lake
     from lake.lake import ConcurrentWriteError
     from lake.sources.lines import SourceError
 
@@ -214,37 +328,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "ingest":
             return _ingest(args)
         elif args.command == "tables":
-            _print_tables(Lake(args.lake))
+            _print_tables(_existing_lake(args.lake))
         elif args.command == "publish":
-            from lake.publishing import publish_training_data
-
-            report = publish_training_data(Lake(args.lake), build_id=args.build, source=args.source,
-                                           dataset=args.dataset, rows_per_shard=args.rows_per_shard,
-                                           test_days=args.test_day, engine=args.engine,
-                                           spark_master=args.spark_master)
-            manifest = report.published.manifest
-            print(f"published {manifest['dataset']} version {manifest['version']} (build {manifest['sid_build']}): "
-                  f"{report.examples:,} examples in {len(manifest['shards'])} shards at {report.published.path}; "
-                  f"{report.skipped_without_target_sid:,} without a target SID, "
-                  f"{report.history_unknown_items:,} history items without a SID")
+            return _publish(_existing_lake(args.lake), args)
         elif args.command == "export":
-            return _export(Lake(args.lake), args)
+            return _export(_existing_lake(args.lake), args)
         elif args.command == "vacuum":
-            return _vacuum(Lake(args.lake), args)
+            return _vacuum(_existing_lake(args.lake), args)
         elif args.command == "report":
-            return _report(Lake(args.lake), args.build_id)
+            return _report(_existing_lake(args.lake), args.build_id)
         elif args.command == "demo":
-            from pipelines.demo import run_demo, summary
+            return _demo(args)
+        elif args.command == "dev":
+            from pipelines.dev import serve
 
-            lake = run_demo(scale=args.scale, seed=args.seed, raw=args.raw, lake_root=args.lake)
-            _print_tables(lake)
-            print(summary(lake))
-            print("\nopen the UI with `make dev` (http://127.0.0.1:3000)")
+            serve(args.host, args.port)
     except (SourceError, ValueError, FileNotFoundError) as exc:
-        print(f"sidforge: error: {exc}", file=sys.stderr)
+        print(f"sidforge {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except ConcurrentWriteError as exc:
-        print(f"sidforge: error: {exc}", file=sys.stderr)
+        print(f"sidforge {args.command}: error: {exc}", file=sys.stderr)
         return 3
     return 0
 

@@ -3,9 +3,9 @@
 import hashlib
 from pathlib import Path
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from assets.partitions import daily
+from assets.partitions import daily, is_day
 from assets.resources import LandingResource
 from pipelines.jobs import ingest_daily
 
@@ -19,16 +19,22 @@ def day_run_key(folder: Path) -> str:
     return f"{folder.name}:{digest.hexdigest()[:16]}"
 
 
-@sensor(job=ingest_daily, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
+@sensor(job=ingest_daily, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="Watches `<landing>/events/ds=YYYY-MM-DD/`: adds each landed day as a partition of "
+                    "`interactions` and starts `ingest_daily` for it once per new or changed set of files.")
 def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
-    """Request `ingest_daily` for every `<landing>/events/ds=<day>/` whose files are new or changed."""
+    """Add landed days as partitions and request `ingest_daily` for every day whose files are new or changed."""
     events = Path(landing.root, "events")
     if not events.is_dir():
         return SkipReason(f"no landing folder {events}")
-    known = set(daily.get_partition_keys())
-    requests = []
-    for folder in sorted(events.glob("ds=*")):
-        day = folder.name.removeprefix("ds=")
-        if folder.is_dir() and day in known and any(p.is_file() for p in folder.rglob("*")):
-            requests.append(RunRequest(run_key=day_run_key(folder), partition_key=day))
-    return requests or SkipReason(f"no event files under {events}")
+    folders = [f for f in sorted(events.glob("ds=*")) if f.is_dir() and any(p.is_file() for p in f.rglob("*"))]
+    odd = [f.name for f in folders if not is_day(f.name.removeprefix("ds="))]
+    if odd:
+        context.log.warning(f"skipping folders not named ds=YYYY-MM-DD under {events}: {', '.join(odd)}")
+    days = {f.name.removeprefix("ds="): f for f in folders if f.name not in odd}
+    if not days:
+        return SkipReason(f"no event files under {events}")
+    known = set(context.instance.get_dynamic_partitions(daily.name))
+    return SensorResult(
+        run_requests=[RunRequest(run_key=day_run_key(folder), partition_key=day) for day, folder in days.items()],
+        dynamic_partitions_requests=[daily.build_add_request(sorted(set(days) - known))] if set(days) - known else [])

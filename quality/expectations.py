@@ -9,6 +9,7 @@ Data Docs are written under `<reports>/gx/`.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
@@ -128,11 +129,13 @@ class Validator:
     """A file-backed GX context under `<reports>/gx`, one pandas data source, a checkpoint per table."""
 
     def __init__(self, reports: str | Path):
-        import great_expectations as gx
-
-        self.gx = gx
         Path(reports).mkdir(parents=True, exist_ok=True)
-        self.context = gx.get_context(mode="file", project_root_dir=str(reports))
+        with warnings.catch_warnings():  # GX imports pyspark, which warns about pandas 3 even when Spark is unused
+            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+            import great_expectations as gx
+
+            self.context = gx.get_context(mode="file", project_root_dir=str(reports))
+        self.gx = gx
         self.context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_or_update_pandas("sidforge")
 

@@ -10,6 +10,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets import ingest as ingest_assets
+from assets.partitions import add_days
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
 from lake import Lake
 
@@ -39,6 +40,7 @@ def test_ingest_assets_materialize_tiny_data(tmp_path, tiny_raw):
     resources = {"lake": LakeResource(root=str(lake_root)), "landing": LandingResource(root=str(tiny_raw)),
                  "engine": EngineResource(engine="polars"), "spark": SparkResource()}
     instance = DagsterInstance.ephemeral()
+    assert add_days(instance, ["2025-01-02"]) == ["2025-01-02"]
     day = materialize([ingest_assets.interactions], partition_key="2025-01-02", resources=resources,
                       instance=instance)
     assert day.success
@@ -61,8 +63,10 @@ def test_ingest_assets_materialize_tiny_data(tmp_path, tiny_raw):
 def test_a_missing_landing_folder_fails_with_its_name(tmp_path):
     resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tmp_path)),
                  "engine": EngineResource(), "spark": SparkResource()}
+    instance = DagsterInstance.ephemeral()
+    add_days(instance, ["2025-01-05"])
     result = materialize([ingest_assets.interactions], partition_key="2025-01-05", resources=resources,
-                         instance=DagsterInstance.ephemeral(), raise_on_error=False)
+                         instance=instance, raise_on_error=False)
     assert not result.success
     errors = [e.event_specific_data.error for e in result.all_events if e.is_step_failure]
     messages = [err.message + (err.cause.message if err.cause else "") for err in errors]

@@ -4,9 +4,11 @@ import os
 import shutil
 
 import polars as pl
+import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context, load_assets_from_modules
 
 from assets import embeddings, ingest, publish, quality, sids
+from assets.partitions import add_days, daily
 from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import (
     EncoderResource,
@@ -58,21 +60,42 @@ def test_nightly_job_twice_changes_nothing_the_second_time(tmp_path, tiny_raw, t
     assert lake.scan("published_datasets").collect()["version"].to_list() == datasets["version"].to_list()
 
 
-def test_landing_sensor_requests_each_new_day_once(tmp_path, tiny_raw):
+def test_landing_sensor_adds_landed_days_and_requests_each_once(tmp_path, tiny_raw):
     landing = tmp_path / "landing"
     shutil.copytree(tiny_raw / "events", landing / "events")
+    (landing / "events" / "ds=someday").mkdir()
+    (landing / "events" / "ds=someday" / "x.csv").write_text("user_id,item_id,behavior,timestamp\n")
     resources = {"landing": LandingResource(root=str(landing))}
-    first = landing_sensor(build_sensor_context(resources=resources))
-    keys = {r.partition_key: r.run_key for r in first}
-    assert sorted(keys) == ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"]
-    again = {r.partition_key: r.run_key for r in landing_sensor(build_sensor_context(resources=resources))}
-    assert again == keys
+    instance = DagsterInstance.ephemeral()
+    days = ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"]
+
+    def evaluate():
+        return landing_sensor(build_sensor_context(resources=resources, instance=instance))
+
+    first = evaluate()
+    keys = {r.partition_key: r.run_key for r in first.run_requests}
+    assert sorted(keys) == days
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [days]
+    assert instance.get_dynamic_partitions(daily.name) == []  # the daemon adds them; here by hand
+    add_days(instance, days)
+    again = evaluate()
+    assert {r.partition_key: r.run_key for r in again.run_requests} == keys and not again.dynamic_partitions_requests
     extra = landing / "events" / "ds=2025-01-02" / "late.csv"
     extra.write_text("user_id,item_id,behavior,timestamp\nu,i,pv,1735776000\n")
-    changed = {r.partition_key: r.run_key for r in landing_sensor(build_sensor_context(resources=resources))}
+    changed = {r.partition_key: r.run_key for r in evaluate().run_requests}
     assert changed["2025-01-02"] != keys["2025-01-02"]
     assert {d: k for d, k in changed.items() if d != "2025-01-02"} == {d: k for d, k in keys.items()
                                                                        if d != "2025-01-02"}
+
+
+def test_interactions_list_only_the_landed_days(tmp_path):
+    instance = DagsterInstance.ephemeral()
+    assert daily.get_partition_keys(dynamic_partitions_store=instance) == []
+    assert add_days(instance, ["2025-01-02", "2025-01-01"]) == ["2025-01-01", "2025-01-02"]
+    assert add_days(instance, ["2025-01-02"]) == []
+    assert daily.get_partition_keys(dynamic_partitions_store=instance) == ["2025-01-01", "2025-01-02"]
+    with pytest.raises(ValueError, match="not a day YYYY-MM-DD: 2025/01/03"):
+        add_days(instance, ["2025/01/03"])
 
 
 def test_nightly_schedule_is_configurable():

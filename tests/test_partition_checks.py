@@ -10,6 +10,7 @@ import polars as pl
 from dagster import DagsterInstance, materialize
 
 from assets import ingest as ingest_assets
+from assets.partitions import add_days
 from assets.quality import TABLE_CHECKS
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
 from lake import Lake
@@ -35,6 +36,7 @@ def test_each_day_is_validated_on_its_own_rows(tmp_path, tiny_raw):
     resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tiny_raw)),
                  "engine": EngineResource(engine="polars"), "spark": SparkResource()}
     instance = DagsterInstance.ephemeral()
+    add_days(instance, ["2025-01-01", "2025-01-02"])
     assets = [ingest_assets.interactions, *CHECKS]
     assert materialize(assets, partition_key="2025-01-01", resources=resources, instance=instance).success
     lake = Lake(tmp_path / "lake")

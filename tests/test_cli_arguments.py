@@ -1,0 +1,93 @@
+"""Command-line values are checked before any work: each message names the option and the form it expects."""
+
+import argparse
+
+import pytest
+
+from lake import Lake
+from lake.shards import read_manifest
+from pipelines.cli import _parser, main
+
+
+def _usage_error(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["ingest", "x.csv", "--format", "events", "--ds", "2025-13-01"],
+     "argument --ds: '2025-13-01' is not a calendar day in the form YYYY-MM-DD"),
+    (["ingest", "x.csv", "--format", "events", "--ds", "yesterday"],
+     "argument --ds: 'yesterday' is not a calendar day in the form YYYY-MM-DD"),
+    (["ingest", "x.csv", "--format", "events", "--ds", "2025-1-4"],
+     "argument --ds: '2025-1-4' is not a calendar day in the form YYYY-MM-DD"),
+    (["publish", "--test-day", "2025/01/04"], "argument --test-day: '2025/01/04' is not a calendar day"),
+    (["publish", "--rows-per-shard", "0"], "argument --rows-per-shard: '0' is not a whole number of 1 or more"),
+    (["export", "--format", "algr-tsv", "--out", "x", "--token-stride", "-8"],
+     "argument --token-stride: '-8' is not a whole number of 1 or more"),
+    (["vacuum", "--retention-hours", "-1"], "argument --retention-hours: '-1' is not a number of hours of 0 or more"),
+    (["vacuum", "--retention-hours", "nan"], "argument --retention-hours: 'nan' is not a number of hours"),
+])
+def test_malformed_values_name_the_option(argv, message, capsys):
+    assert message in _usage_error(argv, capsys)
+
+
+@pytest.mark.parametrize("argv", [["tables"], ["report"], ["publish"], ["vacuum"],
+                                  ["export", "--format", "sid-items", "--out", "x"]])
+def test_read_commands_refuse_a_missing_lake(argv, tmp_path, capsys):
+    missing = tmp_path / "nonexistent"
+    assert main([*argv, "--lake", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--lake {missing}: no lake at {missing}" in err
+    assert not missing.exists()
+
+
+@pytest.fixture(scope="module")
+def event_lake(tmp_path_factory, tiny_raw):
+    lake = tmp_path_factory.mktemp("cli") / "lake"
+    assert main(["ingest", str(tiny_raw / "events"), "--format", "events", "--lake", str(lake)]) == 0
+    assert main(["ingest", str(tiny_raw / "algr" / "item_sid"), "--format", "algr-item-sid", "--lake", str(lake),
+                 "--build-id", "ref"]) == 0
+    return str(lake)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["export", "--format", "algr-tsv", "--build", "nope"], "--build 'nope': no such SID build in"),
+    (["export", "--format", "item-sid-csv", "--build", "nope"], "--build 'nope': no such SID build in"),
+    (["export", "--format", "item-sid-csv"], "no published SID build in"),
+    (["export", "--format", "algr-tsv"], "no published dataset in"),
+    (["export", "--format", "sid-items", "--version-path", "v"], "--version-path applies to --format algr-tsv"),
+    (["report", "nope"], "BUILD_ID 'nope': no such SID build in"),
+    (["report"], "no published SID build in"),
+    (["publish", "--build", "nope"], "--build 'nope': no such SID build in"),
+    (["publish", "--test-day", "2025-01-04"], "--test-day applies to --source interactions"),
+])
+def test_values_that_do_not_match_the_lake(event_lake, tmp_path, argv, message, capsys):
+    out = ["--out", str(tmp_path / "out")] if argv[0] == "export" else []
+    assert main([*argv, *out, "--lake", event_lake]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "None" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_test_day_without_events_is_refused(event_lake, capsys):
+    argv = ["publish", "--lake", event_lake, "--build", "ref", "--source", "interactions"]
+    assert main([*argv, "--test-day", "2030-01-01", "--test-day", "2025-01-02"]) == 2
+    assert "test day 2030-01-01 holds no interactions in" in capsys.readouterr().err
+    assert Lake(event_lake).scan("published_datasets").collect().height == 0
+    assert main([*argv, "--test-day", "2025-01-02"]) == 0
+    assert "published gr version" in capsys.readouterr().out
+    path = Lake(event_lake).scan("published_datasets").collect()["path"].to_list()
+    assert len(path) == 1 and read_manifest(path[0])["splits"]["test"]["examples"] > 0
+
+
+def test_every_option_has_help():
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, sub in commands.choices.items() for action in sub._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
+    assert set(commands.choices) == {"generate", "ingest", "tables", "publish", "export", "report", "vacuum", "demo",
+                                     "dev"}
