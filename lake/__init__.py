@@ -5,6 +5,7 @@
 """
 
 from lake.catalog import TABLES, TableSpec, table
+from lake.feature_store import FeatureStore
 from lake.lake import Lake, partition_predicate
 
-__all__ = ["TABLES", "Lake", "TableSpec", "partition_predicate", "table"]
+__all__ = ["TABLES", "FeatureStore", "Lake", "TableSpec", "partition_predicate", "table"]

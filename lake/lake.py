@@ -142,6 +142,18 @@ class Lake:
                   .select("build_id").collect())
         return builds["build_id"][-1] if builds.height else None
 
+    def published_dataset(self, name: str = "gr", build_id: str | None = None) -> str:
+        """Path of the latest registered version of published dataset `name` (of `build_id` when given)."""
+        versions = self.scan("published_datasets").filter(pl.col("dataset") == name)
+        if build_id is not None:
+            versions = versions.filter(pl.col("build_id") == build_id)
+        latest = versions.sort("created_at").select("path").collect()
+        if not latest.height:
+            which = f" of build {build_id!r}" if build_id is not None else ""
+            raise LookupError(f"no published dataset {name!r}{which} in {self.root}; run `sidforge publish` or the "
+                              "gr_training_data asset first")
+        return latest["path"][-1]
+
     def tables(self) -> pl.DataFrame:
         """One row per catalog table: version, rows, files and bytes (zeros when not created)."""
         rows = []

@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--build", default=None, metavar="BUILD_ID",
                      help="SID build (default: the published build); algr-tsv: the latest published dataset of "
                           "this build")
+    exp.add_argument("--dataset", default="gr", help="algr-tsv: the published dataset to export (default gr)")
     exp.add_argument("--version-path", default=None, metavar="PATH",
                      help="algr-tsv: a published dataset version folder (default: the latest)")
     exp.add_argument("--token-stride", type=_positive, default=8192, metavar="STRIDE",
@@ -230,13 +231,10 @@ def _export(lake, args: argparse.Namespace) -> int:
             path = args.version_path
         else:
             build = _build(lake, args.build) if args.build else None
-            versions = lake.scan("published_datasets").sort("created_at").collect()
-            if build:
-                versions = versions.filter(pl.col("build_id") == build)
-            if not versions.height:
-                which = f" of build {build!r}" if build else ""
-                raise UsageError(f"no published dataset{which} in {lake.root}; run `sidforge publish` first")
-            path = versions["path"][-1]
+            try:
+                path = lake.published_dataset(args.dataset, build_id=build)
+            except LookupError as exc:
+                raise UsageError(str(exc)) from None
         written = export_algr_tsv(path, args.out, args.token_stride)
     else:
         if args.version_path:

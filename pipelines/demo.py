@@ -38,7 +38,8 @@ def _asset_lines(result: ExecuteInProcessResult) -> list[str]:
         shown = [f"{k} {_stage(metadata[k])}" for k in ROW_KEYS if k in metadata][:2]
         name = event.asset_key.to_user_string()
         lines.append(f"  {name:<24}{', '.join(shown):<58}{seconds.get(event.step_key, 0.0):6.1f} s")
-    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [e.asset_check_evaluation_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     if checks:
         failed = [c.check_name for c in checks if not c.passed]
         lines.append(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed"

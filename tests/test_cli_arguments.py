@@ -57,7 +57,7 @@ def event_lake(tmp_path_factory, tiny_raw):
     (["export", "--format", "algr-tsv", "--build", "nope"], "--build 'nope': no such SID build in"),
     (["export", "--format", "item-sid-csv", "--build", "nope"], "--build 'nope': no such SID build in"),
     (["export", "--format", "item-sid-csv"], "no published SID build in"),
-    (["export", "--format", "algr-tsv"], "no published dataset in"),
+    (["export", "--format", "algr-tsv"], "no published dataset 'gr' in"),
     (["export", "--format", "sid-items", "--version-path", "v"], "--version-path applies to --format algr-tsv"),
     (["report", "nope"], "BUILD_ID 'nope': no such SID build in"),
     (["report"], "no published SID build in"),

@@ -1,0 +1,82 @@
+"""The README's code blocks run as written, in order, in a fresh folder, after what `make demo` runs.
+
+Shell blocks run in bash with the venv's scripts on PATH and no SIDFORGE_ or DAGSTER_ settings; Python
+blocks run in one namespace, as pasted into one interpreter. `make demo` runs the Makefile's own recipe;
+`make test` is this test suite, so it is not run again from inside it.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def readme_blocks() -> list[tuple[int, str, str]]:
+    """(line, language, code) of every fenced block of the README."""
+    text = (ROOT / "README.md").read_text()
+    return [(text[:m.start()].count("\n") + 1, m.group(1), m.group(2)) for m in BLOCK.finditer(text)]
+
+
+def _recipe(target: str) -> str:
+    """The Makefile's recipe of `target`, with the venv's scripts found on PATH."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip().replace("$(BIN)/", ""))
+    return "\n".join(recipe)
+
+
+def _shell(code: str) -> str:
+    out = []
+    for line in code.splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["make"]:
+            out.append(":" if words[1] == "test" else _recipe(words[1]))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def test_every_block_says_its_language():
+    languages = [lang for _, lang, _ in readme_blocks()]
+    assert set(languages) <= {"bash", "python", "text"}, languages
+    assert languages.count("bash") >= 4 and languages.count("python") >= 5
+
+
+@pytest.mark.slow
+def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("SIDFORGE_", "DAGSTER_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    namespace: dict = {}
+    ran = []
+    for line, language, code in readme_blocks():
+        where = f"README.md line {line}"
+        if language == "bash":
+            done = subprocess.run(["bash", "-euo", "pipefail", "-c", _shell(code)], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=900, check=False)
+            assert done.returncode == 0, f"{where}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        elif language == "python":
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                exec(compile(code, where, "exec"), namespace)
+            ours = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+            assert ours == [], f"{where} warned: {ours}"
+        ran.append(language)
+    assert (tmp_path / "data" / "demo.log").stat().st_size > 0
+    assert (tmp_path / "data" / "export" / "algr-tsv.manifest.json").is_file()
+    frame = namespace["store"].training_frame(namespace["events"])
+    assert frame["sid"].null_count() == 0 and frame["build_id"].n_unique() == 1
+    assert ran.count("bash") >= 4 and ran.count("python") >= 5
