@@ -6,7 +6,9 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
+from assets.errors import cause_first
 from assets.ingest import item_pairs, items
+from assets.metadata import table_metadata
 from assets.resources import EncoderResource, LakeResource
 from embeddings.align import (
     AlignConfig,
@@ -65,6 +67,7 @@ def _quarantine(store: Lake, rejects: list[tuple[str, str]], encoded: list[str],
 
 
 @asset(deps=[items], group_name=GROUP, kinds={"pytorch", "delta"})
+@cause_first
 def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource,
                     encoder: EncoderResource) -> MaterializeResult:
     """OpenCLIP embeddings of new or changed items (by content hash) for the configured model."""
@@ -80,7 +83,8 @@ def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lak
             "items_skipped": all_items.height - todo.height}
     if not todo.height:
         context.log.info(f"nothing new to encode for {model}: all {all_items.height} items are up to date")
-        return MaterializeResult(metadata={**base, "items_encoded": 0, "items_quarantined": 0,
+        return MaterializeResult(metadata={**table_metadata(store, "item_embeddings", pl.col("model") == model),
+                                           **base, "items_encoded": 0, "items_quarantined": 0,
                                            "result": "nothing new, nothing written"})
     projection = load_projection(config.projection) if config.projection else None
     result = encode_items(clip, todo["item_id"].to_list(), todo["title"].to_list(), todo["category"].to_list(),
@@ -97,7 +101,8 @@ def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lak
     _quarantine(store, result.rejects, todo["item_id"].to_list(), model, run_id)
     s = result.stats
     return MaterializeResult(metadata={
-        **base, "items_encoded": s.encoded, "items_text_only": s.text_only, "items_quarantined": s.quarantined,
+        **table_metadata(store, "item_embeddings", pl.col("model") == model), **base,
+        "items_encoded": s.encoded, "items_text_only": s.text_only, "items_quarantined": s.quarantined,
         "images_per_second": round(s.images_per_second, 1), "seconds": round(s.seconds, 3),
         "oom_batch_halvings": s.oom_halvings, "final_batch_size": s.batch_size, "dim": int(result.vectors.shape[1]),
         "delta_version": version if version is not None else -1,
@@ -105,6 +110,7 @@ def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lak
 
 
 @asset(deps=[item_embeddings, item_pairs], group_name=GROUP, kinds={"pytorch", "delta"})
+@cause_first
 def aligned_embeddings(context: AssetExecutionContext, config: AlignmentConfig, lake: LakeResource
                        ) -> MaterializeResult:
     """FORGE Eq. 2: a projection trained with InfoNCE on item_pairs over frozen embeddings, as model `<base>+align`."""
@@ -131,6 +137,7 @@ def aligned_embeddings(context: AssetExecutionContext, config: AlignmentConfig, 
         model=pl.lit(model))
     version = store.replace_partitions("item_embeddings", rows, run_id=run_id, sources=["item_pairs"])
     return MaterializeResult(metadata={
+        **table_metadata(store, "item_embeddings", pl.col("model") == model),
         "model": model, "items": rows.height, "pairs": len(left), "delta_version": version,
         "pair_partner_in_top10_before": round(partner_in_neighbours(features, left, right), 4),
         "pair_partner_in_top10_after": round(partner_in_neighbours(aligned, left, right), 4),

@@ -1,33 +1,38 @@
 """Ingest assets: raw landing files into the lake's Delta tables, one library call each."""
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
+from assets.errors import cause_first
+from assets.metadata import bullets, table_metadata
 from assets.partitions import daily
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
+from lake import Lake
 from lake.ingest import IngestReport, ingest
 from lake.pairs import item_pairs as build_item_pairs
 
 GROUP = "ingest"
 
 
-def _result(report: IngestReport) -> MaterializeResult:
+def _result(store: Lake, report: IngestReport, rows: pl.Expr | None) -> MaterializeResult:
     return MaterializeResult(metadata={
+        **table_metadata(store, report.table, rows),
         "table": report.table,
         "engine": report.engine,
         "rows_read": report.rows_read,
         "rows_written": report.rows_written,
         "rows_quarantined": report.rows_quarantined,
         "rows_replaced": report.rows_replaced,
-        "replaced_partitions": MetadataValue.json(report.replaced_partitions),
-        "inputs_without_valid_rows": MetadataValue.json(report.empty_inputs),
+        "replaced_partitions": bullets([",".join(f"{k}={v}" for k, v in p.items())
+                                        for p in report.replaced_partitions]),
+        "inputs_without_valid_rows": bullets(report.empty_inputs),
         "blank_lines": report.blank_lines,
         "missing_images": report.missing_images,
         "delta_version": report.version if report.version is not None else -1,
         "seconds": round(report.seconds, 3),
         "rows_per_second": round(report.rows_read / report.seconds) if report.seconds else 0,
-        "partitions": MetadataValue.json(report.partitions),
-        "files": MetadataValue.json(report.files),
+        "partitions": bullets([",".join(f"{k}={v}" for k, v in p.items()) for p in report.partitions]),
+        "files": bullets(report.files),
     })
 
 
@@ -38,26 +43,31 @@ class DayConfig(Config):
 
 
 def _ingest(context: AssetExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource,
-            paths: list, fmt: str, ds: str | None = None, replace_partition: bool = False) -> MaterializeResult:
-    report = ingest(lake.lake(), paths, fmt, ds=ds, engine=engine.engine, run_id=context.run.run_id,
+            paths: list, fmt: str, ds: str | None = None, replace_partition: bool = False,
+            rows: pl.Expr | None = None) -> MaterializeResult:
+    """Ingest `paths`; the metadata previews the rows matching `rows` (this asset's share of its table)."""
+    store = lake.lake()
+    report = ingest(store, paths, fmt, ds=ds, engine=engine.engine, run_id=context.run.run_id,
                     spark_master=spark.master, replace_partition=replace_partition)
     context.log.info(f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
                      f"quarantined {report.rows_quarantined}, replaced {report.rows_replaced} rows these files "
                      f"wrote before, into {report.table} v{report.version}")
-    return _result(report)
+    return _result(store, report, rows)
 
 
 @asset(partitions_def=daily, group_name=GROUP, kinds={"delta", "polars"})
+@cause_first
 def interactions(context: AssetExecutionContext, config: DayConfig, lake: LakeResource, landing: LandingResource,
                  engine: EngineResource, spark: SparkResource) -> MaterializeResult:
     """One day of user events from `<landing>/events/ds=<day>/`: each file replaces the rows it wrote before
     (config `replace_partition: true` empties the whole day first)."""
     day = context.partition_key
     return _ingest(context, lake, engine, spark, [landing.folder("events", f"ds={day}")], "events", ds=day,
-                   replace_partition=config.replace_partition)
+                   replace_partition=config.replace_partition, rows=pl.col("ds") == day)
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})
+@cause_first
 def user_sequences(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
                    engine: EngineResource, spark: SparkResource) -> MaterializeResult:
     """AL-GR Origin-Sequence-Data files from `<landing>/algr/origin_behavior/`, stage days from file names."""
@@ -65,6 +75,7 @@ def user_sequences(context: AssetExecutionContext, lake: LakeResource, landing: 
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})
+@cause_first
 def items(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
           engine: EngineResource, spark: SparkResource) -> MaterializeResult:
     """The item catalogue (titles, categories, images) from `<landing>/items/`, merged by item id."""
@@ -72,17 +83,20 @@ def items(context: AssetExecutionContext, lake: LakeResource, landing: LandingRe
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})
+@cause_first
 def precomputed_embeddings(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
                            engine: EngineResource, spark: SparkResource) -> MaterializeResult:
     """AL-GR Item-EMB vectors from `<landing>/algr/item_emb/` into `item_embeddings` (model algr-item-emb)."""
-    return _ingest(context, lake, engine, spark, [landing.folder("algr", "item_emb")], "algr-item-emb")
+    return _ingest(context, lake, engine, spark, [landing.folder("algr", "item_emb")], "algr-item-emb",
+                   rows=pl.col("model") == "algr-item-emb")
 
 
 @asset(deps=[user_sequences], group_name=GROUP, kinds={"delta", "polars"})
+@cause_first
 def item_pairs(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """Co-occurrence pairs (consecutive items in user sequences), recomputed in full."""
     store = lake.lake()
     pairs = build_item_pairs(store.scan("user_sequences")).with_columns(run_id=pl.lit(context.run.run_id)).collect()
     version = store.overwrite("item_pairs", pairs, run_id=context.run.run_id, sources=["user_sequences"])
-    return MaterializeResult(metadata={"rows_written": pairs.height, "delta_version": version,
-                                       "total_weight": float(pairs["weight"].sum())})
+    return MaterializeResult(metadata={**table_metadata(store, "item_pairs"), "rows_written": pairs.height,
+                                       "delta_version": version, "total_weight": float(pairs["weight"].sum())})

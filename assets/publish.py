@@ -1,8 +1,11 @@
 """Publishing asset: sharded GR training data for the published SID build, after the quality gate."""
 
+import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from assets.errors import cause_first
+from assets.metadata import markdown_table, table_metadata
 from assets.quality import published_sids
 from assets.resources import EngineResource, LakeResource, SparkResource
 from lake.publishing import publish_training_data
@@ -18,6 +21,7 @@ class PublishConfig(Config):
 
 
 @asset(deps=[published_sids], group_name="publish", kinds={"parquet", "delta"})
+@cause_first
 def gr_training_data(context: AssetExecutionContext, config: PublishConfig, lake: LakeResource,
                      engine: EngineResource, spark: SparkResource) -> MaterializeResult:
     """Sharded GR training data for the published SID build (only after the quality gate passed)."""
@@ -25,10 +29,13 @@ def gr_training_data(context: AssetExecutionContext, config: PublishConfig, lake
                                    rows_per_shard=config.rows_per_shard, test_days=config.test_days,
                                    run_id=context.run.run_id, engine=engine.engine, spark_master=spark.master)
     manifest = report.published.manifest
+    store = lake.lake()
     return MaterializeResult(metadata={
+        **table_metadata(store, "published_datasets", pl.col("dataset") == config.dataset),
         "dataset": manifest["dataset"], "version": manifest["version"], "sid_build": manifest["sid_build"],
         "path": MetadataValue.path(str(report.published.path)), "examples": report.examples,
-        "examples_per_split": MetadataValue.json({k: v["examples"] for k, v in manifest["splits"].items()}),
+        "examples_per_split": markdown_table([{"split": k, "examples": v["examples"]}
+                                              for k, v in manifest["splits"].items()]),
         "shards": len(manifest["shards"]), "bytes": sum(s["bytes"] for s in manifest["shards"]),
         "examples_without_target_sid": report.skipped_without_target_sid,
         "history_items_without_sid": report.history_unknown_items,

@@ -22,13 +22,17 @@ from dagster import (
 from assets import embeddings as embedding_assets
 from assets import ingest as ingest_assets
 from assets import sids as sid_assets
+from assets.errors import cause_first
+from assets.metadata import bullets, markdown_table, per_level, rounded, table_metadata
 from assets.resources import EngineResource, LakeResource, QualityResource, SparkResource
+from assets.sids import build_summary
 from lake import Lake
 from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
-from quality.expectations import Validator
+from quality.expectations import Run, Validator
 from quality.hitrate import sessions_from_ids
 from quality.report import LEVEL_KEYS, SUMMARY_KEYS, markdown_summary, write_report
 from quality.sid_metrics import occupancy
+from quality.validation_report import latest_validations
 from sid_index.artifact import load_artifact
 from sid_index.rq import vectors_of
 
@@ -54,6 +58,7 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
         store = lake.lake()
         validator = _validator(store.path("_reports"))
         day = context.partition_key if context.has_partition_key else None
+        run = Run(context.run.run_id, day)
         if engine.engine == "spark":
             from pyspark.sql import functions as F
 
@@ -61,23 +66,27 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
 
             frame = read_table(spark_session(spark.master), store, table_name)
             frame = frame.filter(F.col("ds") == day) if day else frame
-            outcome = validator.validate_spark(table_name, frame, _sizes(store))
+            outcome = validator.validate_spark(table_name, frame, _sizes(store), run)
         else:
             scan = store.scan(table_name)
             frame = (scan.filter(pl.col("ds") == day) if day else scan).collect()
-            outcome = validator.validate(table_name, frame, _sizes(store))
+            outcome = validator.validate(table_name, frame, _sizes(store), run=run)
         return AssetCheckResult(passed=outcome.success, severity=AssetCheckSeverity.ERROR, metadata={
             **({"partition": day} if day else {}),
             "rows": outcome.rows, "validated_rows": outcome.validated_rows,
-            "failed_expectations": MetadataValue.json(outcome.failures), "exact_key_checks": MetadataValue.json(
-                outcome.exact), "data_docs": MetadataValue.path(outcome.docs or "")})
+            "failed_expectations": markdown_table(
+                [{**f, "kwargs": ", ".join(f"{k}={v}" for k, v in f["kwargs"].items())} for f in outcome.failures],
+                ["expectation", "kwargs", "unexpected_count", "examples"]),
+            **{k.replace("_", " "): v for k, v in outcome.exact.items()},
+            "validation_report": MetadataValue.path(outcome.report or ""),
+            "data_docs": MetadataValue.path(outcome.docs or "")})
 
     with warnings.catch_warnings():  # partitioned asset checks are a preview feature of Dagster 1.13 (README)
         warnings.simplefilter("ignore", PreviewWarning)
         return asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
                            partitions_def=partitions,
                            description=f"Great Expectations suite of the `{table_name}` table"
-                           + (" (the materialized day's rows)" if partitions else ""))(check)
+                           + (" (the materialized day's rows)" if partitions else ""))(cause_first(check))
 
 
 TABLE_CHECKS = [
@@ -123,9 +132,14 @@ def _evaluate(store: Lake, build: dict, settings: QualityResource) -> tuple[dict
     return metrics, occupancy(codes, list(build["sizes"]))
 
 
+def perplexity_floors(sizes: list[int], settings: QualityResource) -> list[float]:
+    """The lowest raw perplexity each level may have: max(min_level_perplexity, share x its size)."""
+    return [max(settings.min_level_perplexity, settings.min_level_perplexity_share * s) for s in sizes]
+
+
 def gate(metrics: dict, settings: QualityResource) -> dict[str, bool]:
     """Which of the build gate's checks pass (per-level figures are those of the model's raw codes)."""
-    floors = [max(settings.min_level_perplexity, settings.min_level_perplexity_share * s) for s in metrics["sizes"]]
+    floors = perplexity_floors(metrics["sizes"], settings)
     return {
         f"gini <= {settings.max_gini}": metrics["gini"] <= settings.max_gini,
         f"collision_rate <= {settings.max_collision_rate}": metrics["collision_rate"] <= settings.max_collision_rate,
@@ -141,6 +155,7 @@ def gate(metrics: dict, settings: QualityResource) -> dict[str, bool]:
 
 @asset_check(asset=sid_assets.item_sids, name=SID_QUALITY_CHECK, blocking=True,
              description="FORGE's training-free SID metrics against configured thresholds; gates publishing")
+@cause_first
 def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
                       quality: QualityResource) -> AssetCheckResult:
     """Evaluate the latest build; a failure records it as rejected and stops `published_sids`."""
@@ -154,8 +169,12 @@ def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
     history = [(r["build_id"], json.loads(r["metrics"] or "{}")) for r in store.scan("sid_builds").filter(
         pl.col("method") != "imported").sort("created_at").collect().iter_rows(named=True)]
     history = [(b, m) for b, m in history if b != build["build_id"]] + [(build["build_id"], metrics)]
+    limits = {"max_gini": quality.max_gini, "max_collision_rate": quality.max_collision_rate,
+              "perplexity_floor": perplexity_floors(metrics["sizes"], quality),
+              "min_level_utilisation": quality.min_level_utilisation,
+              "min_hitrate": quality.min_hitrate_share_of_raw * metrics["embedding_hitrate_raw"]}
     report = write_report(store.path("_reports", "sid", build["build_id"]), build["build_id"], metrics, counts,
-                          history, checks)
+                          history, checks, limits, latest_validations(store.path("_reports", "validations")))
     stored = {**json.loads(build["metrics"] or "{}"), **metrics, "checks": checks, "report": str(report),
               "failed_checks": [k for k, ok in checks.items() if not ok]}
     status = build["status"] if passed else "rejected"
@@ -164,20 +183,24 @@ def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
     return AssetCheckResult(passed=passed, metadata={
         "build_id": build["build_id"], "status": status, "report": MetadataValue.path(str(report)),
         "summary": MetadataValue.md(markdown_summary(build["build_id"], metrics, checks, str(report))),
-        **{k: float(metrics[k]) for k in SUMMARY_KEYS},
-        **{k: MetadataValue.json(metrics[k]) for k in LEVEL_KEYS},
-        "failed_checks": MetadataValue.json(stored["failed_checks"])})
+        **{k: rounded(float(metrics[k])) for k in SUMMARY_KEYS},
+        "per_level_raw_codes": per_level({k.removesuffix("_per_level"): metrics[k] for k in LEVEL_KEYS}),
+        "failed_checks": bullets(stored["failed_checks"])})
 
 
 @asset(deps=[sid_assets.item_sids], group_name=sid_assets.GROUP, kinds={"delta"})
+@cause_first
 def published_sids(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """Publish the latest build that passed the gate; readers get the last published build by default."""
     store = lake.lake()
     build = _latest_build(store, ("built",))
     if build is None:
         current = _latest_build(store, ("published",))
-        return MaterializeResult(metadata={"published_build": current["build_id"] if current else "none",
+        summary = build_summary(store, current["build_id"]) if current else {}
+        return MaterializeResult(metadata={**table_metadata(store, "sid_builds"), **summary,
+                                           "published_build": current["build_id"] if current else "none",
                                            "result": "nothing new to publish"})
     store.merge("sid_builds", pl.DataFrame([{**build, "status": "published"}]), run_id=context.run.run_id)
-    return MaterializeResult(metadata={"published_build": build["build_id"]})
+    return MaterializeResult(metadata={**table_metadata(store, "sid_builds"), **build_summary(store, build["build_id"]),
+                                       "published_build": build["build_id"]})
 

@@ -9,7 +9,10 @@ import polars as pl
 import pyarrow as pa
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from assets.embeddings import item_embeddings
+from assets.embeddings import aligned_embeddings, item_embeddings
+from assets.errors import cause_first
+from assets.ingest import precomputed_embeddings
+from assets.metadata import per_level, rounded, table_metadata
 from assets.resources import LakeResource
 from lake import Lake
 from sid_index.artifact import load_artifact, save_artifact
@@ -18,6 +21,8 @@ from sid_index.drift import error_ratio
 from sid_index.rq import vectors_of
 
 GROUP = "semantic_ids"
+SUMMARY = ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid", "embedding_hitrate",
+           "embedding_hitrate_raw")
 
 
 class SidBuildConfig(Config):
@@ -58,6 +63,26 @@ class SidAssignConfig(Config):
     candidates: int = 32
     refresh: bool = False
     batch_rows: int = 262_144
+
+
+def embedding_source(model: str) -> str:
+    """Which asset writes the rows of embedding model `model` into item_embeddings."""
+    if model.endswith("+align"):
+        return "aligned_embeddings"
+    if model == "algr-item-emb":
+        return "precomputed_embeddings"
+    if model.count(":") == 2:
+        return "item_embeddings"
+    return "sidforge ingest (CLI)"
+
+
+def build_summary(store: Lake, build_id: str) -> dict[str, object]:
+    """A build's status, sizes and headline metrics (rounded) and its report, for the UI."""
+    row = store.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
+    metrics = json.loads(row["metrics"] or "{}")
+    return {"build_id": build_id, "build_status": row["status"], "sizes": " × ".join(map(str, row["sizes"])),
+            **{k: rounded(metrics[k]) for k in SUMMARY if k in metrics},
+            **({"report": MetadataValue.path(metrics["report"])} if metrics.get("report") else {})}
 
 
 def _embeddings(store: Lake, model: str) -> pl.LazyFrame:
@@ -143,10 +168,15 @@ def _same_inputs(store: Lake, current: dict) -> str | None:
     return latest["build_id"] if all(inputs.get(k) == v for k, v in current.items()) else None
 
 
-@asset(deps=[item_embeddings], group_name=GROUP, kinds={"pytorch", "delta"})
+@asset(deps=[precomputed_embeddings, item_embeddings, aligned_embeddings], group_name=GROUP,
+       kinds={"pytorch", "delta"})
+@cause_first
 def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: LakeResource) -> MaterializeResult:
-    """Train residual codebooks (RQ-KMeans or RQ-VAE) on a seeded sample of one embedding model."""
+    """Train residual codebooks (RQ-KMeans or RQ-VAE) on a seeded sample of one embedding model: config
+    `embedding_model` picks it (default `algr-item-emb`, written by `precomputed_embeddings`; OpenCLIP models by
+    `item_embeddings`, `<model>+align` by `aligned_embeddings`); the metadata names the model and its asset."""
     store = lake.lake()
+    fed = {"embedding_model": config.embedding_model, "embedding_source": embedding_source(config.embedding_model)}
     run_id = context.run.run_id
     frame = _embeddings(store, config.embedding_model)
     n_items = frame.select(pl.len()).collect().item()
@@ -162,10 +192,11 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     unchanged = _same_inputs(store, current)
     if unchanged:
         context.log.info(f"inputs unchanged since build {unchanged}: no new build")
-        return MaterializeResult(metadata={"build_id": unchanged, "result": "inputs unchanged, no new build"})
+        return MaterializeResult(metadata={**_codebook_metadata(store, unchanged), **fed,
+                                           "result": "inputs unchanged, no new build"})
     refresh, reason = _refresh_instead(store, frame, n_items, current, config)
     if refresh:
-        return MaterializeResult(metadata=refresh)
+        return MaterializeResult(metadata={**_codebook_metadata(store, refresh["build_id"]), **fed, **refresh})
     context.log.info(f"training a new build: {reason}")
     rows = sample_rows(n_items, config.train_sample, config.seed)
     picked = pl.Series(rows.astype(np.uint32)).implode()
@@ -189,9 +220,13 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
               "created_at": started, "run_id": run_id}
     _update_build(store, record, run_id)
     return MaterializeResult(metadata={
-        "build_id": build_id, "method": config.method, "sizes": MetadataValue.json(model.sizes), "items": n_items,
+        **_codebook_metadata(store, build_id), **fed, "method": config.method, "items": n_items,
         "train_sample": len(rows), "train_seconds": round(train_s, 3), "artifact": MetadataValue.path(str(artifact)),
         "backend": config.backend, "device": config.device, "result": f"rebuild: {reason}"})
+
+
+def _codebook_metadata(store: Lake, build_id: str) -> dict[str, object]:
+    return {**table_metadata(store, "codebooks", pl.col("build_id") == build_id), **build_summary(store, build_id)}
 
 
 def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
@@ -207,6 +242,7 @@ def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run
 
 
 @asset(deps=[sid_codebooks], group_name=GROUP, kinds={"pytorch", "delta"})
+@cause_first
 def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: LakeResource) -> MaterializeResult:
     """Every item's semantic ID in the latest trained build (or, with `refresh`, new items only)."""
     store = lake.lake()
@@ -235,8 +271,9 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
         frame = frame.join(current.lazy().select("item_id"), on="item_id", how="anti")
         fixed = np.asarray(current["codes"].to_list(), dtype=np.int32).reshape(len(current), -1)
         if not frame.select(pl.len()).collect().item():
-            return MaterializeResult(metadata={"build_id": build["build_id"], "items_assigned": 0,
-                                               "result": "no new items"})
+            return MaterializeResult(metadata={
+                **table_metadata(store, "item_sids", pl.col("build_id") == build["build_id"]),
+                **build_summary(store, build["build_id"]), "items_assigned": 0, "result": "no new items"})
     assigned = assign(model, _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build["build_id"], source, run_id, merge=config.refresh)
     figures = assigned.metrics()
@@ -255,14 +292,16 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
                   levels=len(assigned.resolution.sizes), metrics=json.dumps(metrics))
     report = assigned.resolution.report
     return MaterializeResult(metadata={
-        "build_id": build["build_id"], "items_assigned": len(assigned.item_ids), "delta_version": version,
+        **table_metadata(store, "item_sids", pl.col("build_id") == build["build_id"]),
+        **build_summary(store, build["build_id"]), "items_assigned": len(assigned.item_ids), "delta_version": version,
         "collision_rate_before": round(report["collision_rate_before"], 6),
         "collision_rate_after": round(report["collision_rate_after"], 6),
         "items_moved": report["items_moved"], "largest_group_before": report["largest_group_before"],
         "largest_group_after": report["largest_group_after"], "unplaced": report["unplaced"],
-        "unplaced_reasons": MetadataValue.json(report["unplaced_reasons"]),
-        "utilisation_per_level": MetadataValue.json(assigned.utilisation()),
-        "reconstruction_error_per_level": MetadataValue.json(figures["reconstruction_error_per_level"]),
+        "unplaced_reasons": MetadataValue.md("\n".join(f"- {k}: {v:,}" for k, v in report["unplaced_reasons"].items())
+                                             or "(none)"),
+        "per_level": per_level({"utilisation": assigned.utilisation(),
+                                "reconstruction_error": figures["reconstruction_error_per_level"]}),
         "assign_seconds": round(assigned.timings["assign_s"], 3),
         "resolve_seconds": round(assigned.timings["resolve_s"], 3),
         **({"churn": round(metrics["churn"], 6)} if "churn" in metrics else {}),

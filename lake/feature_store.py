@@ -25,7 +25,9 @@ class FeatureStore:
         """When each build became the published one, and the last data day it was built from:
         (published_at, build_id, data_through), from the sid_builds history."""
         rows = []
-        for commit in sorted(self.lake.history("sid_builds"), key=lambda c: c["version"]):
+        # A history read while another writer commits can list the new commit with no valid version yet.
+        commits = [c for c in self.lake.history("sid_builds") if c.get("version", -1) >= 0]
+        for commit in sorted(commits, key=lambda c: c["version"]):
             at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC)
             published = (self.lake.scan("sid_builds", version=commit["version"])
                          .filter(pl.col("status") == "published").sort("created_at").select("build_id").collect())

@@ -5,14 +5,14 @@ from dagster import Definitions, load_assets_from_modules
 from assets import embeddings, ingest, publish, quality, sids
 from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import default_resources
-from pipelines.jobs import ingest_catalog, ingest_daily, lake_maintenance, nightly_sid_rebuild
+from pipelines.jobs import align_embeddings, ingest_catalog, ingest_daily, lake_maintenance, nightly_sid_rebuild
 from pipelines.schedules import maintenance_schedule, nightly_schedule
 from pipelines.sensors import landing_sensor
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
     asset_checks=[*TABLE_CHECKS, sid_build_quality],
-    jobs=[ingest_daily, ingest_catalog, nightly_sid_rebuild, lake_maintenance],
+    jobs=[ingest_daily, ingest_catalog, nightly_sid_rebuild, align_embeddings, lake_maintenance],
     schedules=[nightly_schedule, maintenance_schedule],
     sensors=[landing_sensor],
     resources=default_resources(),

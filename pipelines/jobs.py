@@ -1,4 +1,5 @@
-"""Jobs: daily ingest of interactions, the catalogue ingest, the nightly SID rebuild, lake maintenance."""
+"""Jobs: daily ingest of interactions, the catalogue ingest, the nightly SID rebuild, the collaborative alignment
+of embeddings, lake maintenance."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor, job
 
@@ -22,6 +23,13 @@ nightly_sid_rebuild = define_asset_job(
     description="Embed new or changed items, rebuild SIDs, run the blocking quality checks, publish the build "
                 "and its training data (nothing is published when a check fails).",
     executor_def=in_process_executor,  # one process: models and GX contexts load once, not per step
+)
+
+align_embeddings = define_asset_job(
+    "align_embeddings", selection=AssetSelection.assets("aligned_embeddings"),
+    description="Train the collaborative alignment projection (FORGE Eq. 2) on item_pairs over frozen embeddings "
+                "(config base_model, default algr-item-emb) and write model `<base_model>+align`; a SID build uses "
+                "it when sid_codebooks' embedding_model names it.",
 )
 
 

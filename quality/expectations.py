@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from lake.catalog import TABLES, table
+from quality.validation_report import expectation_rows, write_validation_report
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -37,6 +38,24 @@ class Outcome:
     failures: list[dict] = field(default_factory=list)
     exact: dict[str, Any] = field(default_factory=dict)
     docs: str | None = None
+    report: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """Who validates: the Dagster run (its id names the GX run in Data Docs) and the partition, if any."""
+
+    name: str
+    partition: str | None = None
+
+    def identifier(self):
+        """GX's run identifier: the run name with the partition, instead of GX's `__none__`."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        return RunIdentifier(run_name=self.name + (f" ds={self.partition}" if self.partition else ""))
+
+
+NO_RUN = Run("manual")
 
 
 def derived(name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None = None) -> pl.DataFrame:
@@ -136,6 +155,7 @@ class Validator:
 
             self.context = gx.get_context(mode="file", project_root_dir=str(reports))
         self.gx = gx
+        self.reports = Path(reports)
         self.context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_or_update_pandas("sidforge")
 
@@ -156,22 +176,17 @@ class Validator:
             name=name + suffix, validation_definitions=[definition],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
 
-    @staticmethod
-    def _failures(result) -> list[dict]:
-        failures = []
-        for run in result.run_results.values():
-            for item in run.results:
-                if not item.success:
-                    cfg = item.expectation_config
-                    failures.append({"expectation": cfg.type,
-                                     "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
-                                     "unexpected_count": item.result.get("unexpected_count"),
-                                     "examples": [str(v) for v in (item.result.get("partial_unexpected_list")
-                                                                   or [])[:5]]})
-        return failures
+    def _outcome(self, name: str, result, rows: int, validated: int, exact: dict, run: Run) -> Outcome:
+        """The outcome of a checkpoint run, with its offline HTML report written beside the Data Docs."""
+        every = expectation_rows(result)
+        success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
+        report = write_validation_report(self.reports / "validations", name, run.name, run.partition, success,
+                                         rows, validated, exact, every)
+        failures = [{k: v for k, v in e.items() if k != "success"} for e in every if not e["success"]]
+        return Outcome(name, success, rows, validated, failures, exact, self.docs_index(), str(report))
 
     def validate(self, name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None = None,
-                 sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> Outcome:
+                 sample_rows: int = SAMPLE_ROWS, seed: int = 0, run: Run = NO_RUN) -> Outcome:
         """Validate a table (a seeded sample beyond `sample_rows`, keys exactly) and refresh Data Docs."""
         spec = table(name)
         exact = {"null_keys": int(frame.select(pl.any_horizontal(pl.col(list(spec.keys)).is_null()).sum()).item()),
@@ -179,12 +194,11 @@ class Validator:
                  if frame.height else 0}
         sample = frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
         pandas = derived(name, sample, sizes).to_pandas(use_pyarrow_extension_array=True)
-        result = self._checkpoint(name).run(batch_parameters={"dataframe": pandas})
-        failures = self._failures(result)
-        success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
-        return Outcome(name, success, frame.height, sample.height, failures, exact, self.docs_index())
+        result = self._checkpoint(name).run(batch_parameters={"dataframe": pandas}, run_id=run.identifier())
+        return self._outcome(name, result, frame.height, sample.height, exact, run)
 
-    def validate_spark(self, name: str, frame, sizes: dict[str, list[int]] | None = None) -> Outcome:
+    def validate_spark(self, name: str, frame, sizes: dict[str, list[int]] | None = None, run: Run = NO_RUN
+                       ) -> Outcome:
         """Validate a Spark DataFrame of the table with the Spark data source (the Spark engine's path)."""
         from pyspark.sql import functions as F
 
@@ -198,10 +212,9 @@ class Validator:
         exact = {"null_keys": nulls, "duplicate_keys": total - nulls - distinct if total else 0}
         source = self.context.data_sources.add_or_update_spark("sidforge_spark")
         checkpoint = self._checkpoint(name, source, "_spark")
-        result = checkpoint.run(batch_parameters={"dataframe": derived_spark(name, frame, sizes)})
-        failures = self._failures(result)
-        success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
-        return Outcome(name, success, total, total, failures, exact, self.docs_index())
+        result = checkpoint.run(batch_parameters={"dataframe": derived_spark(name, frame, sizes)},
+                                run_id=run.identifier())
+        return self._outcome(name, result, total, total, exact, run)
 
     def docs_index(self) -> str | None:
         """Path of the Data Docs index page."""

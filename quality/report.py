@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,67 +12,85 @@ import numpy as np
 
 from quality.sid_metrics import lorenz
 
-W, H, PAD = 420, 260, 40
 SUMMARY_KEYS = ("gini", "gini_padded_to_items", "collision_rate", "unique_sid_rate", "max_items_per_sid",
                 "embedding_hitrate", "embedding_hitrate_resolved", "embedding_hitrate_raw", "embedding_hitrate_random",
                 "reconstruction_error", "neighbour_recall_at_k")
 LEVEL_KEYS = ("perplexity_per_level", "utilisation_per_level", "dead_codes_per_level")
+LIMIT = {"color": "#d62728", "linestyle": "--", "linewidth": 1.2}
 
 
-def _frame(title: str, body: str, x_label: str, y_label: str) -> str:
-    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" '
-            f'aria-label="{html.escape(title)}"><rect width="{W}" height="{H}" fill="white"/>'
-            f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#333"/>'
-            f'<line x1="{PAD}" y1="10" x2="{PAD}" y2="{H - PAD}" stroke="#333"/>{body}'
-            f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle" font-size="12">{html.escape(x_label)}</text>'
-            f'<text x="12" y="{H / 2}" transform="rotate(-90 12 {H / 2})" text-anchor="middle" font-size="12">'
-            f'{html.escape(y_label)}</text></svg><figcaption>{html.escape(title)}</figcaption></figure>')
+def _svg(fig) -> str:
+    """A matplotlib figure as inline SVG (text kept as paths-free <text>, no external files)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return "<figure>" + svg[svg.index("<svg"):] + "</figure>"
 
 
-def _xy(x: float, y: float, x_max: float, y_max: float) -> tuple[float, float]:
-    return (PAD + (W - PAD - 10) * (x / x_max if x_max else 0),
-            (H - PAD) - (H - PAD - 10) * (y / y_max if y_max else 0))
+def _figure(title: str, x_label: str, y_label: str, size: tuple[float, float] = (5.2, 3.4)):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    return fig, ax
 
 
-def lorenz_svg(counts: np.ndarray) -> str:
-    """Lorenz curve of SID occupancy against the line of equality."""
+def lorenz_svg(counts: np.ndarray, gini: float | None = None) -> str:
+    """Lorenz curve of SID occupancy against the line of equality, with the Gini coefficient."""
     xs, ys = lorenz(counts)
-    step = max(1, len(xs) // 400)
-    points = " ".join("{:.1f},{:.1f}".format(*_xy(x, y, 1, 1)) for x, y in zip(xs[::step], ys[::step], strict=True))
-    x1, y1 = _xy(1, 1, 1, 1)
-    x0, y0 = _xy(0, 0, 1, 1)
-    body = (f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="#bbb" stroke-dasharray="4"/>'
-            f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{points} {x1:.1f},{y1:.1f}"/>')
-    return _frame("Lorenz curve of SID occupancy", body, "share of occupied SIDs", "share of items")
+    fig, ax = _figure("Lorenz curve of SID occupancy", "share of occupied SIDs", "share of items")
+    ax.plot([0, 1], [0, 1], color="#999", linestyle=":", label="equality")
+    ax.plot(xs, ys, color="#1f77b4", linewidth=2, label="SIDs" + (f" (Gini {gini:.3f})" if gini is not None else ""))
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=9)
+    return _svg(fig)
 
 
-def bars_svg(title: str, labels: Sequence[str], values: Sequence[float], x_label: str, y_label: str) -> str:
-    """A bar chart (occupancy histogram, utilisation per level)."""
-    top = max(values) if len(values) and max(values) > 0 else 1
-    width = (W - PAD - 10) / max(1, len(values))
-    body = []
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        _, y = _xy(0, value, 1, top)
-        x = PAD + i * width
-        body.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(1.0, width - 2):.1f}" '
-                    f'height="{H - PAD - y:.1f}" fill="#2ca02c"><title>{html.escape(label)}: {value:g}</title></rect>')
-        if len(labels) <= 12:
-            body.append(f'<text x="{x + width / 2:.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">'
-                        f'{html.escape(label)}</text>')
-    return _frame(title, "".join(body), x_label, y_label)
+def bars_svg(title: str, labels: Sequence[str], values: Sequence[float], x_label: str, y_label: str,
+             limits: Sequence[float] | float | None = None, limit_label: str = "") -> str:
+    """A bar chart with each bar's value written on it and, when given, the threshold (one per bar or one line)."""
+    fig, ax = _figure(title, x_label, y_label)
+    bars = ax.bar(list(labels), list(values), color="#2ca02c")
+    whole = all(float(v).is_integer() for v in values)
+    ax.bar_label(bars, labels=[f"{v:,.0f}" if whole else f"{v:.3g}" for v in values], fontsize=8, padding=2)
+    if isinstance(limits, (int, float)):
+        ax.axhline(limits, **LIMIT, label=limit_label)
+        ax.legend(fontsize=8)
+    elif limits is not None:
+        for bar, limit in zip(bars, limits, strict=True):
+            ax.hlines(limit, bar.get_x(), bar.get_x() + bar.get_width(), **LIMIT)
+        ax.plot([], [], **LIMIT, label=limit_label)
+        ax.legend(fontsize=8)
+    ax.margins(y=0.15)
+    return _svg(fig)
 
 
-def history_svg(builds: Sequence[str], series: dict[str, Sequence[float]]) -> str:
-    """Metrics across builds, one line per metric."""
-    colours = ["#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#17becf"]
-    top = max([max(v) for v in series.values() if len(v)] + [1e-9])
-    body = []
-    for (name, values), colour in zip(series.items(), colours, strict=False):
-        pts = " ".join("{:.1f},{:.1f}".format(*_xy(i, v, max(1, len(values) - 1), top)) for i, v in enumerate(values))
-        body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{pts}"/>')
-        body.append(f'<text x="{W - 12}" y="{24 + 14 * len(body) // 2}" fill="{colour}" font-size="11" '
-                    f'text-anchor="end">{html.escape(name)}</text>')
-    return _frame("Metrics across builds", "".join(body), f"builds ({len(builds)})", "value")
+def history_svg(builds: Sequence[str], series: dict[str, Sequence[float]], limits: dict[str, float]) -> str:
+    """Metrics across builds (oldest first), a marker and value per build, with the gate's limits."""
+    fig, ax = _figure(f"Metrics across builds ({len(builds)})", "build", "value", size=(6.4, 3.6))
+    positions = list(range(len(builds)))
+    for (name, values), colour in zip(series.items(), ["#1f77b4", "#ff7f0e", "#9467bd"], strict=False):
+        ax.plot(positions, values, marker="o", color=colour, label=name)
+        for x, v in zip(positions, values, strict=True):
+            ax.annotate(f"{v:.3f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8,
+                        color=colour)
+        if name in limits:
+            ax.axhline(limits[name], color=colour, linestyle="--", linewidth=1, label=f"{name} limit {limits[name]}")
+    ax.set_xticks(positions, [b[-17:] for b in builds], rotation=20, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, max(0.5, len(builds) - 0.5))
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return _svg(fig)
 
 
 def occupancy_histogram(counts: np.ndarray) -> tuple[list[str], list[float]]:
@@ -106,27 +125,54 @@ def markdown_summary(build_id: str, metrics: dict, checks: dict[str, bool], repo
 
 
 def write_report(folder: str | Path, build_id: str, metrics: dict, counts: np.ndarray,
-                 history: Sequence[tuple[str, dict]], checks: dict[str, bool]) -> Path:
-    """Write `index.html` and `metrics.json` for a build under `folder`; returns the page."""
+                 history: Sequence[tuple[str, dict]], checks: dict[str, bool], limits: dict[str, object],
+                 validations: Sequence[dict] = ()) -> Path:
+    """Write `index.html` (one self-contained file: charts as inline SVG) and `metrics.json` under `folder`.
+
+    `limits`: the gate's thresholds (max_gini, max_collision_rate, perplexity_floor per level,
+    min_level_utilisation, min_hitrate); `validations`: the latest Great Expectations result of each table.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     labels, values = occupancy_histogram(counts)
-    util = metrics.get("utilisation_per_level", [])
+    levels = [f"level {i + 1}" for i in range(len(metrics.get("utilisation_per_level", [])))]
     names = [b for b, _ in history]
     series = {k: [float(m.get(k, 0.0)) for _, m in history] for k in ("gini", "collision_rate", "embedding_hitrate")}
+    hitrates = [("random codes\n(floor)", "embedding_hitrate_random"),
+                ("published\ncodes", "embedding_hitrate_resolved"), ("raw codes", "embedding_hitrate"),
+                ("raw embeddings\n(ceiling)", "embedding_hitrate_raw")]
+    hitrates = [(label, float(metrics[key])) for label, key in hitrates if key in metrics]
+    charts = [
+        lorenz_svg(counts, metrics.get("gini")),
+        bars_svg("Occupancy histogram", labels, values, "items per SID", "SIDs"),
+        bars_svg("Perplexity per level (raw codes)", levels, metrics.get("perplexity_per_level", []), "level",
+                 "perplexity", limits.get("perplexity_floor"), "gate: at least"),
+        bars_svg("Utilisation per level (raw codes)", levels, metrics.get("utilisation_per_level", []), "level",
+                 "share of codes used", limits.get("min_level_utilisation"), "gate: at least"),
+        bars_svg(f"Embedding hitrate@{metrics.get('hitrate_k', 30)}", [h[0] for h in hitrates],
+                 [h[1] for h in hitrates], "vectors compared", "hitrate", limits.get("min_hitrate"),
+                 "gate: raw codes at least"),
+        history_svg(names, series, {"gini": limits.get("max_gini"), "collision_rate": limits.get("max_collision_rate")}
+                    if "max_gini" in limits else {}),
+    ]
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in metrics_table(metrics))
-    check_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{'passed' if v else 'FAILED'}</td></tr>"
-                         for k, v in checks.items())
+    check_rows = "".join(f"<tr><td>{html.escape(k)}</td><td class={'ok' if v else 'bad'}>"
+                         f"{'passed' if v else 'FAILED'}</td></tr>" for k, v in checks.items())
+    validation_rows = "".join(
+        f"<tr><td>{html.escape(v['table'])}</td><td>{html.escape(v.get('partition') or '')}</td>"
+        f"<td class={'ok' if v['success'] else 'bad'}>{'passed' if v['success'] else 'FAILED'}</td>"
+        f"<td>{v['rows']:,}</td><td>{v['failed']}</td><td>{html.escape(v['run'])}</td>"
+        f"<td><a href=\"{html.escape(Path(v['report']).as_uri())}\">results</a></td></tr>" for v in validations)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SID build {html.escape(build_id)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}figure{{display:inline-block;margin:1em}}
-table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:2px 8px}}</style></head><body>
+<style>body{{font-family:sans-serif;margin:2em}}figure{{display:inline-block;margin:0.5em;vertical-align:top}}
+figure svg{{max-width:640px;height:auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}
+.ok{{color:#2a7a2a}}.bad{{color:#c00;font-weight:bold}}</style></head><body>
 <h1>SID build {html.escape(build_id)}</h1>
-<h2>Checks</h2><table>{check_rows}</table>
-{lorenz_svg(counts)}
-{bars_svg("Occupancy histogram", labels, values, "items per SID", "SIDs")}
-{bars_svg("Utilisation per level (raw codes)", [f"L{i + 1}" for i in range(len(util))], util, "level",
-          "share of codes used")}
-{history_svg(names, series)}
+<h2>Gate</h2><table>{check_rows}</table>
+<h2>Charts</h2>{"".join(charts)}
+<h2>Table validations (Great Expectations, latest run of each)</h2>
+<table><tr><th>table</th><th>partition</th><th>result</th><th>rows</th><th>failed expectations</th><th>run</th>
+<th></th></tr>{validation_rows}</table>
 <h2>Metrics</h2><table>{rows}</table></body></html>"""
     (folder / "index.html").write_text(page)
     (folder / "metrics.json").write_text(json.dumps({"build_id": build_id, "metrics": metrics, "checks": checks},

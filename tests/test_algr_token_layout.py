@@ -100,13 +100,3 @@ def test_an_explicit_stride_and_a_level_larger_than_the_stride(small_build, caps
     err = capsys.readouterr().err
     assert "level 1 has 64 codes" in err and "--token-stride" in err
     assert not (root / "refused" / "train.tsv").exists()
-
-
-def test_export_arguments_name_what_is_wrong(small_build, capsys):
-    lake, _, root = small_build
-    assert main(["export", "--format", "algr-tsv", "--build", "nope", "--out", str(root / "x"), "--lake",
-                 lake.root]) == 2
-    assert "no published dataset of build 'nope'" in capsys.readouterr().err
-    assert main(["export", "--format", "item-sid-csv", "--build", "nope", "--out", str(root / "x"), "--lake",
-                 lake.root]) == 2
-    assert "--build 'nope': no item SIDs" in capsys.readouterr().err

@@ -53,7 +53,7 @@ def test_a_good_build_is_published_with_metrics_and_report(gate, capsys):
     report = Path(metrics["report"])
     assert report.is_file() and report.parent == Path(lake.path("_reports", "sid", build))
     page = report.read_text()
-    assert page.count("<svg") == 4 and "Lorenz curve" in page
+    assert page.count("<svg") == 6 and "Lorenz curve" in page and "Embedding hitrate@30" in page
     # an independent recount of Gini and collision rate on the published item_sids
     sids = lake.scan("item_sids").filter(pl.col("build_id") == build).collect()
     counts = np.sort(sids.group_by("sid").len()["len"].to_numpy()).astype(np.float64)

@@ -1,5 +1,8 @@
-"""The Dagster UI end to end: `dagster dev` on a free loopback port, the nightly job submitted through GraphQL."""
+"""The Dagster UI as a new user meets it: `sidforge demo`, then `sidforge dev` (what `make demo` and `make dev`
+run) in a fresh folder with no SIDFORGE_ settings, every job launched through GraphQL, the asset, checks and
+report pages opened in headless Chromium, and Ctrl-C (SIGINT to the process group) stopping it all."""
 
+import json
 import os
 import shutil
 import signal
@@ -10,14 +13,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import polars as pl
 import pytest
+from dagster import AssetKey, DagsterInstance
 from dagster_graphql import DagsterGraphQLClient
+from PIL import Image
 
-from embeddings.model import TINY_CONFIG
 from lake import Lake
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+JOBS = ("ingest_catalog", "nightly_sid_rebuild", "align_embeddings", "lake_maintenance")
 
 
 def _free_port() -> int:
@@ -38,52 +44,66 @@ def _wait_for(url: str, seconds: float) -> None:
     raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
+def _group(pid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+
+
 @pytest.fixture(scope="module")
-def dagster_dev(tmp_path_factory, tiny_raw, tiny_checkpoint):
-    tmp_path = tmp_path_factory.mktemp("ui")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    landing = tmp_path / "landing"
-    shutil.copytree(tiny_raw, landing)
+def ui(tmp_path_factory):
+    """A demo folder and `sidforge dev` serving it on a free port: (port, folder, process)."""
+    folder = tmp_path_factory.mktemp("newcomer")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIDFORGE_", "DAGSTER_"))}
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    demo = subprocess.run([str(BIN / "sidforge"), "demo", "--scale", "tiny"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert demo.returncode == 0, demo.stderr[-3000:]
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SIDFORGE_LAKE": str(tmp_path / "lake"),
-           "SIDFORGE_LANDING": str(landing), "SIDFORGE_CLIP_MODEL": "sidforge-tiny",
-           "SIDFORGE_CLIP_CONFIG": str(TINY_CONFIG), "SIDFORGE_CLIP_WEIGHTS": str(tiny_checkpoint),
-           "SIDFORGE_DEVICE": "cpu", "GX_ANALYTICS_ENABLED": "false"}
-    log = (tmp_path / "dagster_dev.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
-                             "-w", "workspace.yaml"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log = (folder / "dev.log").open("w")
+    proc = subprocess.Popen([str(BIN / "sidforge"), "dev", "--port", str(port)], cwd=folder, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", 240)
-        yield port, Lake(tmp_path / "lake")
+        yield port, folder, proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
 
 
-def test_nightly_job_through_graphql(dagster_dev):
-    port, lake = dagster_dev
-    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-    run_id = client.submit_job_execution("nightly_sid_rebuild")
+def _run(client: DagsterGraphQLClient, job: str, **kwargs) -> str:
+    run_id = client.submit_job_execution(job, **kwargs)
     deadline = time.monotonic() + 420
-    status = None
     while time.monotonic() < deadline:
         status = client.get_run_status(run_id).value
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
+            return status
         time.sleep(2)
-    assert status == "SUCCESS"
+    return "TIMEOUT"
+
+
+def test_every_job_launched_from_the_ui_succeeds_after_the_demo(ui):
+    port, folder, _ = ui
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    lake = Lake(folder / "data" / "lake")
+    day = lake.scan("interactions").select(pl.col("ds").max()).collect().item()
+    statuses = {"ingest_daily": _run(client, "ingest_daily", tags={"dagster/partition": day})}
+    statuses |= {job: _run(client, job) for job in JOBS}
+    assert statuses == dict.fromkeys(["ingest_daily", *JOBS], "SUCCESS")
     build = lake.published_build()
-    assert build is not None
     assert lake.scan("published_datasets").collect()["build_id"].to_list() == [build]
-    assert lake.scan("item_embeddings").collect()["model"].unique().sort().to_list()[0].startswith("algr-item-emb")
+    assert "algr-item-emb+align" in lake.scan("item_embeddings").collect()["model"].unique().to_list()
+    os.environ["DAGSTER_HOME"], home = str(folder / ".dagster"), os.environ.get("DAGSTER_HOME")
+    try:
+        instance = DagsterInstance.get()
+        noop = instance.get_latest_materialization_event(AssetKey("item_sids")).asset_materialization.metadata
+        codebooks = instance.get_latest_materialization_event(AssetKey("sid_codebooks")).asset_materialization.metadata
+    finally:
+        os.environ.pop("DAGSTER_HOME") if home is None else os.environ.update(DAGSTER_HOME=home)
+    assert noop["items_assigned"].value == 0 and noop["build_id"].value == build
+    assert 0 < noop["gini"].value < 1 and noop["dagster/row_count"].value == 300
+    assert codebooks["embedding_model"].value == "algr-item-emb"
+    assert codebooks["embedding_source"].value == "precomputed_embeddings"
 
 
 def _chromium() -> str:
@@ -102,16 +122,56 @@ def _chromium() -> str:
     return found
 
 
-@pytest.mark.parametrize(("page", "names"), [
-    ("locations/sidforge/asset-groups/ingest", ("interactions", "user_sequences", "items", "item_pairs")),
-    ("locations/sidforge/asset-groups/semantic_ids/lineage", ("sid_codebooks", "item_sids", "published_sids")),
-])
-def test_asset_graph_pages_show_the_assets(dagster_dev, tmp_path, page, names):
-    port, _ = dagster_dev
+def _browse(url: str, profile: Path, *extra: str) -> str:
     command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1200", "--virtual-time-budget=60000",
-               "--dump-dom", f"http://127.0.0.1:{port}/{page}"]
-    dom = subprocess.run(command, check=False, capture_output=True, text=True, timeout=240).stdout
-    for name in names:
-        assert name in dom, (page, name)
+               f"--user-data-dir={profile}", "--window-size=1600,1400", "--virtual-time-budget=60000", *extra, url]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=240).stdout
+
+
+@pytest.mark.parametrize(("page", "texts"), [
+    ("locations/sidforge/asset-groups/ingest", ("interactions", "user_sequences", "items", "item_pairs")),
+    ("locations/sidforge/asset-groups/semantic_ids/lineage", ("sid_codebooks", "item_sids", "published_sids")),
+    ("assets/user_sequences", ("Row count", "history", "target", "source", "preview")),
+    ("assets/interactions?view=checks", ("interactions_expectations", "quarantine_expectations")),
+    ("assets/item_sids?view=checks", ("sid_build_quality", "item_sids_expectations")),
+])
+def test_pages_show_what_a_person_needs(ui, tmp_path, page, texts):
+    port, _, _ = ui
+    dom = _browse(f"http://127.0.0.1:{port}/{page}", tmp_path / "profile", "--dump-dom")
+    missing = [text for text in texts if text not in dom]
+    assert missing == [], (page, missing)
+
+
+def test_sid_report_draws_its_charts_and_validations(ui, tmp_path):
+    _, folder, _ = ui
+    lake = Lake(folder / "data" / "lake")
+    build = lake.published_build()
+    metrics = json.loads(lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()["metrics"][0])
+    report = Path(metrics["report"])
+    dom = _browse(report.as_uri(), tmp_path / "profile", "--dump-dom")
+    for text in ("Lorenz curve of SID occupancy", "Occupancy histogram", "Perplexity per level (raw codes)",
+                 "Embedding hitrate@30", "Metrics across builds (1)", "gate: at least", "interactions", "passed"):
+        assert text in dom, text
+    assert dom.count("<svg") >= 6 and "http" not in report.read_text().replace("http://www.w3.org", "")
+    shot = tmp_path / "report.png"
+    _browse(report.as_uri(), tmp_path / "profile", f"--screenshot={shot}")
+    pixels = Image.open(shot).convert("L").resize((200, 200))
+    inked = sum(1 for p in pixels.getdata() if p < 200)
+    assert inked > 2000, inked
+    validation = next((folder / "data" / "lake" / "_reports" / "validations" / "interactions").glob("*.html"))
+    page = _browse(validation.as_uri(), tmp_path / "profile", "--dump-dom")
+    assert "Validation of" in page and "expect_column_values_to_not_be_null" in page and "__none__" not in page
+    assert validation.stem.rsplit("_", 1)[1] in page  # the partition day it validated
+
+
+def test_ctrl_c_stops_everything_within_seconds(ui):
+    _, _, proc = ui
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    while _group(proc.pid) and time.monotonic() - started < 30:
+        time.sleep(0.2)
+    stopped = time.monotonic() - started
+    assert not _group(proc.pid), f"still running after {stopped:.0f} s: {_group(proc.pid)}"
+    assert stopped < 15, stopped
+    assert proc.wait(timeout=5) is not None
