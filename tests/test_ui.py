@@ -153,7 +153,8 @@ def test_sid_report_draws_its_charts_and_validations(ui, tmp_path):
     for text in ("Lorenz curve of SID occupancy", "Occupancy histogram", "Perplexity per level (raw codes)",
                  "Embedding hitrate@30", "Metrics across builds (1)", "gate: at least", "interactions", "passed"):
         assert text in dom, text
-    assert dom.count("<svg") >= 6 and "http" not in report.read_text().replace("http://www.w3.org", "")
+    source = report.read_text()
+    assert dom.count("<svg") >= 6 and not any(tag in source for tag in ("<script", "<link", "<img", "src=\"http"))
     shot = tmp_path / "report.png"
     _browse(report.as_uri(), tmp_path / "profile", f"--screenshot={shot}")
     pixels = Image.open(shot).convert("L").resize((200, 200))
@@ -169,9 +170,8 @@ def test_ctrl_c_stops_everything_within_seconds(ui):
     _, _, proc = ui
     started = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
-    while _group(proc.pid) and time.monotonic() - started < 30:
-        time.sleep(0.2)
+    while (proc.poll() is None or _group(proc.pid)) and time.monotonic() - started < 30:
+        time.sleep(0.2)  # poll() reaps `sidforge dev` itself; the group must empty too
     stopped = time.monotonic() - started
-    assert not _group(proc.pid), f"still running after {stopped:.0f} s: {_group(proc.pid)}"
+    assert proc.poll() is not None and not _group(proc.pid), f"running after {stopped:.0f} s: {_group(proc.pid)}"
     assert stopped < 15, stopped
-    assert proc.wait(timeout=5) is not None
