@@ -52,7 +52,7 @@ class Run:
         """GX's run identifier: the run name with the partition, instead of GX's `__none__`."""
         from great_expectations.core.run_identifier import RunIdentifier
 
-        return RunIdentifier(run_name=self.name + (f" ds={self.partition}" if self.partition else ""))
+        return RunIdentifier(run_name=self.name + (f"_ds={self.partition}" if self.partition else ""))
 
 
 NO_RUN = Run("manual")

@@ -34,7 +34,7 @@ def write_validation_report(folder: str | Path, table: str, run: str, partition:
     """Write `<folder>/<table>/<run>[_<partition>].html` and `<folder>/<table>/latest.json`; return the page."""
     target = Path(folder, table)
     target.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.=-]", "_", run + (f"_{partition}" if partition else ""))
+    stem = re.sub(r"[^A-Za-z0-9_.=-]", "_", run + (f"_ds={partition}" if partition else ""))
     page = target / f"{stem}.html"
     failed = [e for e in expectations if not e["success"]]
     summary = [("table", table), ("partition", partition or "whole table"), ("run", run),

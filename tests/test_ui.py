@@ -163,7 +163,7 @@ def test_sid_report_draws_its_charts_and_validations(ui, tmp_path):
     validation = next((folder / "data" / "lake" / "_reports" / "validations" / "interactions").glob("*.html"))
     page = _browse(validation.as_uri(), tmp_path / "profile", "--dump-dom")
     assert "Validation of" in page and "expect_column_values_to_not_be_null" in page and "__none__" not in page
-    assert validation.stem.rsplit("_", 1)[1] in page  # the partition day it validated
+    assert validation.stem.rsplit("_ds=", 1)[1] in page  # the partition day it validated
 
 
 def test_ctrl_c_stops_everything_within_seconds(ui):
