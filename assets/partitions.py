@@ -4,19 +4,11 @@ The days are dynamic partitions: `landing_sensor` (and `sidforge demo`) add a da
 `<landing>/events/ds=<day>/` appears, so the UI lists only days with data and a backfill covers only them.
 """
 
-import datetime as dt
-
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 
+from lake.catalog import is_day
+
 daily = DynamicPartitionsDefinition(name="interaction_days")
-
-
-def is_day(key: str) -> bool:
-    """Whether `key` is a calendar day written YYYY-MM-DD (the only partition keys a day may have)."""
-    try:
-        return len(key) == 10 and dt.date.fromisoformat(key).isoformat() == key
-    except ValueError:
-        return False
 
 
 def add_days(instance: DagsterInstance, days: list[str]) -> list[str]:

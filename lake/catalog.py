@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -25,6 +26,14 @@ class TableSpec:
     def data_columns(self) -> list[str]:
         """Columns stored in the Parquet files (partition columns live in the Delta log)."""
         return [f.name for f in self.schema if f.name not in self.partition_by]
+
+
+def is_day(value: str) -> bool:
+    """Whether `value` is a partition day `ds`: a calendar day written YYYY-MM-DD."""
+    try:
+        return len(value) == 10 and dt.date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        return False
 
 
 def _spec(name: str, fields: list[pa.Field], partition_by: tuple[str, ...], keys: tuple[str, ...],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -15,13 +14,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 def _day(value: str) -> str:
     """An argparse type: a calendar day written YYYY-MM-DD."""
-    try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
+    from lake.catalog import is_day
+
+    if not is_day(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a calendar day in the form YYYY-MM-DD "
-                                         "(for example 2025-01-04)") from None
+                                         "(for example 2025-01-04)")
+    return value
 
 
 def _positive(value: str) -> int:

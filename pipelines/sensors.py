@@ -5,8 +5,9 @@ from pathlib import Path
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from assets.partitions import daily, is_day
+from assets.partitions import daily
 from assets.resources import LandingResource
+from lake.catalog import is_day
 from pipelines.jobs import ingest_daily
 
 
