@@ -63,7 +63,7 @@ def table_metadata(store: Lake, name: str, where: pl.Expr | None = None) -> dict
     matching `where`, whose count is `dagster/partition_row_count`, when given)."""
     spec = table(name)
     scan = store.scan(name)
-    total = scan.select(pl.len()).collect().item()
+    total = store.row_count(name)
     rows = scan.filter(where) if where is not None else scan
     preview = rows.head(PREVIEW_ROWS).collect()
     metadata: dict[str, object] = {

@@ -15,14 +15,13 @@ from assets.ingest import precomputed_embeddings
 from assets.metadata import per_level, rounded, table_metadata
 from assets.resources import LakeResource
 from lake import Lake
+from quality.report import SUMMARY_KEYS
 from sid_index.artifact import load_artifact, save_artifact
 from sid_index.build import Assigned, BuildConfig, assign, churn, sample_rows, train
 from sid_index.drift import error_ratio
 from sid_index.rq import vectors_of
 
 GROUP = "semantic_ids"
-SUMMARY = ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid", "embedding_hitrate",
-           "embedding_hitrate_raw")
 
 
 class SidBuildConfig(Config):
@@ -81,7 +80,7 @@ def build_summary(store: Lake, build_id: str) -> dict[str, object]:
     row = store.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
     metrics = json.loads(row["metrics"] or "{}")
     return {"build_id": build_id, "build_status": row["status"], "sizes": " × ".join(map(str, row["sizes"])),
-            **{k: rounded(metrics[k]) for k in SUMMARY if k in metrics},
+            **{k: rounded(metrics[k]) for k in SUMMARY_KEYS if k in metrics},
             **({"report": MetadataValue.path(metrics["report"])} if metrics.get("report") else {})}
 
 

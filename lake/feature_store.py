@@ -58,14 +58,19 @@ class FeatureStore:
                 since = f"the first was published at {first['published_at'][0]}" if first.height else "none yet"
                 raise LookupError(f"no SID build was published {f'by {as_of}' if as_of else 'yet'} ({since}); "
                                   "pass build_id= or a later as_of")
-        if isinstance(as_of, dt.datetime) and self.lake.history("item_sids") and as_of < self._created("item_sids"):
-            raise LookupError(f"item_sids did not exist yet at {as_of} (created {self._created('item_sids')})")
+        created = self._created("item_sids") if isinstance(as_of, dt.datetime) else None
+        if created is not None and as_of < created:
+            raise LookupError(f"item_sids did not exist yet at {as_of} (created {created})")
         return (self.lake.scan("item_sids", version=as_of)
                 .filter((pl.col("build_id") == build_id) & pl.col("item_id").is_in(item_ids))
                 .select("item_id", "build_id", "sid", "codes").sort("item_id").collect())
 
-    def _created(self, name: str) -> dt.datetime:
-        first = min(self.lake.history(name), key=lambda c: c["version"])
+    def _created(self, name: str) -> dt.datetime | None:
+        """When table `name` was created (None when it does not exist)."""
+        history = self.lake.history(name)
+        if not history:
+            return None
+        first = min(history, key=lambda c: c["version"])
         return dt.datetime.fromtimestamp(first["timestamp"] / 1000, dt.UTC)
 
     def embeddings(self, item_ids: list[str], model: str, as_of: AsOf = None) -> pl.DataFrame:

@@ -154,6 +154,11 @@ class Lake:
                               "gr_training_data asset first")
         return latest["path"][-1]
 
+    def row_count(self, name: str) -> int:
+        """Rows of table `name`, from the record counts in its Delta log (no data file is read)."""
+        files = self.files(name)
+        return int(files["num_records"].sum()) if files.height else 0
+
     def tables(self) -> pl.DataFrame:
         """One row per catalog table: version, rows, files and bytes (zeros when not created)."""
         rows = []

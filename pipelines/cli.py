@@ -149,15 +149,15 @@ class UsageError(ValueError):
 
 
 def _existing_lake(root: str | None):
-    """The Lake at --lake; a UsageError when nothing is there (read commands never create a lake)."""
+    """The Lake at --lake (a folder or an object-store prefix); a UsageError when nothing is there (read commands
+    never create a lake)."""
+    from pyarrow.fs import FileType
+
     from lake import TABLES, Lake
 
     lake = Lake(root)
-    if "://" in lake.root:
-        present = any(lake.exists(name) for name in TABLES)
-    else:
-        present = Path(lake.root).is_dir()
-    if not present:
+    filesystem, path = lake.filesystem()
+    if filesystem.get_file_info(path).type == FileType.NotFound and not any(lake.exists(n) for n in TABLES):
         raise UsageError(f"--lake {root or lake.root}: no lake at {lake.root}; ingest data first "
                          "(`sidforge ingest` or `make demo`) or pass --lake DIR")
     return lake

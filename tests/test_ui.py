@@ -93,13 +93,9 @@ def test_every_job_launched_from_the_ui_succeeds_after_the_demo(ui):
     build = lake.published_build()
     assert lake.scan("published_datasets").collect()["build_id"].to_list() == [build]
     assert "algr-item-emb+align" in lake.scan("item_embeddings").collect()["model"].unique().to_list()
-    os.environ["DAGSTER_HOME"], home = str(folder / ".dagster"), os.environ.get("DAGSTER_HOME")
-    try:
-        instance = DagsterInstance.get()
+    with DagsterInstance.from_config(str(folder / ".dagster")) as instance:
         noop = instance.get_latest_materialization_event(AssetKey("item_sids")).asset_materialization.metadata
         codebooks = instance.get_latest_materialization_event(AssetKey("sid_codebooks")).asset_materialization.metadata
-    finally:
-        os.environ.pop("DAGSTER_HOME") if home is None else os.environ.update(DAGSTER_HOME=home)
     assert noop["items_assigned"].value == 0 and noop["build_id"].value == build
     assert 0 < noop["gini"].value < 1 and noop["dagster/row_count"].value == 300
     assert codebooks["embedding_model"].value == "algr-item-emb"
