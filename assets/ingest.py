@@ -1,5 +1,7 @@
 """Ingest assets: raw landing files into the lake's Delta tables, one library call each."""
 
+import os
+
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
@@ -7,9 +9,10 @@ from assets.errors import cause_first
 from assets.metadata import bullets, table_metadata
 from assets.partitions import daily
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
+from ingest.pairs import item_pairs as build_item_pairs
+from ingest.run import IngestReport, ingest
+from ingest.sources.limits import Limits
 from lake import Lake
-from lake.ingest import IngestReport, ingest
-from lake.pairs import item_pairs as build_item_pairs
 
 GROUP = "ingest"
 
@@ -47,8 +50,9 @@ def _ingest(context: AssetExecutionContext, lake: LakeResource, engine: EngineRe
             rows: pl.Expr | None = None) -> MaterializeResult:
     """Ingest `paths`; the metadata previews the rows matching `rows` (this asset's share of its table)."""
     store = lake.lake()
-    report = ingest(store, paths, fmt, ds=ds, engine=engine.engine, run_id=context.run.run_id,
-                    spark_master=spark.master, replace_partition=replace_partition)
+    report = ingest(store, paths, fmt, ds=ds, engine=engine.name(), run_id=context.run.run_id,
+                    spark_master=spark.url(), replace_partition=replace_partition,
+                    limits=Limits.from_environment(os.environ))
     context.log.info(f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
                      f"quarantined {report.rows_quarantined}, replaced {report.rows_replaced} rows these files "
                      f"wrote before, into {report.table} v{report.version}")

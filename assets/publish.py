@@ -8,7 +8,7 @@ from assets.errors import cause_first
 from assets.metadata import markdown_table, table_metadata
 from assets.quality import published_sids
 from assets.resources import EngineResource, LakeResource, SparkResource
-from lake.publishing import publish_training_data
+from publish.training_data import publish_training_data
 
 
 class PublishConfig(Config):
@@ -27,7 +27,7 @@ def gr_training_data(context: AssetExecutionContext, config: PublishConfig, lake
     """Sharded GR training data for the published SID build (only after the quality gate passed)."""
     report = publish_training_data(lake.lake(), source=config.source, dataset=config.dataset,
                                    rows_per_shard=config.rows_per_shard, test_days=config.test_days,
-                                   run_id=context.run.run_id, engine=engine.engine, spark_master=spark.master)
+                                   run_id=context.run.run_id, engine=engine.name(), spark_master=spark.url())
     manifest = report.published.manifest
     store = lake.lake()
     return MaterializeResult(metadata={

@@ -1,6 +1,5 @@
 """Blocking quality checks: a Great Expectations suite per table, and the SID build gate before publishing."""
 
-import json
 import warnings
 from functools import cache
 
@@ -26,9 +25,12 @@ from assets.errors import cause_first
 from assets.metadata import bullets, markdown_table, per_level, rounded, table_metadata
 from assets.resources import EngineResource, LakeResource, QualityResource, SparkResource
 from assets.sids import build_summary
+from builds.registry import ASSIGNED, BuildRegistry, BuildStatus, SidBuild
+from builds.registry import TABLE as BUILDS_TABLE
 from lake import Lake
 from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
 from quality.expectations import Run, Validator
+from quality.gate import evaluate
 from quality.hitrate import sessions_from_ids
 from quality.report import LEVEL_KEYS, SUMMARY_KEYS, markdown_summary, write_report
 from quality.sid_metrics import occupancy
@@ -45,8 +47,7 @@ def _validator(reports: str) -> Validator:
 
 
 def _sizes(store: Lake) -> dict[str, list[int]]:
-    builds = store.scan("sid_builds").select("build_id", "sizes").collect()
-    return dict(zip(builds["build_id"], builds["sizes"].to_list(), strict=True))
+    return {b.build_id: b.sizes for b in BuildRegistry(store).all()}
 
 
 def _table_check(target: AssetsDefinition, table_name: str, name: str | None = None):
@@ -59,12 +60,12 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
         validator = _validator(store.path("_reports"))
         day = context.partition_key if context.has_partition_key else None
         run = Run(context.run.run_id, day)
-        if engine.engine == "spark":
+        if engine.name() == "spark":
             from pyspark.sql import functions as F
 
             from lake.spark import read_table, spark_session
 
-            frame = read_table(spark_session(spark.master), store, table_name)
+            frame = read_table(spark_session(spark.url()), store, table_name)
             frame = frame.filter(F.col("ds") == day) if day else frame
             outcome = validator.validate_spark(table_name, frame, _sizes(store), run)
         else:
@@ -99,19 +100,14 @@ TABLE_CHECKS = [
     _table_check(embedding_assets.item_embeddings, "item_embeddings"),
     _table_check(embedding_assets.aligned_embeddings, "item_embeddings", "aligned_embeddings_expectations"),
     _table_check(sid_assets.sid_codebooks, "codebooks"),
-    _table_check(sid_assets.sid_codebooks, "sid_builds"),
+    _table_check(sid_assets.sid_codebooks, BUILDS_TABLE),
     _table_check(sid_assets.item_sids, "item_sids"),
 ]
 
 
-def _latest_build(store: Lake, statuses: tuple[str, ...]) -> dict | None:
-    builds = store.scan("sid_builds").filter(pl.col("status").is_in(list(statuses))).sort("created_at").collect()
-    return builds.row(-1, named=True) if builds.height else None
-
-
-def _evaluate(store: Lake, build: dict, settings: QualityResource) -> tuple[dict, np.ndarray]:
-    inputs = json.loads(build["inputs"])
-    sids = (store.scan("item_sids").filter(pl.col("build_id") == build["build_id"])
+def _evaluate(store: Lake, build: SidBuild, settings: QualityResource) -> tuple[dict, np.ndarray]:
+    inputs = build.inputs
+    sids = (store.scan("item_sids").filter(pl.col("build_id") == build.build_id)
             .select("item_id", "codes_raw", "codes")
             .join(store.scan("item_embeddings").filter(pl.col("model") == inputs["embedding_model"])
                   .select("item_id", "embedding"), on="item_id").sort("item_id").collect())
@@ -128,29 +124,8 @@ def _evaluate(store: Lake, build: dict, settings: QualityResource) -> tuple[dict
     eval_settings = EvalSettings(k=settings.hitrate_k, sessions=settings.hitrate_sessions,
                                  gallery=settings.gallery_items, device=settings.device)
     metrics = evaluate_build(raw[rows], codes[rows], model.sizes, vectors[rows], model.decode, sessions,
-                             eval_settings, list(build["sizes"]))
-    return metrics, occupancy(codes, list(build["sizes"]))
-
-
-def perplexity_floors(sizes: list[int], settings: QualityResource) -> list[float]:
-    """The lowest raw perplexity each level may have: max(min_level_perplexity, share x its size)."""
-    return [max(settings.min_level_perplexity, settings.min_level_perplexity_share * s) for s in sizes]
-
-
-def gate(metrics: dict, settings: QualityResource) -> dict[str, bool]:
-    """Which of the build gate's checks pass (per-level figures are those of the model's raw codes)."""
-    floors = perplexity_floors(metrics["sizes"], settings)
-    return {
-        f"gini <= {settings.max_gini}": metrics["gini"] <= settings.max_gini,
-        f"collision_rate <= {settings.max_collision_rate}": metrics["collision_rate"] <= settings.max_collision_rate,
-        f"every level's raw perplexity >= max({settings.min_level_perplexity}, "
-        f"{settings.min_level_perplexity_share} x its size)":
-            all(p >= f for p, f in zip(metrics["perplexity_per_level"], floors, strict=True)),
-        f"every level's raw utilisation >= {settings.min_level_utilisation}":
-            min(metrics["utilisation_per_level"]) >= settings.min_level_utilisation,
-        f"embedding_hitrate >= {settings.min_hitrate_share_of_raw} x raw":
-            metrics["embedding_hitrate"] >= settings.min_hitrate_share_of_raw * metrics["embedding_hitrate_raw"],
-    }
+                             eval_settings, build.sizes)
+    return metrics, occupancy(codes, build.sizes)
 
 
 @asset_check(asset=sid_assets.item_sids, name=SID_QUALITY_CHECK, blocking=True,
@@ -160,32 +135,28 @@ def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
                       quality: QualityResource) -> AssetCheckResult:
     """Evaluate the latest build; a failure records it as rejected and stops `published_sids`."""
     store = lake.lake()
-    build = _latest_build(store, ("built", "published"))
+    registry = BuildRegistry(store)
+    build = registry.latest(*ASSIGNED)
     if build is None:
         return AssetCheckResult(passed=False, metadata={"reason": "no built SID build to evaluate"})
     metrics, counts = _evaluate(store, build, quality)
-    checks = gate(metrics, quality)
-    passed = all(checks.values())
-    history = [(r["build_id"], json.loads(r["metrics"] or "{}")) for r in store.scan("sid_builds").filter(
-        pl.col("method") != "imported").sort("created_at").collect().iter_rows(named=True)]
-    history = [(b, m) for b, m in history if b != build["build_id"]] + [(build["build_id"], metrics)]
-    limits = {"max_gini": quality.max_gini, "max_collision_rate": quality.max_collision_rate,
-              "perplexity_floor": perplexity_floors(metrics["sizes"], quality),
-              "min_level_utilisation": quality.min_level_utilisation,
-              "min_hitrate": quality.min_hitrate_share_of_raw * metrics["embedding_hitrate_raw"]}
-    report = write_report(store.path("_reports", "sid", build["build_id"]), build["build_id"], metrics, counts,
-                          history, checks, limits, latest_validations(store.path("_reports", "validations")))
-    stored = {**json.loads(build["metrics"] or "{}"), **metrics, "checks": checks, "report": str(report),
-              "failed_checks": [k for k, ok in checks.items() if not ok]}
-    status = build["status"] if passed else "rejected"
-    store.merge("sid_builds", pl.DataFrame([{**build, "status": status, "metrics": json.dumps(stored)}]),
-                run_id=context.run.run_id)
-    return AssetCheckResult(passed=passed, metadata={
-        "build_id": build["build_id"], "status": status, "report": MetadataValue.path(str(report)),
-        "summary": MetadataValue.md(markdown_summary(build["build_id"], metrics, checks, str(report))),
+    result = evaluate(metrics, quality.thresholds())
+    history = [(b.build_id, b.metrics) for b in registry.all()
+               if b.method != "imported" and b.build_id != build.build_id]
+    history.append((build.build_id, metrics))
+    report = write_report(store.path("_reports", "sid", build.build_id), build.build_id, metrics, counts,
+                          history, result.checks, result.limits,
+                          latest_validations(store.path("_reports", "validations")))
+    stored = {**build.metrics, **metrics, "checks": result.checks, "report": str(report),
+              "failed_checks": result.failed}
+    status = build.status if result.passed else BuildStatus.REJECTED
+    registry.mark(build, status, by=context.run.run_id, metrics=stored)
+    return AssetCheckResult(passed=result.passed, metadata={
+        "build_id": build.build_id, "status": str(status), "report": MetadataValue.path(str(report)),
+        "summary": MetadataValue.md(markdown_summary(build.build_id, metrics, result.checks, str(report))),
         **{k: rounded(float(metrics[k])) for k in SUMMARY_KEYS},
         "per_level_raw_codes": per_level({k.removesuffix("_per_level"): metrics[k] for k in LEVEL_KEYS}),
-        "failed_checks": bullets(stored["failed_checks"])})
+        "failed_checks": bullets(result.failed)})
 
 
 @asset(deps=[sid_assets.item_sids], group_name=sid_assets.GROUP, kinds={"delta"})
@@ -193,14 +164,14 @@ def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
 def published_sids(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """Publish the latest build that passed the gate; readers get the last published build by default."""
     store = lake.lake()
-    build = _latest_build(store, ("built",))
+    registry = BuildRegistry(store)
+    build = registry.latest(BuildStatus.BUILT)
     if build is None:
-        current = _latest_build(store, ("published",))
-        summary = build_summary(store, current["build_id"]) if current else {}
-        return MaterializeResult(metadata={**table_metadata(store, "sid_builds"), **summary,
-                                           "published_build": current["build_id"] if current else "none",
+        current = registry.published()
+        summary = build_summary(store, current.build_id) if current else {}
+        return MaterializeResult(metadata={**table_metadata(store, BUILDS_TABLE), **summary,
+                                           "published_build": current.build_id if current else "none",
                                            "result": "nothing new to publish"})
-    store.merge("sid_builds", pl.DataFrame([{**build, "status": "published"}]), run_id=context.run.run_id)
-    return MaterializeResult(metadata={**table_metadata(store, "sid_builds"), **build_summary(store, build["build_id"]),
-                                       "published_build": build["build_id"]})
-
+    registry.mark(build, BuildStatus.PUBLISHED, by=context.run.run_id)
+    return MaterializeResult(metadata={**table_metadata(store, BUILDS_TABLE), **build_summary(store, build.build_id),
+                                       "published_build": build.build_id})

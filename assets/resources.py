@@ -1,34 +1,48 @@
-"""Resources: the lake root, the landing folder, the ingest engine and Spark, all set by configuration."""
+"""Resources: the lake root, the landing folder, the ingest engine, Spark, the encoder and the quality gate.
 
+A field left unset (None) takes its environment variable when a run starts (`lake.settings.SETTINGS`: the
+variable, its default and what it sets), so definitions load without reading the environment.
+"""
 
+import os
 from pathlib import Path
-from typing import Literal
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
+from pydantic import field_validator
 
 from embeddings.model import EncoderSpec
 from lake import Lake
-from lake.lake import DEFAULT_ROOT
+from lake.settings import EngineName, check_engine, setting
+from quality.gate import Thresholds
+
+
+def _setting(value: str | None, variable: str) -> str:
+    """`value` when configured, else the environment's `variable` or its default (read at run time)."""
+    resolved = value if value is not None else setting(variable, os.environ)
+    if resolved is None:
+        raise ValueError(f"${variable} is not set and has no default")
+    return resolved
 
 
 class LakeResource(ConfigurableResource):
-    """The lake root: a local folder or an object-store URI (SIDFORGE_LAKE)."""
+    """The lake root: a local folder or an object-store URI (default $SIDFORGE_LAKE, else ./data/lake)."""
 
-    root: str = DEFAULT_ROOT
+    root: str | None = None
 
     def lake(self) -> Lake:
         """The Lake at this root."""
-        return Lake(self.root)
+        return Lake(_setting(self.root, "SIDFORGE_LAKE"))
 
 
 class LandingResource(ConfigurableResource):
-    """The raw landing folder, laid out as `sidforge generate` writes it (SIDFORGE_LANDING)."""
+    """The raw landing folder, laid out as `sidforge generate` writes it (default $SIDFORGE_LANDING, else
+    ./data/raw)."""
 
-    root: str = "./data/raw"
+    root: str | None = None
 
     def folder(self, *parts: str) -> Path:
         """A folder under the landing root; a clear error naming it when it does not exist."""
-        path = Path(self.root, *parts)
+        path = Path(_setting(self.root, "SIDFORGE_LANDING"), *parts)
         if not path.exists():
             raise FileNotFoundError(f"landing folder {path} does not exist; run `sidforge generate` or copy "
                                     f"raw files there (see README, 'Real AL-GR files')")
@@ -36,37 +50,57 @@ class LandingResource(ConfigurableResource):
 
 
 class SparkResource(ConfigurableResource):
-    """Spark master URL (local mode by default, a cluster URL in production)."""
+    """Spark master URL: default $SIDFORGE_SPARK_MASTER, else local[2]; a cluster URL in production."""
 
-    master: str = "local[2]"
+    master: str | None = None
+
+    def url(self) -> str:
+        """The master URL this run uses."""
+        return _setting(self.master, "SIDFORGE_SPARK_MASTER")
 
 
 class EngineResource(ConfigurableResource):
-    """Which engine ingests: polars on one machine, spark to scale out."""
+    """Which engine ingests, publishes and validates: polars on one machine, spark to scale out (default
+    $SIDFORGE_ENGINE, else polars)."""
 
-    engine: Literal["polars", "spark"] = "polars"
+    engine: str | None = None
+
+    @field_validator("engine")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        return value if value is None else check_engine(value)
+
+    def name(self) -> EngineName:
+        """The engine this run uses."""
+        return check_engine(_setting(self.engine, "SIDFORGE_ENGINE"))
 
 
 class EncoderResource(ConfigurableResource):
     """The OpenCLIP encoder: model name, weights (pretrained tag or checkpoint file), device and batching.
 
-    Random weights only when `random_weights` is set; `config_file` registers an extra model config JSON.
+    Unset fields come from $SIDFORGE_CLIP_MODEL, $SIDFORGE_CLIP_WEIGHTS, $SIDFORGE_CLIP_CONFIG,
+    $SIDFORGE_CLIP_RANDOM_WEIGHTS and $SIDFORGE_DEVICE. Random weights only when `random_weights` is set;
+    `config_file` registers an extra model config JSON.
     """
 
-    model_name: str = "ViT-B-32"
+    model_name: str | None = None
     weights: str | None = None
     config_file: str | None = None
-    random_weights: bool = False
-    device: str = "auto"
+    random_weights: bool | None = None
+    device: str | None = None
     precision: str = "auto"
     batch_size: int = 256
     num_workers: int = 2
 
     def spec(self) -> EncoderSpec:
         """The library's description of this encoder."""
-        weights = "random" if self.random_weights and not self.weights else self.weights
-        return EncoderSpec(self.model_name, weights, self.random_weights, self.device, self.precision,
-                           self.config_file)
+        weights = self.weights if self.weights is not None else setting("SIDFORGE_CLIP_WEIGHTS", os.environ)
+        config = self.config_file if self.config_file is not None else setting("SIDFORGE_CLIP_CONFIG", os.environ)
+        random_weights = self.random_weights if self.random_weights is not None else (
+            setting("SIDFORGE_CLIP_RANDOM_WEIGHTS", os.environ) in ("1", "true", "yes"))
+        return EncoderSpec(_setting(self.model_name, "SIDFORGE_CLIP_MODEL"),
+                           "random" if random_weights and not weights else weights, random_weights,
+                           _setting(self.device, "SIDFORGE_DEVICE"), self.precision, config)
 
 
 class QualityResource(ConfigurableResource):
@@ -88,20 +122,13 @@ class QualityResource(ConfigurableResource):
     gallery_items: int = 500_000
     device: str = "auto"
 
+    def thresholds(self) -> Thresholds:
+        """The gate's thresholds (checked: none negative)."""
+        return Thresholds(self.max_gini, self.max_collision_rate, self.min_level_perplexity,
+                          self.min_level_perplexity_share, self.min_level_utilisation, self.min_hitrate_share_of_raw)
+
 
 def default_resources() -> dict[str, ConfigurableResource]:
-    """Resources read from the environment, with local defaults."""
-    return {
-        "lake": LakeResource(root=EnvVar("SIDFORGE_LAKE").get_value(DEFAULT_ROOT) or DEFAULT_ROOT),
-        "landing": LandingResource(root=EnvVar("SIDFORGE_LANDING").get_value("./data/raw") or "./data/raw"),
-        "spark": SparkResource(master=EnvVar("SIDFORGE_SPARK_MASTER").get_value("local[2]") or "local[2]"),
-        "engine": EngineResource(engine=EnvVar("SIDFORGE_ENGINE").get_value("polars") or "polars"),
-        "quality": QualityResource(),
-        "encoder": EncoderResource(
-            model_name=EnvVar("SIDFORGE_CLIP_MODEL").get_value("ViT-B-32") or "ViT-B-32",
-            weights=EnvVar("SIDFORGE_CLIP_WEIGHTS").get_value(),
-            config_file=EnvVar("SIDFORGE_CLIP_CONFIG").get_value(),
-            random_weights=EnvVar("SIDFORGE_CLIP_RANDOM_WEIGHTS").get_value("") in ("1", "true", "yes"),
-            device=EnvVar("SIDFORGE_DEVICE").get_value("auto") or "auto",
-        ),
-    }
+    """The resources with nothing configured: each setting is read from the environment when a run starts."""
+    return {"lake": LakeResource(), "landing": LandingResource(), "spark": SparkResource(),
+            "engine": EngineResource(), "quality": QualityResource(), "encoder": EncoderResource()}

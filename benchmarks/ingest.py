@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.results_file import save
+from ingest.run import ingest
+from ingest.sources.events import parse_timestamp
 from lake import Lake, table
-from lake.ingest import ingest
-from lake.sources.events import parse_timestamp
 
 
 def make_events(path: Path, rows: int, seed: int = 0) -> pl.DataFrame:

@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.results_file import save
+from ingest.run import ingest
+from ingest.synthetic import generate
 from lake import Lake
-from lake.ingest import ingest
-from lake.publishing import PublishReport, publish_training_data
-from lake.sources.synthetic import generate
+from publish.training_data import PublishReport, publish_training_data
 
 
 def timed_publish(lake: Lake, engine: str, rows_per_shard: int, repeat: int) -> tuple[float, PublishReport]:

@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--forge-repo", default=None, help="a checkout of selous123/al_sid: time FORGE's own "
                         "RQ-VAE trainer beside sidforge's presets (needs omegaconf and einops)")
     args = parser.parse_args()
-    from lake.sources.synthetic import Generator
+    from ingest.synthetic import Generator
 
     side = rqvae_side_by_side(Generator("small").embeddings(), 256, 3, args.forge_repo)
     print(f"RQ-VAE on {side['items']:,} x 512, 3 x 256, s/epoch: " + ", ".join(

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from benchmarks.results_file import save
-from lake.sources.synthetic import SCALES, Generator
+from ingest.synthetic import SCALES, Generator
 from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
 from quality.hitrate import random_codes, sessions_from_ids
 from sid_index.build import BuildConfig, assign, sample_rows, train

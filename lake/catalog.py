@@ -36,6 +36,14 @@ def is_day(value: str) -> bool:
         return False
 
 
+BEHAVIORS = ("pv", "click", "cart", "fav", "buy")  # the interactions' behavior values (Taobao's, with AL-GR's)
+
+
+def today() -> str:
+    """The current day in UTC, YYYY-MM-DD: the partition of records that carry no day of their own."""
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
 def _spec(name: str, fields: list[pa.Field], partition_by: tuple[str, ...], keys: tuple[str, ...],
           description: str) -> TableSpec:
     return TableSpec(name, pa.schema(fields), partition_by, keys, description)
@@ -151,3 +159,6 @@ def table(name: str) -> TableSpec:
         return TABLES[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r}; the lake has: {', '.join(TABLES)}") from None
+
+
+SID_BUILDS = TABLES["sid_builds"]  # read and written only through builds.registry.BuildRegistry

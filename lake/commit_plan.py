@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 from lake import journal
 from lake.catalog import table
 from lake.faults import crash_point
-from lake.lake import Lake, partition_values
+from lake.lake import Lake, partition_folders, partition_values
 from lake.provenance import SOURCE_FOLDER, key_of_file
 
 ROWS_PER_FILE = 4_000_000
@@ -71,8 +70,7 @@ class StagedWriter:
                 del self.writers[(part_key, key)]
 
     def _open(self, part_key: tuple, key: str) -> pq.ParquetWriter:
-        folders = [f"{c}={quote(str(v), safe='-_.:')}" for c, v in zip(self.spec.partition_by, part_key, strict=True)]
-        directory = "/".join([self.dir, *folders, f"{SOURCE_FOLDER}={key}"])
+        directory = "/".join([self.dir, *partition_folders(self.spec, part_key), f"{SOURCE_FOLDER}={key}"])
         self.fs.create_dir(directory, recursive=True)
         path = f"{directory}/part-{uuid.uuid4().hex[:8]}-{len(self.files):05d}.zstd.parquet"
         self.files.append(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,9 +20,9 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from lake.catalog import TABLES, TableSpec, table
 from lake.provenance import SOURCE_FOLDER
+from lake.settings import DEFAULT_LAKE
 from lake.stats import parquet_stats
 
-DEFAULT_ROOT = "./data/lake"
 ArrowData = pa.Table | pa.RecordBatchReader | pl.DataFrame
 
 
@@ -56,8 +55,8 @@ class Lake:
     every commit carries the run id and source files in its commit metadata.
     """
 
-    def __init__(self, root: str | Path | None = None, storage_options: dict[str, str] | None = None):
-        root = str(root or os.environ.get("SIDFORGE_LAKE") or DEFAULT_ROOT)
+    def __init__(self, root: str | Path = DEFAULT_LAKE, storage_options: dict[str, str] | None = None):
+        root = str(root)
         if not _is_uri(root):
             root = str(Path(root.removeprefix("file://")).expanduser().resolve())
         self.root = root.rstrip("/")
@@ -74,6 +73,10 @@ class Lake:
     def path(self, *parts: str) -> str:
         """A location under the lake root for non-table files (staging, reports, published data)."""
         return "/".join([self.root, *parts])
+
+    def file_uri(self, path: str) -> str:
+        """`path` (a location under the lake, or a URI from the Delta log) as a URI that Spark can open."""
+        return path if "://" in path else f"file://{path}"
 
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """The pyarrow filesystem of the lake and the root path inside it."""
@@ -135,12 +138,6 @@ class Lake:
         """Run Polars SQL with every existing table registered under its name."""
         ctx = pl.SQLContext({name: self.scan(name) for name in TABLES if self.exists(name)})
         return ctx.execute(query, eager=True)
-
-    def published_build(self) -> str | None:
-        """The build readers get by default: the latest `sid_builds` row with status published."""
-        builds = (self.scan("sid_builds").filter(pl.col("status") == "published").sort("created_at")
-                  .select("build_id").collect())
-        return builds["build_id"][-1] if builds.height else None
 
     def published_dataset(self, name: str = "gr", build_id: str | None = None) -> str:
         """Path of the latest registered version of published dataset `name` (of `build_id` when given)."""
@@ -347,9 +344,10 @@ def partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None],
     missing = [c for c in spec.partition_by if c not in values]
     if missing:
         raise ValueError(f"file {path} lies in no {missing} partition folder of table {spec.name!r}")
-    rel = "/".join([*(f"{c}={_quote(values[c])}" for c in spec.partition_by), parts[-1]])
-    return values, rel
+    return values, "/".join([*partition_folders(spec, [values[c] for c in spec.partition_by]), parts[-1]])
 
 
-def _quote(value: str | None) -> str:
-    return "__HIVE_DEFAULT_PARTITION__" if value is None else quote(value, safe="-_.:")
+def partition_folders(spec: TableSpec, values: Sequence[object]) -> list[str]:
+    """The `key=value` folder names of one partition (values quoted as Delta and Spark write them)."""
+    return [f"{c}={'__HIVE_DEFAULT_PARTITION__' if v is None else quote(str(v), safe='-_.:')}"
+            for c, v in zip(spec.partition_by, values, strict=True)]

@@ -15,8 +15,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from lake.catalog import TableSpec, table
 from lake.lake import Lake
-
-DEFAULT_MASTER = "local[2]"
+from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
 
 
 def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
@@ -29,7 +28,7 @@ def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
     stored = from_arrow_schema(pa.schema([spec.schema.field(c) for c in spec.data_columns]),
                                prefer_timestamp_ntz=False)
     # The Delta log's own file URIs (never a listing), keyed by their path inside the table.
-    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u if "://" in u else f"file://{u}" for u in lake.file_uris(name)}
+    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): lake.file_uri(u) for u in lake.file_uris(name)}
     keys = [f"partition.{c}" for c in spec.partition_by]
     groups = files.group_by(keys, maintain_order=True) if keys else [((), files)]
     parts = []
@@ -49,10 +48,10 @@ def stored_type(spec: TableSpec, column: str) -> str:
 
 def spark_session(master: str | None = None, app_name: str = "sidforge",
                   conf: dict[str, str] | None = None) -> SparkSession:
-    """Get or create the Spark session (`master` from the argument, SIDFORGE_SPARK_MASTER, or local[2]).
+    """Get or create the Spark session at `master` (default local[2]); `conf` adds or overrides settings.
 
     In local mode the driver and its block manager listen on 127.0.0.1 only."""
-    master = master or os.environ.get("SIDFORGE_SPARK_MASTER") or DEFAULT_MASTER
+    master = master or DEFAULT_SPARK_MASTER
     local = master.startswith("local")
     if local:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -68,7 +67,7 @@ def spark_session(master: str | None = None, app_name: str = "sidforge",
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.memory": os.environ.get("SIDFORGE_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.driver.memory": DEFAULT_DRIVER_MEMORY,
         "spark.pyspark.python": os.environ["PYSPARK_PYTHON"],
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",

@@ -51,8 +51,9 @@ def _lake_arg(parser: argparse.ArgumentParser, must_exist: bool = True) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from lake.formats import FORMATS
-    from lake.sources.synthetic import SCALES
+    from ingest.formats import FORMATS
+    from ingest.synthetic import SCALES
+    from lake.settings import DEFAULT_ENGINE, ENGINES
 
     parser = argparse.ArgumentParser(prog="sidforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     _lake_arg(ing, must_exist=False)
     ing.add_argument("--ds", default=None, type=_day, metavar="YYYY-MM-DD",
                      help="partition day (events: the day every event must fall on; AL-GR stages: day of stage 1)")
-    ing.add_argument("--engine", choices=["polars", "spark"], default="polars",
+    ing.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                      help="polars on this machine (default) or spark")
     ing.add_argument("--spark-master", default=None, metavar="URL",
                      help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])")
@@ -98,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="examples per Parquet shard (default 500000)")
     pub.add_argument("--test-day", action="append", default=[], type=_day, metavar="YYYY-MM-DD",
                      help="--source interactions: a day whose examples form the test split (repeatable)")
-    pub.add_argument("--engine", choices=["polars", "spark"], default="polars",
+    pub.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                      help="polars on this machine (default) or spark")
     pub.add_argument("--spark-master", default=None, metavar="URL",
                      help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])")
@@ -165,16 +166,16 @@ def _existing_lake(root: str | None):
 
 def _build(lake, build_id: str | None, option: str = "--build") -> str:
     """The given build, checked to exist, or the published build; a UsageError naming the option otherwise."""
-    import polars as pl
+    from builds.registry import BuildRegistry
 
-    builds = lake.scan("sid_builds").sort("created_at").select("build_id", "status").collect()
-    known = ", ".join(f"{b} ({s})" for b, s in builds.iter_rows()) or "none"
+    builds = BuildRegistry(lake).all()
+    known = ", ".join(f"{b.build_id} ({b.status})" for b in builds) or "none"
     if build_id is None:
-        published = lake.published_build()
-        if not published:
+        published = BuildRegistry(lake).published()
+        if published is None:
             raise UsageError(f"no published SID build in {lake.root}; pass {option} BUILD_ID (builds: {known})")
-        return published
-    if not builds.filter(pl.col("build_id") == build_id).height:
+        return published.build_id
+    if build_id not in {b.build_id for b in builds}:
         raise UsageError(f"{option} {build_id!r}: no such SID build in {lake.root} (builds: {known})")
     return build_id
 
@@ -192,15 +193,17 @@ def _print_tables(lake) -> None:
 def _ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ingest.run import ingest
+    from ingest.sources.limits import Limits
     from lake import Lake
-    from lake.ingest import ingest
 
     lake = Lake(args.lake)
     with tqdm(desc=f"ingest {args.fmt}", unit=" rec", unit_scale=True, file=sys.stderr,
               disable=not sys.stderr.isatty()) as bar:
         report = ingest(lake, args.paths, args.fmt, ds=args.ds, engine=args.engine, model=args.model,
                         build_id=args.build_id, trust_pickle=args.trust_pickle, spark_master=args.spark_master,
-                        replace_partition=args.replace_partition, progress=bar.update)
+                        replace_partition=args.replace_partition, progress=bar.update,
+                        limits=Limits.from_environment(os.environ))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -220,7 +223,7 @@ def _ingest(args: argparse.Namespace) -> int:
 def _export(lake, args: argparse.Namespace) -> int:
     import polars as pl
 
-    from lake.exports import export_algr_tsv, export_item_sid_csv, export_sid_items
+    from publish.exports import export_algr_tsv, export_item_sid_csv, export_sid_items
 
     if args.fmt == "algr-tsv":
         if args.version_path:
@@ -250,7 +253,7 @@ def _export(lake, args: argparse.Namespace) -> int:
 
 
 def _publish(lake, args: argparse.Namespace) -> int:
-    from lake.publishing import publish_training_data
+    from publish.training_data import publish_training_data
 
     if args.test_day and args.source != "interactions":
         raise UsageError("--test-day applies to --source interactions (AL-GR sequences carry their own split)")
@@ -284,14 +287,12 @@ def _vacuum(lake, args: argparse.Namespace) -> int:
 
 
 def _report(lake, build_id: str | None) -> int:
-    import polars as pl
-
+    from builds.registry import BuildRegistry
     from quality.report import metrics_table
 
-    build_id = _build(lake, build_id, option="BUILD_ID")
-    build = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
-    metrics = json.loads(build["metrics"] or "{}")
-    print(f"build {build_id}  method {build['method']}  sizes {build['sizes']}  status {build['status']}")
+    build = BuildRegistry(lake).get(_build(lake, build_id, option="BUILD_ID"))
+    metrics = build.metrics
+    print(f"build {build.build_id}  method {build.method}  sizes {build.sizes}  status {build.status}")
     width = max((len(k) for k, _ in metrics_table(metrics)), default=10)
     for key, value in metrics_table(metrics):
         print(f"  {key:<{width}}  {value}")
@@ -312,12 +313,18 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sidforge` console script."""
     args = _parser().parse_args(argv)
+    from lake.settings import setting
+
+    if hasattr(args, "lake"):
+        args.lake = args.lake or setting("SIDFORGE_LAKE", os.environ)
+    if hasattr(args, "spark_master"):
+        args.spark_master = args.spark_master or setting("SIDFORGE_SPARK_MASTER", os.environ)
+    from ingest.sources.lines import SourceError
     from lake.lake import ConcurrentWriteError
-    from lake.sources.lines import SourceError
 
     try:
         if args.command == "generate":
-            from lake.sources.synthetic import generate
+            from ingest.synthetic import generate
 
             manifest = generate(args.out, args.scale, args.seed)
             print(f"wrote {args.scale} data (seed {args.seed}) to {args.out}: {json.dumps(manifest['counts'])}")

@@ -13,12 +13,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import polars as pl
 from dagster import DagsterInstance, ExecuteInProcessResult
 
 from assets.partitions import add_days
+from builds.registry import BuildRegistry
+from ingest.synthetic import SCALES, generate
 from lake import Lake
-from lake.sources.synthetic import SCALES, generate
 from pipelines.profile import local_profile
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -106,12 +106,11 @@ def run_demo(scale: str = "demo", seed: int = 0, raw: str = "./data/raw", lake_r
 
 def summary(lake: Lake) -> str:
     """What the demo built: the SID build's metrics, the published dataset and the report."""
-    build = lake.published_build()
+    build = BuildRegistry(lake).published()
     lines = []
     if build:
-        row = lake.scan("sid_builds").filter(pl.col("build_id") == build).collect().row(0, named=True)
-        metrics = json.loads(row["metrics"])
-        lines.append(f"published SID build {build} ({row['method']}, sizes {row['sizes']})")
+        metrics = build.metrics
+        lines.append(f"published SID build {build.build_id} ({build.method}, sizes {build.sizes})")
         for key in ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid", "embedding_hitrate",
                     "embedding_hitrate_raw", "embedding_hitrate_random"):
             lines.append(f"  {key:<26}{metrics[key]:.4f}")

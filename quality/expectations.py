@@ -17,12 +17,13 @@ from typing import Any
 
 import polars as pl
 
-from lake.catalog import TABLES, table
+from builds.registry import TABLE as BUILDS_TABLE
+from builds.registry import BuildStatus
+from lake.catalog import BEHAVIORS, TABLES, table
 from quality.validation_report import expectation_rows, write_validation_report
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-BEHAVIORS = ("pv", "click", "cart", "fav", "buy")
 MAX_SEQUENCE = 1000
 SAMPLE_ROWS = 200_000
 
@@ -108,8 +109,7 @@ def expectations(name: str) -> list:
                             for c in ("embedding_len_ok", "finite", "unit_norm")],
         "item_sids": [e.ExpectColumnValuesToBeInSet(column="codes_in_range", value_set=[True]),
                       e.ExpectColumnValuesToNotBeNull(column="sid")],
-        "sid_builds": [e.ExpectColumnValuesToBeInSet(column="status", value_set=[
-            "trained", "built", "published", "rejected", "imported"])],
+        BUILDS_TABLE: [e.ExpectColumnValuesToBeInSet(column="status", value_set=[str(s) for s in BuildStatus])],
         "codebooks": [e.ExpectColumnValuesToBeBetween(column="level", min_value=1),
                       e.ExpectColumnValuesToBeBetween(column="code", min_value=0)],
         "quarantine": [e.ExpectColumnValuesToNotBeNull(column="reason"),

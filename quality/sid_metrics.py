@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sid_index.codec import keys
+from sid_index.levels import level_metrics
 
 
 def occupancy(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
@@ -42,16 +43,6 @@ def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     share_items = np.concatenate([[0.0], np.cumsum(x) / x.sum()]) if len(x) else np.array([0.0])
     share_sids = np.linspace(0, 1, len(share_items))
     return share_sids, share_items
-
-
-def level_metrics(codes: np.ndarray, size: int) -> dict:
-    """Utilisation, entropy (bits), perplexity and dead codes of one level."""
-    counts = np.bincount(codes, minlength=size).astype(np.float64)
-    p = counts[counts > 0] / counts.sum()
-    entropy = float(-(p * np.log2(p)).sum())
-    used = int((counts > 0).sum())
-    return {"size": size, "used": used, "utilisation": used / size, "dead_codes": size - used,
-            "entropy_bits": entropy, "perplexity": float(2**entropy)}
 
 
 def per_level(codes: np.ndarray, sizes: Sequence[int], suffix: str = "") -> dict:

@@ -8,42 +8,57 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from sid_index.codec import auto_sizes, render
-from sid_index.collisions import Resolution, resolve, resolve_by_prefix
-from sid_index.kmeans import KMeansParams, make_backend
+from sid_index.collisions import METHODS as POLICIES
+from sid_index.collisions import Policy, Resolution, resolve, resolve_by_prefix
+from sid_index.kmeans import BACKENDS, PRECISIONS, BackendName, Init, KMeansParams, Precision, make_backend
 from sid_index.rq import Encoded, SidModel, encode_batches, train_rq_kmeans
-from sid_index.rqvae import preset, train_rqvae
+from sid_index.rqvae import PRESETS, Preset, preset, train_rqvae
 
-METHODS = ("rq-kmeans", "rq-vae")
+Method = Literal["rq-kmeans", "rq-vae"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything that decides a build's codes (same config, data and device type → same codes)."""
 
-    method: str = "rq-kmeans"
+    method: Method = "rq-kmeans"
     sizes: tuple[int, ...] | None = None
     levels: int = 3
-    backend: str = "torch"
+    backend: BackendName = "torch"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     seed: int = 0
     iters: int = 20
-    init: str = "random"
+    init: Init = "random"
     max_points_per_centroid: int = 256
     train_sample: int = 2_000_000
-    collision: str = "knn_capacity"
+    collision: Policy = "knn_capacity"
     capacity: int = 5
     candidates: int = 32
     resolve_chunk_items: int = 20_000_000
     rqvae_epochs: int = 20
     rqvae_pair_weight: float = 0.0
-    rqvae_preset: str = "sidforge"
+    rqvae_preset: Preset = "sidforge"
+
+    def __post_init__(self) -> None:
+        for kind, value, choices in (("method", self.method, METHODS), ("backend", self.backend, BACKENDS),
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("collision policy", self.collision, POLICIES),
+                                     ("RQ-VAE preset", self.rqvae_preset, tuple(PRESETS))):
+            if value not in choices:
+                raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(choices)}")
+        if self.sizes is not None and (not self.sizes or min(self.sizes) < 1):
+            raise ValueError(f"codebook sizes {list(self.sizes)} must each be at least 1")
+        if self.capacity < 1 or self.candidates < 1 or self.levels < 1:
+            raise ValueError("capacity, candidates and levels must be at least 1")
 
     def resolved_sizes(self, n_items: int) -> list[int]:
         """Configured sizes, or sizes fitted to the catalogue."""
@@ -91,12 +106,10 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
 
 def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarray | None = None) -> SidModel:
     """Train codebooks of `config.method` on `sample` (rows of the catalogue's embeddings)."""
-    if config.method not in METHODS:
-        raise ValueError(f"unknown method {config.method!r}; choose one of {', '.join(METHODS)}")
     sizes = config.resolved_sizes(n_items)
     if config.method == "rq-kmeans":
         backend = make_backend(config.backend, config.device, config.precision)
-        params = KMeansParams(config.iters, config.seed, config.init, config.max_points_per_centroid)  # type: ignore[arg-type]
+        params = KMeansParams(config.iters, config.seed, config.init, config.max_points_per_centroid)
         return train_rq_kmeans(sample, sizes, backend, params)
     params = preset(config.rqvae_preset, epochs=config.rqvae_epochs, seed=config.seed,
                     pair_weight=config.rqvae_pair_weight)

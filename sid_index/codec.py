@@ -1,10 +1,18 @@
-"""Semantic-ID codes as integers and tokens: mixed-radix keys, token offsets, AL-GR `C{id}` strings."""
+"""Semantic-ID codes as integers and tokens, the one place for the token layout: mixed-radix keys, token offsets,
+AL-GR `C{id}` strings (rendered and parsed), and the fixed-stride layout of AL-GR's own files."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
+
+TOKEN = r"C(\d+)"  # one SID token in text: its id as the group
+TOKEN_RE = re.compile(TOKEN)
+ALGR_CODEBOOK_SIZE = 8192  # AL-GR's codebooks: 8192 codes per level, level l's tokens start at l x 8192
 
 
 def offsets(sizes: Sequence[int]) -> list[int]:
@@ -26,6 +34,47 @@ def render(codes: np.ndarray, sizes: Sequence[int]) -> list[str]:
     """AL-GR token strings, `C{t1}C{t2}C{t3}` with t = code + level offset."""
     tokens = token_ids(codes, sizes)
     return ["".join(f"C{t}" for t in row) for row in tokens.tolist()]
+
+
+def render_expr(codes: pl.Expr, sizes: Sequence[int]) -> pl.Expr:
+    """The same token strings as `render`, as a Polars expression over a list column of codes."""
+    parts: list[pl.Expr] = []
+    for level, off in enumerate(offsets(sizes)):
+        parts += [pl.lit("C"), (codes.list.get(level) + off).cast(pl.String)]
+    return pl.concat_str(parts)
+
+
+def parse_tokens(text: str) -> list[str]:
+    """The token ids (as digit strings) of every `C{id}` token in `text`, in order."""
+    return TOKEN_RE.findall(text)
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """A fixed-stride layout: the token of code c at level l (0-based) is `C{c + l * stride}` (AL-GR's files)."""
+
+    sizes: tuple[int, ...]
+    stride: int = ALGR_CODEBOOK_SIZE
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise ValueError(f"--token-stride must be a positive integer, got {self.stride}")
+        too_big = [(level + 1, size) for level, size in enumerate(self.sizes) if size > self.stride]
+        if too_big:
+            detail = ", ".join(f"level {lv} has {size} codes" for lv, size in too_big)
+            raise ValueError(f"{detail}: more than the token stride {self.stride}, so its tokens would run into "
+                             f"the next level's; pass a larger --token-stride (FORGE's tools read 8192)")
+
+    @property
+    def level_sizes(self) -> list[int]:
+        """The sizes that give this layout's offsets to `render`: the stride at every level."""
+        return [self.stride] * len(self.sizes)
+
+    def as_dict(self) -> dict:
+        """What an export manifest records."""
+        return {"layout": "algr" if self.stride == ALGR_CODEBOOK_SIZE else "custom-stride", "stride": self.stride,
+                "levels": len(self.sizes), "sizes": list(self.sizes), "token": "C{code + level * stride}",
+                "token_ranges": [[lv * self.stride, lv * self.stride + s - 1] for lv, s in enumerate(self.sizes)]}
 
 
 def keys(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
 from sid_index.codec import keys, prefix_keys
 
-METHODS = ("knn_capacity", "random_capacity", "suffix", "none")
+Policy = Literal["knn_capacity", "random_capacity", "suffix", "none"]
+METHODS: tuple[str, ...] = get_args(Policy)
 
 
 @dataclass
@@ -69,7 +71,7 @@ class _Occupancy:
 
 
 def resolve(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.ndarray, sizes: Sequence[int],
-            method: str = "knn_capacity", capacity: int = 5, seed: int = 0,
+            method: Policy = "knn_capacity", capacity: int = 5, seed: int = 0,
             fixed: np.ndarray | None = None) -> Resolution:
     """Resolve collisions among `codes` (n, L); `fixed` are the (m, L) codes of published items."""
     if method not in METHODS:

@@ -8,12 +8,16 @@ data and device type give the same centroids and codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 import torch
 
 Init = Literal["kmeans++", "random"]
+BackendName = Literal["torch", "faiss"]
+Precision = Literal["fp32", "tf32", "bf16"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 # Rows per distance block: about 8 MiB of distances on CPU (L2/L3-sized), about 512 MiB on CUDA.
 CPU_BLOCK, CUDA_BLOCK = 1 << 21, 1 << 27
 SPLIT_EPS = 1 / 1024  # faiss's relative perturbation when it splits a cluster for an empty one
@@ -104,7 +108,7 @@ def _seedable(x: torch.Tensor, k: int) -> torch.Tensor:
 class TorchBackend:
     """k-means in PyTorch on `device` (CPU or CUDA); float32, TF32 or bf16 matrix products."""
 
-    def __init__(self, device: str = "auto", precision: Literal["fp32", "tf32", "bf16"] = "fp32",
+    def __init__(self, device: str = "auto", precision: Precision = "fp32",
                  chunk: int | None = None):
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
@@ -237,10 +241,10 @@ class FaissBackend:
         return Assignment(idx[:, 0].copy(), d[:, 0].copy(), idx if top > 1 else None, d if top > 1 else None)
 
 
-def make_backend(name: str, device: str = "auto", precision: str = "fp32") -> Backend:
+def make_backend(name: BackendName, device: str = "auto", precision: Precision = "fp32") -> Backend:
     """`torch` (CPU or CUDA per `device`) or `faiss` (GPU when `device` is cuda and faiss-gpu is installed)."""
     if name == "torch":
-        return TorchBackend(device, precision)  # type: ignore[arg-type]
+        return TorchBackend(device, precision)
     if name == "faiss":
         return FaissBackend(gpu=device == "cuda")
     raise ValueError(f"unknown backend {name!r}; choose torch or faiss")

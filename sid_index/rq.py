@@ -10,8 +10,8 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from quality.sid_metrics import level_metrics
 from sid_index.kmeans import Backend, KMeansParams
+from sid_index.levels import level_metrics
 
 CANDIDATES = 8
 

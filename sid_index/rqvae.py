@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -56,18 +57,19 @@ class RQVAEParams:
 # FORGE's trainer (SID_generation/configs/rqvae_i2v.yml, utils/lr_sched.py): AdamW, lr 0.002, weight decay 1e-4,
 # batch 2048, 40 of 150 epochs of linear warm-up then half-cosine to 1e-7, set per step; Sinkhorn-balanced
 # assignment while training (as every preset here).
-PRESETS = {
+Preset = Literal["sidforge", "forge"]
+PRESETS: dict[str, RQVAEParams] = {
     "sidforge": RQVAEParams(),
     "forge": RQVAEParams(batch_size=2048, lr=0.002, optimizer="adamw", weight_decay=1e-4, schedule="cosine",
                          warmup_share=40 / 150, min_lr=1e-7),
 }
 
 
-def preset(name: str, **overrides: object) -> RQVAEParams:
+def preset(name: Preset, **overrides: Any) -> RQVAEParams:
     """A named RQ-VAE configuration (`sidforge` or `forge`) with some fields replaced."""
     if name not in PRESETS:
         raise ValueError(f"unknown RQ-VAE preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **overrides)  # type: ignore[arg-type]
+    return replace(PRESETS[name], **overrides)
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:

@@ -9,8 +9,8 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+from ingest.synthetic import generate
 from lake import Lake
-from lake.sources.synthetic import generate
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +35,6 @@ def spark():
 def lake(tmp_path: Path) -> Lake:
     """An empty lake in a temporary folder."""
     return Lake(tmp_path / "lake")
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    """Write a small literal fixture file and return its path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, str):
-        path.write_text(text)
-    else:
-        path.write_bytes(text)
-    return path
 
 
 from embeddings.model import TINY_CONFIG  # noqa: E402

@@ -6,10 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ingest.run import ingest
+from ingest.sources.lines import SourceError
 from lake import Lake
-from lake.ingest import ingest
-from lake.sources.lines import SourceError
-from tests.conftest import write
+from tests.helpers import write
 
 
 def _b64(values) -> str:

@@ -13,8 +13,8 @@ from assets import ingest as ingest_assets
 from assets import sids as sid_assets
 from assets.resources import EngineResource, LakeResource, LandingResource, SparkResource
 from lake import Lake
-from lake.publishing import publish_training_data
 from pipelines.cli import main
+from publish.training_data import publish_training_data
 
 TOKEN = re.compile(r"C(\d+)")
 

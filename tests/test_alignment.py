@@ -11,7 +11,7 @@ from embeddings.align import (
     save_projection,
     train_projection,
 )
-from lake.sources.synthetic import Generator
+from ingest.synthetic import Generator
 
 
 def _pairs(gen: Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ import argparse
 import pytest
 
 from lake import Lake
-from lake.shards import read_manifest
 from pipelines.cli import _parser, main
+from publish.manifest import read_manifest
 
 
 def _usage_error(argv: list[str], capsys) -> str:

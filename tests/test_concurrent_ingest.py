@@ -5,10 +5,10 @@ import threading
 import polars as pl
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
 from lake.lake import ConcurrentWriteError
-from tests.conftest import write
+from tests.helpers import write
 
 DAY1 = 1735689600
 

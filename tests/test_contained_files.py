@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 
 from embeddings.data import ItemImages
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
-from tests.conftest import write
+from tests.helpers import write
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -44,10 +44,11 @@ def test_only_images_inside_the_items_folder_are_read(lake: Lake, catalogue):
     assert not table
 
 
-def test_an_allowed_root_opens_another_folder(lake: Lake, catalogue, monkeypatch):
+def test_an_allowed_root_opens_another_folder(lake: Lake, catalogue):
+    from ingest.sources.limits import Limits
+
     path, secret = catalogue
-    monkeypatch.setenv("SIDFORGE_IMAGE_ROOTS", str(secret.parent))
-    ingest(lake, [path], "items")
+    ingest(lake, [path], "items", limits=Limits.from_environment({"SIDFORGE_IMAGE_ROOTS": str(secret.parent)}))
     items = lake.scan("items").collect()
     assert {"absolute", "symlink", "file_uri"} <= set(items["item_id"])
 
@@ -79,14 +80,14 @@ def server(tmp_path):
     httpd.server_close()
 
 
-def test_remote_images_are_fetched_only_when_enabled_and_capped(lake: Lake, tmp_path, server, monkeypatch):
-    from lake.sources.limits import Limits
+def test_remote_images_are_fetched_only_when_enabled_and_capped(lake: Lake, tmp_path, server):
+    from ingest.sources.limits import Limits
 
     path = write(tmp_path / "items.csv", f"item_id,title,image\nsmall,t,{server}/small.png\nbig,t,{server}/big.png\n")
     ingest(lake, [path], "items")
     assert lake.scan("items").select(pl.col("image").is_null().all()).collect().item()
-    monkeypatch.setenv("SIDFORGE_FETCH_IMAGES", "1")
-    report = ingest(lake, [path], "items", limits=Limits(max_record_bytes=4096))
+    enabled = Limits.from_environment({"SIDFORGE_FETCH_IMAGES": "1", "SIDFORGE_MAX_RECORD_BYTES": "4096"})
+    report = ingest(lake, [path], "items", limits=enabled)
     items = lake.scan("items").collect()
     assert items.filter(pl.col("item_id") == "small")["image"].to_list() == [PNG]
     assert report.rows_quarantined == 1

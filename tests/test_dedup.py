@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 
-from lake.ingest import Deduplicator
+from ingest.polars_engine import Deduplicator
 
 
 def _events(seed: int, n: int) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from assets import embeddings as embedding_assets
 from assets import ingest as ingest_assets
 from assets.resources import EncoderResource, EngineResource, LakeResource, LandingResource, SparkResource
 from lake import Lake
-from tests.conftest import TINY_CONFIG
+from tests.helpers import TINY_CONFIG
 
 
 @pytest.fixture

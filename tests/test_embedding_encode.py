@@ -7,8 +7,8 @@ import torch
 from embeddings.align import AlignConfig, train_projection
 from embeddings.encode import EncodeStats, _halving, encode_items
 from embeddings.model import EncoderSpec, load_encoder
-from lake.sources.synthetic import _png
-from tests.conftest import TINY_CONFIG
+from ingest.synthetic import _png
+from tests.helpers import TINY_CONFIG
 
 IDS = ["a", "b", "c", "d", "e"]
 TITLES = ["red mug", "blue lamp", "green scarf", None, None]

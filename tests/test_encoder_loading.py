@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from embeddings.model import EncoderSpec, WeightsError, load_encoder, model_id
-from tests.conftest import TINY_CONFIG
+from tests.helpers import TINY_CONFIG
 
 
 def _spec(weights, **kw):

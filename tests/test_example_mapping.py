@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from lake.examples import map_to_sids
+from publish.examples import map_to_sids
 
 SIZES = [4, 8, 16]  # token offsets 0, 4, 12
 
@@ -51,7 +51,7 @@ def test_sid_strings_are_parsed_and_malformed_ones_are_unknown():
 def test_examples_from_interactions_take_the_last_items_before_each_event():
     import datetime as dt
 
-    from lake.examples import from_interactions
+    from publish.examples import from_interactions
 
     t0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     events = pl.DataFrame({

@@ -5,8 +5,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from ingest.run import ingest
 from lake import TABLES, Lake
-from lake.ingest import ingest
 from quality.expectations import Validator
 
 

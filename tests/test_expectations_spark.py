@@ -2,8 +2,8 @@
 
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
 from quality.expectations import Validator
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]

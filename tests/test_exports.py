@@ -4,9 +4,9 @@ import csv
 
 import polars as pl
 
+from ingest.run import ingest
 from lake import Lake
-from lake.exports import export_item_sid_csv, export_sid_items
-from lake.ingest import ingest
+from publish.exports import export_item_sid_csv, export_sid_items
 
 
 def test_item_sid_csv_and_sid_items_agree_with_forge_reading(tmp_path, tiny_raw):

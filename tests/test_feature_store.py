@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.feature_store import FeatureStore, is_valid_prefix
-from lake.ingest import ingest
-from tests.conftest import write
+from serving.feature_store import FeatureStore, is_valid_prefix
+from tests.helpers import write
 
 HEADER = "base62_string,codebook_lv1,codebook_lv2,codebook_lv3\n"
 

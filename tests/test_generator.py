@@ -5,7 +5,7 @@ import json
 import numpy as np
 import polars as pl
 
-from lake.sources.synthetic import SCALES, Generator, generate
+from ingest.synthetic import SCALES, Generator, generate
 
 
 def test_same_seed_same_files(tmp_path):

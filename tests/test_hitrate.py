@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 
-from lake.sources.synthetic import Generator
+from ingest.synthetic import Generator
 from quality.hitrate import embedding_hitrate, random_codes, sessions_from_ids
 from sid_index.kmeans import KMeansParams, TorchBackend
 from sid_index.rq import train_rq_kmeans

@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ingest.run import ingest
+from ingest.sources.limits import Limits
+from ingest.sources.lines import SourceError
 from lake import Lake
-from lake.ingest import ingest
-from lake.sources.limits import Limits
-from lake.sources.lines import SourceError
-from tests.conftest import write
+from tests.helpers import write
 
 HEADER = "user_id,item_id,behavior,timestamp\n"
 SMALL = Limits(max_record_bytes=1 << 16, max_inflate_ratio=50, ratio_floor=1 << 16)
@@ -38,7 +38,7 @@ def test_gr_tsv_header_only_or_all_rejected(lake: Lake, tmp_path, rows):
 
 
 def test_gr_tsv_of_exactly_one_block(lake: Lake, tmp_path, monkeypatch):
-    from lake.sources import algr
+    from ingest.sources import algr
 
     monkeypatch.setattr(algr, "GR_BLOCK_ROWS", 4)
     path = write(tmp_path / "s1.tsv", GR_HEADER + "".join(f"{i}\ts\tC1C8193C16385\tC2C8194C16386\n"

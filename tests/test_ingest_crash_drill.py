@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
-from tests.conftest import write
+from tests.helpers import write
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ["after-staging", "after-journal", "before-data-commit", "after-data-commit", "after-quarantine-commit"]

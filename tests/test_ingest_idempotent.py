@@ -2,8 +2,8 @@
 
 import polars as pl
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
 
 
 def test_rerunning_a_day_replaces_it(lake: Lake, tiny_raw):
@@ -32,8 +32,8 @@ def test_days_accumulate_and_counts_add_up(lake: Lake, tiny_raw):
 
 
 def test_item_pairs_count_consecutive_items(lake: Lake, tmp_path):
-    from lake.pairs import item_pairs
-    from tests.conftest import write
+    from ingest.pairs import item_pairs
+    from tests.helpers import write
 
     path = write(tmp_path / "s1.csv", "user_history,target_item\nb;a,c\nb;a,c\nc,a\n")
     ingest(lake, [path], "algr-sequences")

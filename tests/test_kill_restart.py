@@ -11,7 +11,8 @@ import pytest
 from dagster import DagsterInstance
 
 from lake import Lake
-from lake.shards import MANIFEST
+from publish.manifest import MANIFEST
+from tests.helpers import published_build
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_nightly(tmp: str, raw: str, checkpoint: str) -> None:
     """Run the nightly job in this process (the subprocess the drill kills)."""
-    from tests.test_operations import _defs
+    from tests.helpers import pipeline_defs
 
-    job = _defs(Path(tmp), Path(raw), Path(checkpoint)).resolve_job_def("nightly_sid_rebuild")
+    job = pipeline_defs(Path(tmp), Path(raw), Path(checkpoint)).resolve_job_def("nightly_sid_rebuild")
     assert job.execute_in_process(instance=DagsterInstance.ephemeral()).success
 
 
@@ -45,7 +46,7 @@ def test_kill_mid_way_then_restart(tmp_path, tiny_raw, tiny_checkpoint):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     lake = Lake(tmp_path / "lake")
-    assert lake.published_build() is None
+    assert published_build(lake) is None
     run_nightly(str(tmp_path), str(tiny_raw), str(tiny_checkpoint))
     builds = lake.scan("sid_builds").collect()
     assert builds.height == 1 and builds["status"].to_list() == ["published"]

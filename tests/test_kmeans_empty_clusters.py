@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lake.sources.synthetic import Generator
-from quality.sid_metrics import level_metrics
+from ingest.synthetic import Generator
 from sid_index.kmeans import SPLIT_EPS, FaissBackend, KMeansParams, TorchBackend, split_largest
+from sid_index.levels import level_metrics
 from sid_index.rq import collapsed, train_rq_kmeans
 
 

@@ -72,7 +72,7 @@ def test_conform_rejects_missing_columns(lake: Lake):
 
 
 def test_analyst_first_five_minutes(lake: Lake, tiny_raw):
-    from lake.ingest import ingest
+    from ingest.run import ingest
 
     ingest(lake, [tiny_raw / "events"], "events")
     buys = Lake(lake.root).scan("interactions").filter(pl.col("behavior") == "buy").collect()

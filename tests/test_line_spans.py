@@ -3,8 +3,8 @@
 import gzip
 from itertools import pairwise
 
-from lake.sources.lines import iter_byte_blocks, split_lines
-from tests.conftest import write
+from ingest.sources.lines import iter_byte_blocks, split_lines
+from tests.helpers import write
 
 
 def _lines(path, span=None, skip=0):
@@ -37,14 +37,14 @@ def test_small_or_compressed_files_are_one_span(tmp_path):
 
 
 def test_spark_tasks_split_plain_text_only(tmp_path, monkeypatch):
-    from lake import spark_ingest
-    from lake.formats import get_format
+    from ingest import spark_engine
+    from ingest.formats import get_format
 
     plain = write(tmp_path / "events.csv", "user_id,item_id,behavior,timestamp\n" + "u,i,pv,1735732800\n" * 5000)
     packed = tmp_path / "events.csv.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
-    monkeypatch.setattr(spark_ingest, "SPLIT_BYTES", 4096)
-    tasks = spark_ingest._tasks(get_format("events"), [plain, packed], pieces=2)
+    monkeypatch.setattr(spark_engine, "SPLIT_BYTES", 4096)
+    tasks = spark_engine._tasks(get_format("events"), [plain, packed], pieces=2)
     assert [(t[0], t[2] is None) for t in tasks] == [(0, False), (0, False), (1, True)]  # gzip: one task, no span
     assert tasks[0][2:] == (0, tasks[1][2], 1) and tasks[1][3] == plain.stat().st_size
-    assert spark_ingest._tasks(get_format("algr-gr-tsv"), [plain], pieces=2)[0][2:] == (None, None, None)
+    assert spark_engine._tasks(get_format("algr-gr-tsv"), [plain], pieces=2)[0][2:] == (None, None, None)

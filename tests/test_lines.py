@@ -2,8 +2,8 @@
 
 import gzip
 
-from lake.sources.lines import iter_line_blocks
-from tests.conftest import write
+from ingest.sources.lines import iter_line_blocks
+from tests.helpers import write
 
 
 def _all(path, block_bytes):

@@ -5,46 +5,26 @@ import shutil
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, Definitions, build_sensor_context, load_assets_from_modules
+from dagster import DagsterInstance, build_sensor_context
 
-from assets import embeddings, ingest, publish, quality, sids
 from assets.partitions import add_days, daily
-from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import (
-    EncoderResource,
-    EngineResource,
-    LakeResource,
     LandingResource,
-    QualityResource,
-    SparkResource,
 )
-from embeddings.model import TINY_CONFIG
 from lake import Lake
-from pipelines.jobs import nightly_sid_rebuild
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import landing_sensor
-
-
-def _defs(tmp_path, raw, checkpoint) -> Definitions:
-    resources = {
-        "lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(raw)),
-        "engine": EngineResource(), "spark": SparkResource(), "quality": QualityResource(device="cpu"),
-        "encoder": EncoderResource(model_name="sidforge-tiny", weights=str(checkpoint), config_file=str(TINY_CONFIG),
-                                   device="cpu", num_workers=0),
-    }
-    return Definitions(assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
-                       asset_checks=[*TABLE_CHECKS, sid_build_quality], jobs=[nightly_sid_rebuild],
-                       resources=resources)
+from tests.helpers import pipeline_defs, published_build
 
 
 def test_nightly_job_twice_changes_nothing_the_second_time(tmp_path, tiny_raw, tiny_checkpoint):
-    defs = _defs(tmp_path, tiny_raw, tiny_checkpoint)
+    defs = pipeline_defs(tmp_path, tiny_raw, tiny_checkpoint)
     job = defs.resolve_job_def("nightly_sid_rebuild")
     instance = DagsterInstance.ephemeral()
     first = job.execute_in_process(instance=instance)
     assert first.success
     lake = Lake(tmp_path / "lake")
-    build = lake.published_build()
+    build = published_build(lake)
     assert build and lake.scan("item_sids").filter(pl.col("build_id") == build).collect().height == 300
     datasets = lake.scan("published_datasets").collect()
     assert datasets.height == 1 and datasets["build_id"][0] == build
@@ -107,12 +87,12 @@ def test_nightly_schedule_is_configurable():
 def test_new_items_refresh_the_published_build_without_moving_a_sid(tmp_path, tiny_raw, tiny_checkpoint):
     landing = tmp_path / "landing"
     shutil.copytree(tiny_raw, landing)
-    defs = _defs(tmp_path, landing, tiny_checkpoint)
+    defs = pipeline_defs(tmp_path, landing, tiny_checkpoint)
     job = defs.resolve_job_def("nightly_sid_rebuild")
     instance = DagsterInstance.ephemeral()
     assert job.execute_in_process(instance=instance).success
     lake = Lake(tmp_path / "lake")
-    build = lake.published_build()
+    build = published_build(lake)
     before = lake.scan("item_sids").filter(pl.col("build_id") == build).select("item_id", "sid").collect()
     emb = (landing / "algr" / "item_emb" / "item_emb_000.csv").read_text().splitlines()
     new_rows = [f"new{i:03d},{line.split(',', 1)[1]}" for i, line in enumerate(emb[1:11])]
@@ -122,7 +102,7 @@ def test_new_items_refresh_the_published_build_without_moving_a_sid(tmp_path, ti
     codebooks = result.asset_materializations_for_node("sid_codebooks")[0].metadata
     assert codebooks["result"].value.startswith("refresh: 10 new items")
     assert codebooks["changed_items"].value == 0 and codebooks["new_item_error_ratio"].value <= 1.5
-    assert lake.published_build() == build
+    assert published_build(lake) == build
     metrics = lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()["metrics"][0]
     assert '"last_refresh"' in metrics
     after = lake.scan("item_sids").filter(pl.col("build_id") == build).select("item_id", "sid").collect()
@@ -134,14 +114,14 @@ def test_new_items_refresh_the_published_build_without_moving_a_sid(tmp_path, ti
 def test_readers_see_the_old_or_the_new_build_never_a_mix(tmp_path, tiny_raw, tiny_checkpoint):
     import threading
 
-    from lake.feature_store import FeatureStore
+    from serving.feature_store import FeatureStore
 
-    defs = _defs(tmp_path, tiny_raw, tiny_checkpoint)
+    defs = pipeline_defs(tmp_path, tiny_raw, tiny_checkpoint)
     instance = DagsterInstance.ephemeral()
     job = defs.resolve_job_def("nightly_sid_rebuild")
     assert job.execute_in_process(instance=instance).success
     lake = Lake(tmp_path / "lake")
-    first = lake.published_build()
+    first = published_build(lake)
     items = lake.scan("item_sids").select("item_id").unique().collect()["item_id"].to_list()
     seen, stop = [], threading.Event()
 
@@ -159,7 +139,7 @@ def test_readers_see_the_old_or_the_new_build_never_a_mix(tmp_path, tiny_raw, ti
     finally:
         stop.set()
         reader.join()
-    second = lake.published_build()
+    second = published_build(lake)
     assert second != first and len(seen) > 3
     assert all(len(builds) == 1 and builds[0] in (first, second) and height == 300 for builds, height in seen)
     assert {builds[0] for builds, _ in seen} <= {first, second}

@@ -4,8 +4,8 @@ import datetime as dt
 
 import polars as pl
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
 
 
 def test_parquet_event_log_with_a_timestamp_column(lake: Lake, tmp_path):

@@ -6,13 +6,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.exports import export_algr_tsv
-from lake.ingest import ingest
-from lake.publishing import publish_training_data
-from lake.reader import GRShards
-from lake.shards import read_manifest, sha256_of, write_shards
-from tests.conftest import write
+from publish.exports import export_algr_tsv
+from publish.manifest import read_manifest, sha256_of
+from publish.shards import write_shards
+from publish.training_data import publish_training_data
+from serving.reader import GRShards
+from tests.helpers import write
 
 BUILD = "algr-item_sid_final"
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
-from lake.publishing import publish_training_data
+from publish.training_data import publish_training_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 

@@ -16,6 +16,8 @@ from assets.resources import EngineResource, LakeResource, LandingResource, Qual
 from lake import Lake
 from pipelines.cli import main
 from quality.evaluate import REQUIRED_KEYS
+from quality.gate import Thresholds, evaluate
+from tests.helpers import published_build
 
 
 def _train(**config):
@@ -44,7 +46,7 @@ def test_a_good_build_is_published_with_metrics_and_report(gate, capsys):
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evaluations["sid_build_quality"].passed and evaluations["item_sids_expectations"].passed
     lake = Lake(resources["lake"].root)
-    build = lake.published_build()
+    build = published_build(lake)
     row = lake.scan("sid_builds").filter(pl.col("build_id") == build).collect().row(0, named=True)
     assert row["status"] == "published"
     metrics = json.loads(row["metrics"])
@@ -84,7 +86,7 @@ def test_a_collapsed_build_is_rejected_and_not_published(gate):
     resources, instance, steps = gate
     assert materialize(steps, resources=resources, instance=instance, run_config=_train()).success
     lake = Lake(resources["lake"].root)
-    published = lake.published_build()
+    published = published_build(lake)
     bad = materialize(steps, resources=resources, instance=instance, run_config=_train(sizes=[1, 16, 16]),
                       raise_on_error=False)
     assert not bad.success
@@ -98,7 +100,7 @@ def test_a_collapsed_build_is_rejected_and_not_published(gate):
     assert rejected["status"] == "rejected"
     assert json.loads(rejected["metrics"])["failed_checks"] == [
         "every level's raw perplexity >= max(2.0, 0.1 x its size)"]
-    assert lake.published_build() == published
+    assert published_build(lake) == published
 
 
 def test_a_level_collapsed_in_the_raw_codes_fails_even_when_resolution_spread_it():
@@ -120,6 +122,6 @@ def test_a_level_collapsed_in_the_raw_codes_fails_even_when_resolution_spread_it
                              sessions)
     assert metrics["perplexity_per_level"][2] < 1.5
     assert metrics["perplexity_per_level_resolved"][2] > 50
-    checks = quality_assets.gate(metrics, QualityResource())
+    checks = evaluate(metrics, Thresholds()).checks
     assert [name for name, ok in checks.items() if not ok] == [
         "every level's raw perplexity >= max(2.0, 0.1 x its size)"]

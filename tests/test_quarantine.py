@@ -3,10 +3,10 @@
 import polars as pl
 import pytest
 
+from ingest.run import ingest
+from ingest.sources.lines import SourceError
 from lake import Lake
-from lake.ingest import ingest
-from lake.sources.lines import SourceError
-from tests.conftest import write
+from tests.helpers import write
 
 BAD_EVENTS = (
     b"user_id,item_id,behavior,timestamp\n"

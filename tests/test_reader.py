@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
-from lake.publishing import publish_training_data
-from lake.reader import ChecksumError, GRShards
+from publish.training_data import publish_training_data
+from serving.reader import ChecksumError, GRShards
 
 
 @pytest.fixture(scope="module")

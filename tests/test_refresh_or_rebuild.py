@@ -8,7 +8,7 @@ import polars as pl
 from dagster import DagsterInstance
 
 from lake import Lake
-from tests.test_operations import _defs
+from tests.helpers import pipeline_defs, published_build
 
 EMB = ("algr", "item_emb", "item_emb_000.csv")
 
@@ -16,7 +16,7 @@ EMB = ("algr", "item_emb", "item_emb_000.csv")
 def _first_night(tmp_path, tiny_raw, tiny_checkpoint):
     landing = tmp_path / "landing"
     shutil.copytree(tiny_raw, landing)
-    job = _defs(tmp_path, landing, tiny_checkpoint).resolve_job_def("nightly_sid_rebuild")
+    job = pipeline_defs(tmp_path, landing, tiny_checkpoint).resolve_job_def("nightly_sid_rebuild")
     instance = DagsterInstance.ephemeral()
     assert job.execute_in_process(instance=instance).success
     return landing, job, instance, Lake(tmp_path / "lake")
@@ -28,7 +28,7 @@ def _codebooks(result) -> dict:
 
 def test_changed_embeddings_past_the_bound_trigger_a_rebuild(tmp_path, tiny_raw, tiny_checkpoint):
     landing, job, instance, lake = _first_night(tmp_path, tiny_raw, tiny_checkpoint)
-    first = lake.published_build()
+    first = published_build(lake)
     path = landing.joinpath(*EMB)
     header, *rows = path.read_text().splitlines()
     features = [r.split(",", 1)[1] for r in rows]
@@ -39,12 +39,12 @@ def test_changed_embeddings_past_the_bound_trigger_a_rebuild(tmp_path, tiny_raw,
     assert result.success
     meta = _codebooks(result)
     assert meta["result"].startswith("rebuild: changed items 0.1 > 0.05")
-    assert lake.published_build() not in (None, first)
+    assert published_build(lake) not in (None, first)
 
 
 def test_new_items_far_from_the_codebooks_trigger_a_rebuild(tmp_path, tiny_raw, tiny_checkpoint):
     landing, job, instance, lake = _first_night(tmp_path, tiny_raw, tiny_checkpoint)
-    first = lake.published_build()
+    first = published_build(lake)
     header = landing.joinpath(*EMB).read_text().splitlines()[0]
     vectors = np.random.default_rng(5).standard_normal((10, 512)).astype("<f4")
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -54,6 +54,6 @@ def test_new_items_far_from_the_codebooks_trigger_a_rebuild(tmp_path, tiny_raw, 
     assert result.success
     meta = _codebooks(result)
     assert meta["result"].startswith("rebuild: new-item error ratio")  # 10 new items: 3 %, under the share bound
-    assert lake.published_build() != first
-    rebuilt = lake.scan("item_sids").filter(pl.col("build_id") == lake.published_build()).collect()
+    assert published_build(lake) != first
+    rebuilt = lake.scan("item_sids").filter(pl.col("build_id") == published_build(lake)).collect()
     assert rebuilt.height == 310

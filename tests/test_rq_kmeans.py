@@ -6,7 +6,7 @@ import pytest
 
 from sid_index.kmeans import FaissBackend, KMeansParams, TorchBackend
 from sid_index.rq import encode_batches, train_rq_kmeans
-from tests.sid_fixtures import planted, purity
+from tests.helpers import planted, purity
 
 BACKENDS = [TorchBackend("cpu"), FaissBackend()]
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from sid_index.rqvae import RQVAEParams, sinkhorn, train_rqvae
-from tests.sid_fixtures import planted, purity
+from tests.helpers import planted, purity
 
 PARAMS = RQVAEParams(hidden=(64, 64), latent=16, epochs=15, batch_size=128, seed=0)
 

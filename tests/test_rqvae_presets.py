@@ -7,7 +7,7 @@ import pytest
 
 from sid_index.build import BuildConfig, train
 from sid_index.rqvae import preset, train_rqvae
-from tests.sid_fixtures import planted, purity
+from tests.helpers import planted, purity
 
 
 def test_forge_preset_matches_forges_config_and_schedule():

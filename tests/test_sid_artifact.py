@@ -9,7 +9,7 @@ from sid_index.artifact import load_artifact, save_artifact
 from sid_index.kmeans import KMeansParams, TorchBackend
 from sid_index.rq import train_rq_kmeans
 from sid_index.rqvae import RQVAEParams, train_rqvae
-from tests.sid_fixtures import planted
+from tests.helpers import planted
 
 
 def test_rq_kmeans_round_trip_and_plain_safetensors(tmp_path):

@@ -5,7 +5,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from quality.sid_metrics import distribution_metrics, gini, level_metrics
+from quality.sid_metrics import distribution_metrics, gini
+from sid_index.levels import level_metrics
 
 
 def _forge_gini(counts) -> float:

@@ -9,9 +9,9 @@ import time
 import polars as pl
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
-from tests.conftest import write
+from tests.helpers import write
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -52,14 +52,14 @@ def test_engines_quarantine_the_same_records(spark, tmp_path):
 
 
 def test_a_file_read_in_spans_by_several_tasks_gives_the_same_tables(spark, tmp_path, tiny_raw, monkeypatch):
-    import lake.spark_ingest
-    from lake.sources.lines import split_lines
+    import ingest.spark_engine
+    from ingest.sources.lines import split_lines
 
     day = sorted((tiny_raw / "events").iterdir())[0]
     header, *rows = (next(day.iterdir())).read_text().splitlines()
     planted = [rows[0], "u9,i9,teleport,1735732800", "u9,,pv,1735732801"]  # a duplicate of line 2, two bad rows
     path = write(tmp_path / "in" / "events.csv", "\n".join([header, *rows, *planted]) + "\n")
-    monkeypatch.setattr(lake.spark_ingest, "SPLIT_BYTES", path.stat().st_size // 3)
+    monkeypatch.setattr(ingest.spark_engine, "SPLIT_BYTES", path.stat().st_size // 3)
     polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
     a = ingest(polars_lake, [path], "events")
     b = ingest(spark_lake, [path], "events", engine="spark")
@@ -70,7 +70,7 @@ def test_a_file_read_in_spans_by_several_tasks_gives_the_same_tables(spark, tmp_
     assert qa.equals(spark_lake.scan("quarantine").select(cols).sort("line").collect())
     assert qa["line"].to_list() == [len(rows) + 2, len(rows) + 3, len(rows) + 4]
     _same(polars_lake.scan("interactions").collect(), spark_lake.scan("interactions").collect())
-    assert len(split_lines(path, spark.sparkContext.defaultParallelism, lake.spark_ingest.SPLIT_BYTES)) == 2
+    assert len(split_lines(path, spark.sparkContext.defaultParallelism, ingest.spark_engine.SPLIT_BYTES)) == 2
 
 
 def _cli(lake: Lake, events) -> list[str]:
@@ -151,8 +151,8 @@ def test_local_mode_listens_on_loopback_only(spark):
 def test_spark_quarantines_a_bomb_whole_and_names_a_truncated_file(spark, tmp_path):
     import gzip
 
-    from lake.sources.limits import Limits
-    from lake.sources.lines import SourceError
+    from ingest.sources.limits import Limits
+    from ingest.sources.lines import SourceError
 
     body = ("user_id,item_id,behavior,timestamp\n" + "u,i,pv,1735732800\n" * 200_000).encode()
     (tmp_path / "in").mkdir()

@@ -20,6 +20,7 @@ from dagster_graphql import DagsterGraphQLClient
 from PIL import Image
 
 from lake import Lake
+from tests.helpers import published_build
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -90,7 +91,7 @@ def test_every_job_launched_from_the_ui_succeeds_after_the_demo(ui):
     statuses = {"ingest_daily": _run(client, "ingest_daily", tags={"dagster/partition": day})}
     statuses |= {job: _run(client, job) for job in JOBS}
     assert statuses == dict.fromkeys(["ingest_daily", *JOBS], "SUCCESS")
-    build = lake.published_build()
+    build = published_build(lake)
     assert lake.scan("published_datasets").collect()["build_id"].to_list() == [build]
     assert "algr-item-emb+align" in lake.scan("item_embeddings").collect()["model"].unique().to_list()
     with DagsterInstance.from_config(str(folder / ".dagster")) as instance:
@@ -142,7 +143,7 @@ def test_pages_show_what_a_person_needs(ui, tmp_path, page, texts):
 def test_sid_report_draws_its_charts_and_validations(ui, tmp_path):
     _, folder, _ = ui
     lake = Lake(folder / "data" / "lake")
-    build = lake.published_build()
+    build = published_build(lake)
     metrics = json.loads(lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()["metrics"][0])
     report = Path(metrics["report"])
     dom = _browse(report.as_uri(), tmp_path / "profile", "--dump-dom")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import polars as pl
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
 from lake.maintenance import vacuum
-from lake.publishing import publish_training_data
-from lake.shards import MANIFEST
 from pipelines.cli import main
-from tests.conftest import write
+from publish.manifest import MANIFEST
+from publish.training_data import publish_training_data
+from tests.helpers import write
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY1 = 1735689600

@@ -3,9 +3,9 @@
 import polars as pl
 import pytest
 
+from ingest.run import ingest
 from lake import Lake
-from lake.ingest import ingest
-from tests.conftest import write
+from tests.helpers import write
 
 HEADER = "user_id,item_id,behavior,timestamp\n"
 DAY1 = 1735689600  # 2025-01-01T00:00:00Z
@@ -118,7 +118,7 @@ def test_a_rerun_whose_rows_are_all_rejected_keeps_what_it_wrote(lake: Lake, tmp
 
 
 def test_a_file_that_fails_leaves_nothing_staged(lake: Lake, tmp_path):
-    from lake.sources.lines import SourceError
+    from ingest.sources.lines import SourceError
 
     with pytest.raises(SourceError, match="duplicate column"):
         ingest(lake, [write(tmp_path / "dup.csv", "user_id,user_id,item_id,behavior,timestamp\n")], "events")

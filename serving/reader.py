@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from lake.shards import read_manifest, sha256_of
+from publish.manifest import read_manifest, sha256_of
 
 
 class ChecksumError(RuntimeError):

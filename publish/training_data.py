@@ -8,9 +8,12 @@ from pathlib import Path
 
 import polars as pl
 
-from lake.examples import from_interactions, from_sequences, map_to_sids, sid_map
+from builds.registry import TABLE as BUILDS_TABLE
+from builds.registry import BuildRegistry
 from lake.lake import Lake
-from lake.shards import Published, publish, registration
+from lake.settings import EngineName, check_engine
+from publish.examples import from_interactions, from_sequences, map_to_sids, sid_map
+from publish.shards import Published, publish, registration
 
 SOURCES = ("user_sequences", "interactions")
 
@@ -25,14 +28,6 @@ class PublishReport:
     history_unknown_items: int
     target_unknown_items: int
     version_row: int | None
-
-
-def build_sizes(lake: Lake, build_id: str) -> list[int]:
-    """Codebook sizes of a build; a clear error when the build is unknown."""
-    rows = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).select("sizes").collect()
-    if not rows.height:
-        raise ValueError(f"no SID build {build_id!r} in {lake.root}; publish needs a published or imported build")
-    return [int(s) for s in rows["sizes"][0]]
 
 
 def _check_test_days(lake: Lake, source: str, test_days: Sequence[str]) -> None:
@@ -50,30 +45,31 @@ def _check_test_days(lake: Lake, source: str, test_days: Sequence[str]) -> None:
 
 def publish_training_data(lake: Lake, *, build_id: str | None = None, source: str = "user_sequences",
                           dataset: str = "gr", rows_per_shard: int = 500_000, test_days: Sequence[str] = (),
-                          run_id: str = "cli", engine: str = "polars", spark_master: str | None = None
+                          run_id: str = "cli", engine: EngineName = "polars", spark_master: str | None = None
                           ) -> PublishReport:
     """Examples from `source` mapped to `build_id` (default: the published build), as a new dataset version."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    build_id = build_id or lake.published_build()
-    if not build_id:
-        raise ValueError("no published SID build: pass --build BUILD_ID or publish a build first")
-    sizes = build_sizes(lake, build_id)
+    registry = BuildRegistry(lake)
+    if build_id is None:
+        published = registry.published()
+        if published is None:
+            raise ValueError("no published SID build: pass --build BUILD_ID or publish a build first")
+        build_id = published.build_id
+    sizes = registry.sizes(build_id)
     _check_test_days(lake, source, test_days)
-    if engine == "spark":
+    if check_engine(engine) == "spark":
         from lake.spark import spark_session
-        from lake.spark_publish import examples_with_spark
+        from publish.spark_examples import examples_with_spark
 
         examples = examples_with_spark(spark_session(spark_master), lake, source, build_id, sizes, test_days)
-    elif engine == "polars":
+    else:
         raw = (from_sequences(lake.scan("user_sequences")) if source == "user_sequences"
                else from_interactions(lake.scan("interactions"), test_days))
         examples = map_to_sids(raw.collect(), sid_map(lake.scan("item_sids"), build_id), sizes)
-    else:
-        raise ValueError(f"unknown engine {engine!r}; choose polars or spark")
     usable = examples.filter(pl.col("target_tokens").list.len() > 0)
     inputs = {source: lake.version(source), "item_sids": lake.version("item_sids"),
-              "sid_builds": lake.version("sid_builds")}
+              BUILDS_TABLE: registry.version()}
     params = {"source": source, "test_days": sorted(test_days)}
     published = publish(usable, Path(lake.path("published")), dataset, build_id, sizes, inputs, params,
                         rows_per_shard, examples.height - usable.height)

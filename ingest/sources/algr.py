@@ -13,26 +13,26 @@ import datetime as dt
 import io
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.sources.csvblocks import iter_csv_blocks
-from lake.sources.limits import Limits
-from lake.sources.lines import SourceError, Span, open_stream, read_header
-from lake.sources.records import Parsed, reject_frame, split_checked
+from ingest.sources.csvblocks import iter_csv_blocks
+from ingest.sources.limits import Limits
+from ingest.sources.lines import SourceError, Span, open_stream, read_header
+from ingest.sources.records import INVALID_UTF8, Parsed, reject_frame, split_checked, utf8_rejects
+from lake.catalog import today
+from sid_index.codec import ALGR_CODEBOOK_SIZE, parse_tokens, render_expr
 
 ALGR_BASE_DS = "2025-01-01"
-ALGR_CODEBOOK_SIZE = 8192
 EMBEDDING_DIM = 512
 SYSTEM_PROMPT = ("You are a recommendation system. Based on the user's historical behavior, "
                  "predict the next items, as semantic IDs.")
 USER_PREFIX = "The user's historical behavior sequence is: "
 _STAGE = re.compile(r"(?:^|[^a-z0-9])s(\d+)(?:[^0-9]|$)", re.IGNORECASE)
-_TOKEN = re.compile(r"C(\d+)")
 GR_BLOCK_ROWS = 100_000
 
 
@@ -80,7 +80,7 @@ def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None
         )
         rows, rejects = split_checked(frame, checks=checks, table_name="user_sequences", source=path, raw=block.raw,
                                       ds=day, columns=_SEQUENCE_COLUMNS)
-        bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)
+        bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("user_sequences", rows, pl.concat([rejects, bad]), block.blank)
 
 
@@ -92,7 +92,7 @@ def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_D
                          ) -> Iterator[Parsed]:
     """Item-EMB CSV as `item_embeddings` rows: base64 float32 vectors of length `dim`, finite."""
     path = Path(path)
-    day = ds or dt.date.today().isoformat()
+    day = ds or today()
     wanted = {"item_id": ("base62_string", "item_id"), "feature": ("feature", "embedding")}
     nbytes = 4 * dim
     for block in iter_csv_blocks(path, wanted, span=span, limits=limits):
@@ -123,7 +123,7 @@ def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_D
             dim=pl.lit(dim, pl.Int32), modalities=pl.lit("precomputed"),
             content_hash=pl.lit(None, pl.String), source=pl.lit(path.name), model=pl.lit(model),
         )
-        bad = reject_frame(path, [(n, t[:512], "invalid UTF-8") for n, t in block.bad_utf8], day)
+        bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("item_embeddings", rows, pl.concat([rejects, bad]), block.blank)
 
 
@@ -154,7 +154,7 @@ def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR
                    ) -> Iterator[Parsed]:
     """Item-SID CSV as `item_sids` rows: every `codebook_lv*` code an integer in [0, codebook_size)."""
     path = Path(path)
-    day = ds or dt.date.today().isoformat()
+    day = ds or today()
     header = [h.lower() for h in read_header(path, limits=limits)]
     levels = sorted((h for h in header if re.fullmatch(r"codebook_lv\d+", h)), key=lambda h: int(h[11:]))
     if not levels:
@@ -178,20 +178,11 @@ def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR
         rows, rejects = split_checked(frame, checks=checks, table_name="item_sids", source=path, raw=block.raw, ds=day,
                                       columns=["item_id", "codes", "line"])
         rows = rows.with_columns(
-            codes_raw=pl.col("codes"), sid=render_sid(pl.col("codes"), [codebook_size] * len(levels)),
+            codes_raw=pl.col("codes"), sid=render_expr(pl.col("codes"), [codebook_size] * len(levels)),
             source=pl.lit(path.name), build_id=pl.lit(build_id),
         )
-        bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)
+        bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("item_sids", rows, pl.concat([rejects, bad]), block.blank)
-
-
-def render_sid(codes: pl.Expr, sizes: Sequence[int]) -> pl.Expr:
-    """AL-GR token string `C{c1}C{c2+size1}C{c3+size1+size2}` for a list column of codes."""
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
-    parts: list[pl.Expr] = []
-    for level, off in enumerate(offsets):
-        parts += [pl.lit("C"), (codes.list.get(level) + off).cast(pl.String)]
-    return pl.concat_str(parts)
 
 
 def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int = 3,
@@ -229,7 +220,7 @@ def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int
                 raw.encode("utf-8")
             except UnicodeEncodeError:
                 text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                bad.append((line, text[:512], "invalid UTF-8"))
+                bad.append((line, text[:512], INVALID_UTF8))
                 continue
             if len(record) != len(header):
                 bad.append((line, raw, f"expected {len(header)} fields, found {len(record)}"))
@@ -263,7 +254,7 @@ def _records(reader, path: Path, limits: Limits) -> Iterator[list[str]]:
 
 def _sid_items(text: str, levels: int, stride: int = ALGR_CODEBOOK_SIZE) -> list[str] | str:
     """Items as C-token strings, or the reason they are not valid AL-GR tokens (count, level range)."""
-    tokens = _TOKEN.findall(text)
+    tokens = parse_tokens(text)
     if len(tokens) % levels:
         return f"a C-token count that is not a multiple of {levels}"
     for i, token in enumerate(tokens):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lake.sources.limits import Limits
-from lake.sources.lines import (
+from ingest.sources.limits import Limits
+from ingest.sources.lines import (
     SAMPLE_BYTES,
     Oversized,
     SourceError,

@@ -63,6 +63,14 @@ def split_checked(frame: pl.DataFrame, *, checks: Checks, table_name: str, sourc
     return good, rejects
 
 
+INVALID_UTF8 = "invalid UTF-8"
+
+
+def utf8_rejects(source: str | Path, lines: Sequence[tuple[int, str]], ds: str) -> pl.DataFrame:
+    """Quarantine records for lines that are not valid UTF-8 (line number, raw text cut to 512 characters)."""
+    return reject_frame(source, [(n, text[:512], INVALID_UTF8) for n, text in lines], ds)
+
+
 def reject_frame(source: str | Path, records: Sequence[tuple[int | None, str, str]], ds: str) -> pl.DataFrame:
     """Quarantine records from (line, raw text, reason) tuples."""
     return pl.DataFrame(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import os
 import stat
 import urllib.request
 from collections.abc import Iterator
@@ -14,10 +12,11 @@ from urllib.parse import unquote, urlparse
 import polars as pl
 import pyarrow.parquet as pq
 
-from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
-from lake.sources.limits import Limits
-from lake.sources.lines import SourceError, Span
-from lake.sources.records import Parsed, reject_frame, split_checked
+from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
+from ingest.sources.limits import Limits
+from ingest.sources.lines import SourceError, Span
+from ingest.sources.records import Parsed, split_checked, utf8_rejects
+from lake.catalog import today
 
 COLUMNS = {
     "item_id": ("item_id", "base62_string", "item"),
@@ -76,8 +75,8 @@ def read_image(file: Path, limits: Limits) -> tuple[bytes | None, str | None]:
 
 
 def fetch_image(uri: str, limits: Limits) -> tuple[bytes | None, str | None]:
-    """A remote image (http/https) when $SIDFORGE_FETCH_IMAGES=1, with a size cap and a timeout."""
-    if os.environ.get("SIDFORGE_FETCH_IMAGES") != "1" or urlparse(uri).scheme not in ("http", "https"):
+    """A remote image (http/https) when `limits.fetch_images`, with a size cap and a timeout."""
+    if not limits.fetch_images or urlparse(uri).scheme not in ("http", "https"):
         return None, None
     try:
         with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT) as response:
@@ -140,7 +139,7 @@ def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = N
     allowed folders, are quarantined."""
     path = Path(path)
     limits = limits or Limits()
-    day = ds or dt.date.today().isoformat()
+    day = ds or today()
     if path.suffix == ".parquet":
         try:
             handle = pq.ParquetFile(path)
@@ -169,5 +168,5 @@ def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = N
     for block in iter_csv_blocks(path, COLUMNS, optional=OPTIONAL, span=span, limits=limits):
         frame = block.frame.with_columns(image_ref=pl.col("image"), image_bytes=pl.lit(None, pl.Binary))
         rows, rejects, missing = _finish(frame, path, day, block.raw, limits)
-        bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], day)
+        bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("items", rows, pl.concat([rejects, bad]), block.blank, missing_images=missing)

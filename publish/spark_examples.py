@@ -9,9 +9,10 @@ import polars as pl
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lake.examples import EXAMPLE_SCHEMA, MAX_HISTORY, offsets
 from lake.lake import Lake
 from lake.spark import read_table
+from publish.examples import EXAMPLE_SCHEMA, MAX_HISTORY
+from sid_index.codec import TOKEN, offsets
 
 
 def _raw_examples(spark: SparkSession, lake: Lake, source: str, test_days: Sequence[str]) -> DataFrame:
@@ -41,7 +42,7 @@ def examples_with_spark(spark: SparkSession, lake: Lake, source: str, build_id: 
 
     def side(column: str) -> DataFrame:
         items = examples.select("example", "id_space", F.posexplode(column).alias("pos", "item_id"))
-        parsed = F.transform(F.regexp_extract_all("item_id", F.lit(r"C(\d+)"), 1), lambda t: t.try_cast("bigint"))
+        parsed = F.transform(F.regexp_extract_all("item_id", F.lit(TOKEN), 1), lambda t: t.try_cast("bigint"))
         in_range = F.transform(parsed, lambda t, i: (t >= F.get(offs, i)) & (t < F.get(offs, i) + F.get(sizes_, i)))
         valid = (F.size(parsed) == len(sizes)) & F.forall(in_range, lambda ok: F.coalesce(ok, F.lit(False)))
         joined = items.join(sids, "item_id", "left").withColumn("tokens", F.when(

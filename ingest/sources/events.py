@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from lake.sources.csvblocks import iter_csv_blocks, resolve_columns
-from lake.sources.limits import Limits
-from lake.sources.lines import SourceError, Span
-from lake.sources.records import Parsed, reject_frame, split_checked
+from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
+from ingest.sources.limits import Limits
+from ingest.sources.lines import SourceError, Span
+from ingest.sources.records import Parsed, split_checked, utf8_rejects
+from lake.catalog import BEHAVIORS, today
 
-BEHAVIORS = ("pv", "click", "cart", "fav", "buy")
 COLUMNS = {
     "user_id": ("user_id", "user", "uid"),
     "item_id": ("item_id", "item", "iid", "base62_string"),
@@ -64,7 +64,7 @@ def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.d
         outside = (pl.col("event_ts") < day) | (pl.col("event_ts") >= day + dt.timedelta(days=1))
         checks.append((outside, pl.format("timestamp {} is outside the partition day {}", pl.col("ts_text"),
                                           pl.lit(ds))))
-    partition = pl.lit(ds) if ds is not None else pl.coalesce(event_ds, pl.lit(dt.date.today().isoformat()))
+    partition = pl.lit(ds) if ds is not None else pl.coalesce(event_ds, pl.lit(today()))
     checked = frame.with_columns(ds=partition, source=pl.lit(source.name))
     rows, rejects = split_checked(checked, checks=checks, table_name="interactions", source=source, raw=raw,
                                   ds=pl.col("ds"), columns=ROW_COLUMNS)
@@ -79,7 +79,7 @@ def read_events(path: str | Path, *, ds: str | None = None, now: dt.datetime | N
     """
     path = Path(path)
     latest = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
-    fallback_ds = ds or dt.date.today().isoformat()
+    fallback_ds = ds or today()
     if path.suffix == ".parquet":
         yield from _read_parquet(path, ds=ds, latest=latest)
         return
@@ -88,7 +88,7 @@ def read_events(path: str | Path, *, ds: str | None = None, now: dt.datetime | N
         frame = block.frame.with_columns(
             ts_text=pl.col("timestamp"), event_ts=parse_timestamp(pl.col("timestamp"), iso=not epoch_only))
         parsed = _validate(frame, source=path, ds=ds, latest=latest, raw=block.raw)
-        bad = reject_frame(path, [(n, t, "invalid UTF-8") for n, t in block.bad_utf8], fallback_ds)
+        bad = utf8_rejects(path, block.bad_utf8, fallback_ds)
         yield Parsed("interactions", parsed.rows, pl.concat([parsed.rejects, bad]), block.blank)
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from builds.registry import BuildRegistry
 from lake.lake import Lake
+from sid_index.codec import token_ids, vocabulary_size
 
 AsOf = dt.datetime | int | None
 
@@ -20,24 +22,12 @@ class FeatureStore:
 
     def __init__(self, lake: Lake):
         self.lake = lake
+        self.registry = BuildRegistry(lake)
 
     def timeline(self) -> pl.DataFrame:
         """When each build became the published one, and the last data day it was built from:
-        (published_at, build_id, data_through), from the sid_builds history."""
-        rows = []
-        # A history read while another writer commits can list the new commit with no valid version yet.
-        commits = [c for c in self.lake.history("sid_builds") if c.get("version", -1) >= 0]
-        for commit in sorted(commits, key=lambda c: c["version"]):
-            at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC)
-            published = (self.lake.scan("sid_builds", version=commit["version"])
-                         .filter(pl.col("status") == "published").sort("created_at").select("build_id").collect())
-            if published.height:
-                rows.append({"published_at": at, "build_id": published["build_id"][-1]})
-        frame = pl.DataFrame(rows, schema={"published_at": pl.Datetime("us", "UTC"), "build_id": pl.String})
-        frame = frame.filter(pl.col("build_id") != pl.col("build_id").shift(1).fill_null(""))
-        covered = self.lake.scan("sid_builds").select(
-            "build_id", data_through=pl.col("inputs").str.json_path_match("$.data_through").str.to_date()).collect()
-        return frame.join(covered, on="build_id", how="left")
+        (published_at, build_id, data_through)."""
+        return self.registry.timeline()
 
     def published_build(self, as_of: dt.datetime | None = None) -> str | None:
         """The build readers got at `as_of` (now when None)."""
@@ -91,12 +81,11 @@ class FeatureStore:
         Level l holds one int64 per distinct prefix of l tokens (token ids packed in base vocabulary_size).
         """
         build_id = build_id or self.published_build()
-        build = self.lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
-        sizes = [int(s) for s in build["sizes"]]
-        vocab = sum(sizes)
+        sizes = self.registry.sizes(build_id)
+        vocab = vocabulary_size(sizes)
         codes = np.asarray(self.lake.scan("item_sids").filter(pl.col("build_id") == build_id)
                            .select("codes").collect()["codes"].to_list(), dtype=np.int64)
-        tokens = codes + np.cumsum([0, *sizes[:-1]])
+        tokens = token_ids(codes, sizes)
         prefixes, key = {}, np.zeros(len(tokens), dtype=np.int64)
         for level in range(len(sizes)):
             key = key * vocab + tokens[:, level]

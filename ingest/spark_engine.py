@@ -5,29 +5,25 @@ partitioned by Spark, written as Parquet to `<lake>/_staging/<table>/<run_id>/`,
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ingest.formats import Format, ReadOptions
+from ingest.plan import IngestReport, Job, Progress, Staged, duplicates_to_rejects, whole_file_reject
+from ingest.sources.lines import RejectedFile, SourceError, Span, split_lines
+from ingest.sources.records import REJECT_SCHEMA
 from lake.catalog import table
-from lake.formats import Format, ReadOptions, read_file
 from lake.lake import Lake, partition_values
 from lake.provenance import SOURCE_FOLDER
-from lake.sources.lines import RejectedFile, SourceError, Span, split_lines
-from lake.sources.records import REJECT_SCHEMA
 from lake.spark import spark_session
-
-if TYPE_CHECKING:
-    from lake.ingest import IngestReport, Staged
 
 _EXTRA = [("line", pa.int64()), ("file_index", pa.int32()), ("kind", pa.string()), ("source_file", pa.string()),
           ("raw", pa.string()), ("reason", pa.string()), ("reject_ds", pa.string()), ("count", pa.int64())]
-ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 SPLIT_BYTES = 64 << 20  # a text file is read by several tasks in spans of lines of at least this size
 
 
@@ -49,7 +45,7 @@ def _parse_task(fmt: Format, opts: ReadOptions, schema: pa.Schema):
                     "file_index", "path", "start", "end", "first_line")), strict=True):
                 span = Span(start, end, first) if start is not None else None
                 try:
-                    for block in read_file(fmt, Path(path), replace(opts, span=span)):
+                    for block in fmt.read(Path(path), replace(opts, span=span)):
                         rows = block.rows.with_columns(file_index=pl.lit(index, pl.Int32), kind=pl.lit("row"))
                         rejects = block.rejects.rename({"ds": "reject_ds"}).with_columns(
                             file_index=pl.lit(index, pl.Int32), kind=pl.lit("reject"))
@@ -90,71 +86,77 @@ def _tasks(fmt: Format, files: Sequence[Path], pieces: int) -> list[tuple]:
     return tasks
 
 
-def ingest_with_spark(lake: Lake, fmt: Format, files: Sequence[Path], opts: ReadOptions, report: IngestReport,
-                      staging: str, keys: dict[str, str], master: str | None = None) -> Staged:
-    """Parse `files` through Spark and stage their rows under `staging`; fills `report`'s counts."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
+@dataclass
+class SparkEngine:
+    """Ingest through Spark (`master`: local[N] or a cluster URL): files parsed in parallel tasks by the same
+    readers, de-duplicated by a window over the keys only when some key repeats."""
 
-    from lake.ingest import Staged, duplicate_reason, whole_file_reject
+    master: str | None = None
+    name: str = "spark"
 
-    spark = spark_session(master)
-    spec = table(fmt.table)
-    schema = _task_schema(fmt.table)
-    spans = _tasks(fmt, files, spark.sparkContext.defaultParallelism)
-    inputs = spark.createDataFrame(spans, "file_index int, path string, start long, end long, first_line long")
-    parsed = (inputs.repartition(len(spans))
-              .mapInArrow(_parse_task(fmt, opts, schema), from_arrow_schema(schema, prefer_timestamp_ntz=False))
-              .persist())
-    try:
-        stats = parsed.filter(F.col("kind") == "stats").agg(
-            F.coalesce(F.sum("count"), F.lit(0)).alias("blank"), F.coalesce(F.sum("line"), F.lit(0)).alias("img")
-        ).first()
-        report.blank_lines, report.missing_images = int(stats["blank"]), int(stats["img"])
-        problems = parsed.filter(F.col("kind").isin("file_error", "file_reject")).select(
-            "kind", "file_index", "reason").collect()
-        failed = [p["reason"] for p in problems if p["kind"] == "file_error"]
-        if failed:
-            raise SourceError(failed[0])
-        dropped = {int(p["file_index"]): p["reason"] for p in problems}
-        if dropped:  # files quarantined whole: none of their rows or records stay
-            parsed = parsed.filter(~F.col("file_index").isin(list(dropped)))
-        per_file = (parsed.filter(F.col("kind").isin("row", "reject")).groupBy("file_index")
-                    .agg(F.count("*").alias("records"), F.sum((F.col("kind") == "row").cast("long")).alias("rows"))
-                    .collect())
-        rows = parsed.filter(F.col("kind") == "row")
-        file_names = F.element_at(F.array(*[F.lit(str(f)) for f in files]), F.col("file_index") + 1)
-        dups = None
-        repeated = (rows.groupBy(*fmt.dedup).agg(F.count("*").alias("_n")).filter(F.col("_n") > 1)
-                    if fmt.dedup else None)
-        if repeated is not None and not repeated.isEmpty():  # a sort per key only when some key repeats
-            order = Window.partitionBy(*fmt.dedup).orderBy("file_index", "line")
-            rows = rows.withColumn("_rn", F.row_number().over(order))
-            dup_keys = [F.date_format(F.col(k), ISO_MICROS) if dict(rows.dtypes)[k] == "timestamp"
-                        else F.col(k).cast("string") for k in fmt.dedup]
-            dups = rows.filter(F.col("_rn") > 1).select(
-                file_names.alias("source_file"), F.col("line"), F.concat_ws(",", *dup_keys).alias("raw"),
-                F.lit(duplicate_reason(fmt.dedup)).alias("reason"),
-                (F.col("ds") if "ds" in rows.columns else F.current_date().cast("string")).alias("ds"))
-            rows = rows.filter(F.col("_rn") == 1)
-        source_keys = F.element_at(F.array(*[F.lit(keys[str(f)]) for f in files]), F.col("file_index") + 1)
-        rows = rows.withColumn("run_id", F.lit(report.run_id)).withColumn(SOURCE_FOLDER, source_keys).select(
-            *spec.schema.names, SOURCE_FOLDER)
-        rejects = parsed.filter(F.col("kind") == "reject").select(
-            "source_file", "line", "raw", "reason", F.col("reject_ds").alias("ds"))
-        if dups is not None:
-            rejects = rejects.unionByName(dups)
-        reject_frame = pl.concat([
-            pl.from_arrow(rejects.toArrow()).cast(REJECT_SCHEMA) if not rejects.isEmpty()  # type: ignore[union-attr]
-            else pl.DataFrame(schema=REJECT_SCHEMA),
-            *(whole_file_reject(files[i], reason, opts.ds) for i, reason in dropped.items())])
-        staged, partitions = _write_staged(lake, spec.name, rows, report, staging)
-        report.rows_read = sum(int(r["records"]) for r in per_file) + len(dropped)
-        valid = {str(files[r["file_index"]]): int(r["rows"]) for r in per_file}
-        return Staged(staged, reject_frame, valid, partitions)
-    finally:
-        parsed.unpersist()
+    def stage(self, job: Job, report: IngestReport, progress: Progress | None) -> Staged:
+        """Parse `job`'s files through Spark and stage their rows; fills `report`'s counts."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        fmt, files, opts = job.fmt, job.files, job.opts
+        spark = spark_session(self.master)
+        spec = table(fmt.table)
+        schema = _task_schema(fmt.table)
+        spans = _tasks(fmt, files, spark.sparkContext.defaultParallelism)
+        inputs = spark.createDataFrame(spans, "file_index int, path string, start long, end long, first_line long")
+        parsed = (inputs.repartition(len(spans))
+                  .mapInArrow(_parse_task(fmt, opts, schema), from_arrow_schema(schema, prefer_timestamp_ntz=False))
+                  .persist())
+        try:
+            stats = parsed.filter(F.col("kind") == "stats").agg(
+                F.coalesce(F.sum("count"), F.lit(0)).alias("blank"),
+                F.coalesce(F.sum("line"), F.lit(0)).alias("img")).first()
+            report.blank_lines, report.missing_images = int(stats["blank"]), int(stats["img"])
+            problems = parsed.filter(F.col("kind").isin("file_error", "file_reject")).select(
+                "kind", "file_index", "reason").collect()
+            failed = [p["reason"] for p in problems if p["kind"] == "file_error"]
+            if failed:
+                raise SourceError(failed[0])
+            dropped = {int(p["file_index"]): p["reason"] for p in problems}
+            if dropped:  # files quarantined whole: none of their rows or records stay
+                parsed = parsed.filter(~F.col("file_index").isin(list(dropped)))
+            per_file = (parsed.filter(F.col("kind").isin("row", "reject")).groupBy("file_index")
+                        .agg(F.count("*").alias("records"),
+                             F.sum((F.col("kind") == "row").cast("long")).alias("rows")).collect())
+            rows = parsed.filter(F.col("kind") == "row")
+            file_names = F.element_at(F.array(*[F.lit(str(f)) for f in files]), F.col("file_index") + 1)
+            duplicates = pl.DataFrame(schema=REJECT_SCHEMA)
+            repeated = (rows.groupBy(*fmt.dedup).agg(F.count("*").alias("_n")).filter(F.col("_n") > 1)
+                        if fmt.dedup else None)
+            if repeated is not None and not repeated.isEmpty():  # a sort per key only when some key repeats
+                order = Window.partitionBy(*fmt.dedup).orderBy("file_index", "line")
+                rows = rows.withColumn("_rn", F.row_number().over(order))
+                dups = rows.filter(F.col("_rn") > 1).select(
+                    file_names.alias("source_file"), "line", *fmt.dedup, *(["ds"] if "ds" in rows.columns else []))
+                duplicates = duplicates_to_rejects(_polars(dups.toArrow()), fmt.dedup)
+                rows = rows.filter(F.col("_rn") == 1)
+            source_keys = F.element_at(F.array(*[F.lit(job.keys[str(f)]) for f in files]), F.col("file_index") + 1)
+            rows = rows.withColumn("run_id", F.lit(report.run_id)).withColumn(SOURCE_FOLDER, source_keys).select(
+                *spec.schema.names, SOURCE_FOLDER)
+            rejects = parsed.filter(F.col("kind") == "reject").select(
+                "source_file", "line", "raw", "reason", F.col("reject_ds").alias("ds"))
+            reject_frame = pl.concat([
+                _polars(rejects.toArrow()).cast(dict(REJECT_SCHEMA)), duplicates,
+                *(whole_file_reject(files[i], reason, opts.ds) for i, reason in dropped.items())])
+            staged, partitions = _write_staged(job.lake, spec.name, rows, report, job.staging)
+            report.rows_read = sum(int(r["records"]) for r in per_file) + len(dropped)
+            valid = {str(files[r["file_index"]]): int(r["rows"]) for r in per_file}
+            return Staged(staged, reject_frame, valid, partitions)
+        finally:
+            parsed.unpersist()
+
+
+def _polars(arrow: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(arrow)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, staging: str) -> tuple[list[str], list]:
@@ -163,14 +165,10 @@ def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, stagi
     partitions from their folders, so no extra Spark job runs."""
     spec = table(table_name)
     fs = lake.filesystem()[0]
-    rows.write.mode("overwrite").partitionBy(*spec.partition_by, SOURCE_FOLDER).parquet(_spark_uri(lake, staging))
+    rows.write.mode("overwrite").partitionBy(*spec.partition_by, SOURCE_FOLDER).parquet(lake.file_uri(staging))
     selector = pafs.FileSelector(staging, recursive=True, allow_not_found=True)
     staged = sorted(i.path for i in fs.get_file_info(selector) if i.path.endswith(".parquet")
                     and "/_" not in i.path[len(staging):] and "/." not in i.path[len(staging):])
     report.rows_written = sum(pq.read_metadata(fs.open_input_file(path)).num_rows for path in staged)
     parts = {tuple(partition_values(path[len(staging):], spec)[0][c] for c in spec.partition_by) for path in staged}
     return staged, sorted(parts, key=str)
-
-
-def _spark_uri(lake: Lake, path: str) -> str:
-    return path if "://" in lake.root else f"file://{path}"

@@ -10,39 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from builds.registry import BuildRegistry
+from ingest.sources.algr import SYSTEM_PROMPT, USER_PREFIX
 from lake.lake import Lake
-from lake.shards import read_manifest
-from lake.sources.algr import ALGR_CODEBOOK_SIZE, SYSTEM_PROMPT, USER_PREFIX, render_sid
+from publish.manifest import read_manifest
+from sid_index.codec import ALGR_CODEBOOK_SIZE, TokenLayout, render_expr
 
 FORMATS = ("algr-tsv", "item-sid-csv", "sid-items")
-
-
-@dataclass(frozen=True)
-class TokenLayout:
-    """Token of code c at level l (0-based): `C{c + l * stride}`."""
-
-    sizes: tuple[int, ...]
-    stride: int = ALGR_CODEBOOK_SIZE
-
-    def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise ValueError(f"--token-stride must be a positive integer, got {self.stride}")
-        too_big = [(level + 1, size) for level, size in enumerate(self.sizes) if size > self.stride]
-        if too_big:
-            detail = ", ".join(f"level {lv} has {size} codes" for lv, size in too_big)
-            raise ValueError(f"{detail}: more than the token stride {self.stride}, so its tokens would run into "
-                             f"the next level's; pass a larger --token-stride (FORGE's tools read 8192)")
-
-    def as_dict(self) -> dict:
-        """What the export manifest records."""
-        return {"layout": "algr" if self.stride == ALGR_CODEBOOK_SIZE else "custom-stride", "stride": self.stride,
-                "levels": len(self.sizes), "sizes": list(self.sizes), "token": "C{code + level * stride}",
-                "token_ranges": [[lv * self.stride, lv * self.stride + s - 1] for lv, s in enumerate(self.sizes)]}
 
 
 def _write_manifest(out: Path, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[Path],
@@ -87,10 +65,9 @@ def export_algr_tsv(version: str | Path, out: str | Path, stride: int = ALGR_COD
 def _build_sids(lake: Lake, build_id: str, stride: int) -> tuple[pl.DataFrame, TokenLayout]:
     """A build's item codes, and its sizes in the export's layout (refused when a level exceeds the stride)."""
     frame = lake.scan("item_sids").filter(pl.col("build_id") == build_id).select("item_id", "codes").collect()
-    sizes = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).select("sizes").collect()
-    if not frame.height or not sizes.height:
+    if not frame.height:
         raise ValueError(f"build {build_id!r} has no item_sids")
-    return frame, TokenLayout(tuple(sizes["sizes"][0]), stride)
+    return frame, TokenLayout(tuple(BuildRegistry(lake).sizes(build_id)), stride)
 
 
 def export_item_sid_csv(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> Path:
@@ -112,7 +89,7 @@ def export_sid_items(lake: Lake, build_id: str, out: str | Path, stride: int = A
     out = Path(out)
     path = out / f"sid_items_{build_id}.csv"
     out.mkdir(parents=True, exist_ok=True)
-    sid = render_sid(pl.col("codes"), [stride] * len(layout.sizes))  # offsets l x stride
+    sid = render_expr(pl.col("codes"), layout.level_sizes)
     (frame.group_by(sid=sid).agg(items=pl.col("item_id").sort().str.join(";"))
      .sort("sid").write_csv(path))
     _write_manifest(out, "sid-items", layout, build_id, [path])

@@ -3,7 +3,7 @@
 Items belong to latent categories (with related categories), have titles and small images rendered from
 their category and 512-d embeddings near the category centroid; popularity follows a power law; user
 sessions mostly stay within related categories; three stages fall on consecutive days and the test users
-of each stage come from the day after it. Output uses the real file formats (see lake.sources.algr).
+of each stage come from the day after it. Output uses the real file formats (see ingest.sources.algr).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lake.sources.algr import ALGR_BASE_DS, ALGR_CODEBOOK_SIZE, EMBEDDING_DIM, SYSTEM_PROMPT, USER_PREFIX
+from ingest.sources.algr import ALGR_BASE_DS, EMBEDDING_DIM, SYSTEM_PROMPT, USER_PREFIX
+from sid_index.codec import ALGR_CODEBOOK_SIZE, render
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BEHAVIOR_P = {"pv": 0.85, "cart": 0.05, "fav": 0.04, "buy": 0.06}
@@ -223,8 +224,7 @@ class Generator:
         """Origin-Sequence-Data and GR instruction files per stage, train and test."""
         epoch0 = int(dt.datetime.combine(self.base, dt.time(), dt.UTC).timestamp())
         ev = events.with_columns(day=((pl.col("timestamp") - epoch0) // 86_400).cast(pl.Int32))
-        sid = pl.DataFrame({"item_id": self.item_ids, "tokens": [
-            f"C{a}C{b + ALGR_CODEBOOK_SIZE}C{c + 2 * ALGR_CODEBOOK_SIZE}" for a, b, c in codes]})
+        sid = pl.DataFrame({"item_id": self.item_ids, "tokens": render(codes, [ALGR_CODEBOOK_SIZE] * 3)})
         (folder / "origin_behavior").mkdir(parents=True, exist_ok=True)
         (folder / "train_data").mkdir(parents=True, exist_ok=True)
         (folder / "test_data").mkdir(parents=True, exist_ok=True)

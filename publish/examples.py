@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-TOKEN = r"C(\d+)"
+from sid_index.codec import TOKEN, offsets
+
 MAX_HISTORY = 100
 EXAMPLE_SCHEMA = {
     "user_id": pl.String, "history": pl.List(pl.String), "target": pl.List(pl.String), "stage": pl.Int16,
@@ -22,15 +23,6 @@ EXAMPLE_SCHEMA = {
     "history_codes": pl.List(pl.List(pl.Int32)), "history_tokens": pl.List(pl.Int32), "history_unknown": pl.Int32,
     "target_codes": pl.List(pl.List(pl.Int32)), "target_tokens": pl.List(pl.Int32), "target_unknown": pl.Int32,
 }
-
-
-def offsets(sizes: Sequence[int]) -> list[int]:
-    """Token offset of each level (running sum of the codebook sizes before it)."""
-    out, total = [], 0
-    for size in sizes:
-        out.append(total)
-        total += int(size)
-    return out
 
 
 def sid_map(item_sids: pl.LazyFrame, build_id: str) -> pl.DataFrame:

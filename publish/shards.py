@@ -21,12 +21,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.examples import offsets
 from lake.hashing import row_hashes
+from publish.manifest import MANIFEST, sha256_of
+from sid_index.codec import offsets
 
 SHARD_COLUMNS = ["example", "user_id", "stage", "split", "ds", "history", "history_codes", "history_tokens",
                  "history_unknown", "target", "target_codes", "target_tokens", "target_unknown"]
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,6 @@ class Published:
     path: Path
     manifest: dict
     manifest_sha256: str
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def version_id(build_id: str, content: str, params: Mapping[str, object]) -> str:
@@ -79,7 +70,7 @@ def write_shards(examples: pl.DataFrame, out: Path, rows_per_shard: int = 500_00
     return shards
 
 
-def content_hash(examples: pl.DataFrame) -> str:
+def examples_digest(examples: pl.DataFrame) -> str:
     """An order-insensitive hash of the shard rows (codes are implied by tokens and the layout)."""
     columns = [c for c in SHARD_COLUMNS if not c.endswith("_codes")]
     return str(int(row_hashes(examples, columns).sum(dtype=np.uint64)))
@@ -103,7 +94,7 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
     (an unreadable one, from a crash of an older release, is written again). The manifest goes to a temporary
     name first and is renamed into place, so it is whole or absent.
     """
-    content = content_hash(examples)
+    content = examples_digest(examples)
     version = version_id(build_id, f"{content}:{examples.height}:{skipped}", {**params,
                                                                                 "rows_per_shard": rows_per_shard})
     out = root / dataset / version
@@ -127,15 +118,6 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
     tmp.write_text(text)
     os.replace(tmp, out / MANIFEST)
     return Published(dataset, version, out, manifest, hashlib.sha256(text.encode()).hexdigest())
-
-
-def read_manifest(path: str | Path) -> dict:
-    """The manifest of a published version; a clear error when the version was never completed."""
-    file = Path(path) / MANIFEST
-    if not file.is_file():
-        raise FileNotFoundError(f"{path} has no {MANIFEST}: it is not a published version (a crash before the "
-                                "manifest, or the wrong path)")
-    return json.loads(file.read_text())
 
 
 def registration(published: Published, run_id: str) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.sources.limits import Limits
+from ingest.sources.limits import Limits
 
 BLOCK_BYTES = 16 << 20
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import pickle
 import zipfile
 import zlib
@@ -14,9 +13,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.sources.limits import Limits
-from lake.sources.lines import RejectedFile, SourceError
-from lake.sources.records import Parsed, reject_frame
+from ingest.sources.limits import Limits
+from ingest.sources.lines import RejectedFile, SourceError
+from ingest.sources.records import Parsed, reject_frame
+from lake.catalog import today
 
 CHUNK_ROWS = 65_536
 
@@ -82,7 +82,7 @@ def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: st
              chunk: int = CHUNK_ROWS, limits: Limits | None = None) -> Iterator[Parsed]:
     """Stream `embeds` rows with their ids; a pickled `itemEncID` is loaded only with trust_pickle."""
     path = Path(path)
-    day = ds or dt.date.today().isoformat()
+    day = ds or today()
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
