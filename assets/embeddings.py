@@ -1,6 +1,5 @@
 """Embedding assets: OpenCLIP item embeddings (incremental) and the collaborative alignment projection."""
 
-import datetime as dt
 
 import numpy as np
 import polars as pl
@@ -21,8 +20,7 @@ from embeddings.align import (
 from embeddings.encode import encode_items
 from embeddings.incremental import items_to_encode
 from embeddings.model import load_encoder, model_id
-from lake import Lake
-from lake.lake import sql_literal
+from lake.quarantine import replace_records
 
 GROUP = "embeddings"
 
@@ -42,28 +40,6 @@ class AlignmentConfig(Config):
     temperature: float = 0.05
     device: str = "auto"
     seed: int = 0
-
-
-def _quarantine(store: Lake, rejects: list[tuple[str, str]], encoded: list[str], model: str, run_id: str) -> None:
-    """Replace the quarantine records of the items this run encoded for `model` with this run's rejects.
-
-    One record per failing item and model: an item that fails again is not logged twice, one that now
-    succeeds loses its record.
-    """
-    source = f"{store.uri('items')}#model={model}"
-    mine = (pl.col("table") == "item_embeddings") & (pl.col("source_file") == source) & pl.col("raw").is_in(encoded)
-    earlier = store.scan("quarantine").filter(mine).select("raw").collect()["raw"]
-    failing = sorted({*earlier, *(r[0] for r in rejects)})
-    if not failing:
-        return
-    now = dt.datetime.now(dt.UTC)
-    frame = pl.DataFrame({
-        "source_file": source, "line": None, "raw": [r[0] for r in rejects], "reason": [r[1] for r in rejects],
-        "run_id": run_id, "quarantined_at": now, "table": "item_embeddings", "ds": now.date().isoformat(),
-    }, schema_overrides={"line": pl.Int64})
-    where = (f"\"table\" = 'item_embeddings' AND source_file = {sql_literal(source)} "
-             f"AND raw IN ({', '.join(map(sql_literal, failing))})")
-    store.overwrite("quarantine", frame, run_id=run_id, where=where, sources=[source])
 
 
 @asset(deps=[items], group_name=GROUP, kinds={"pytorch", "delta"})
@@ -98,7 +74,8 @@ def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lak
         dim=pl.lit(result.vectors.shape[1], pl.Int32), source=pl.lit(source), run_id=pl.lit(run_id),
         model=pl.lit(model))
     version = store.merge("item_embeddings", rows, run_id=run_id, sources=[source]) if rows.height else None
-    _quarantine(store, result.rejects, todo["item_id"].to_list(), model, run_id)
+    replace_records(store, "item_embeddings", f"{store.uri('items')}#model={model}", todo["item_id"].to_list(),
+                    result.rejects, run_id)
     s = result.stats
     return MaterializeResult(metadata={
         **table_metadata(store, "item_embeddings", pl.col("model") == model), **base,
