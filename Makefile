@@ -19,8 +19,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/sidforge demo
 
-test: setup
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/pytest -q
 
 test-fast: setup
@@ -35,6 +34,7 @@ dev: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf data .dagster

@@ -1,6 +1,5 @@
 """Embedding assets: OpenCLIP item embeddings (incremental) and the collaborative alignment projection."""
 
-
 import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
@@ -44,8 +43,9 @@ class AlignmentConfig(Config):
 
 @asset(deps=[items], group_name=GROUP, kinds={"pytorch", "delta"})
 @cause_first
-def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource,
-                    encoder: EncoderResource) -> MaterializeResult:
+def item_embeddings(
+    context: AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource, encoder: EncoderResource
+) -> MaterializeResult:
     """OpenCLIP embeddings of new or changed items (by content hash) for the configured model."""
     store = lake.lake()
     run_id = context.run.run_id
@@ -55,67 +55,132 @@ def item_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, lak
     existing = store.scan("item_embeddings").filter(pl.col("model") == model).select("item_id", "content_hash")
     all_items = catalog.collect()
     todo = items_to_encode(all_items, existing.collect())
-    base = {"model": model, "device": str(clip.device), "items": all_items.height,
-            "items_skipped": all_items.height - todo.height}
+    base = {
+        "model": model,
+        "device": str(clip.device),
+        "items": all_items.height,
+        "items_skipped": all_items.height - todo.height,
+    }
     if not todo.height:
         context.log.info(f"nothing new to encode for {model}: all {all_items.height} items are up to date")
-        return MaterializeResult(metadata={**table_metadata(store, "item_embeddings", pl.col("model") == model),
-                                           **base, "items_encoded": 0, "items_quarantined": 0,
-                                           "result": "nothing new, nothing written"})
+        return MaterializeResult(
+            metadata={
+                **table_metadata(store, "item_embeddings", pl.col("model") == model),
+                **base,
+                "items_encoded": 0,
+                "items_quarantined": 0,
+                "result": "nothing new, nothing written",
+            }
+        )
     projection = load_projection(config.projection) if config.projection else None
-    result = encode_items(clip, todo["item_id"].to_list(), todo["title"].to_list(), todo["category"].to_list(),
-                          todo["image"].to_list(), todo["image_uri"].to_list(), fusion=config.fusion,
-                          batch_size=encoder.batch_size, num_workers=encoder.num_workers, projection=projection)
+    result = encode_items(
+        clip,
+        todo["item_id"].to_list(),
+        todo["title"].to_list(),
+        todo["category"].to_list(),
+        todo["image"].to_list(),
+        todo["image_uri"].to_list(),
+        fusion=config.fusion,
+        batch_size=encoder.batch_size,
+        num_workers=encoder.num_workers,
+        projection=projection,
+    )
     source = f"{store.uri('items')}@v{store.version('items')}"
-    rows = pl.DataFrame({
-        "item_id": pl.Series(result.item_ids, dtype=pl.String), "modalities": result.modalities.tolist(),
-        "embedding": pl.Series(result.vectors.tolist(), dtype=pl.List(pl.Float32)),
-    }).join(todo.select("item_id", "content_hash"), on="item_id", how="left").with_columns(
-        dim=pl.lit(result.vectors.shape[1], pl.Int32), source=pl.lit(source), run_id=pl.lit(run_id),
-        model=pl.lit(model))
+    rows = (
+        pl.DataFrame(
+            {
+                "item_id": pl.Series(result.item_ids, dtype=pl.String),
+                "modalities": result.modalities.tolist(),
+                "embedding": pl.Series(result.vectors.tolist(), dtype=pl.List(pl.Float32)),
+            }
+        )
+        .join(todo.select("item_id", "content_hash"), on="item_id", how="left")
+        .with_columns(
+            dim=pl.lit(result.vectors.shape[1], pl.Int32),
+            source=pl.lit(source),
+            run_id=pl.lit(run_id),
+            model=pl.lit(model),
+        )
+    )
     version = store.merge("item_embeddings", rows, run_id=run_id, sources=[source]) if rows.height else None
-    replace_records(store, "item_embeddings", f"{store.uri('items')}#model={model}", todo["item_id"].to_list(),
-                    result.rejects, run_id)
+    replace_records(
+        store,
+        "item_embeddings",
+        f"{store.uri('items')}#model={model}",
+        todo["item_id"].to_list(),
+        result.rejects,
+        run_id,
+    )
     s = result.stats
-    return MaterializeResult(metadata={
-        **table_metadata(store, "item_embeddings", pl.col("model") == model), **base,
-        "items_encoded": s.encoded, "items_text_only": s.text_only, "items_quarantined": s.quarantined,
-        "images_per_second": round(s.images_per_second, 1), "seconds": round(s.seconds, 3),
-        "oom_batch_halvings": s.oom_halvings, "final_batch_size": s.batch_size, "dim": int(result.vectors.shape[1]),
-        "delta_version": version if version is not None else -1,
-    })
+    return MaterializeResult(
+        metadata={
+            **table_metadata(store, "item_embeddings", pl.col("model") == model),
+            **base,
+            "items_encoded": s.encoded,
+            "items_text_only": s.text_only,
+            "items_quarantined": s.quarantined,
+            "images_per_second": round(s.images_per_second, 1),
+            "seconds": round(s.seconds, 3),
+            "oom_batch_halvings": s.oom_halvings,
+            "final_batch_size": s.batch_size,
+            "dim": int(result.vectors.shape[1]),
+            "delta_version": version if version is not None else -1,
+        }
+    )
 
 
 @asset(deps=[item_embeddings, item_pairs], group_name=GROUP, kinds={"pytorch", "delta"})
 @cause_first
-def aligned_embeddings(context: AssetExecutionContext, config: AlignmentConfig, lake: LakeResource
-                       ) -> MaterializeResult:
+def aligned_embeddings(
+    context: AssetExecutionContext, config: AlignmentConfig, lake: LakeResource
+) -> MaterializeResult:
     """FORGE Eq. 2: a projection trained with InfoNCE on item_pairs over frozen embeddings, as model `<base>+align`."""
     store = lake.lake()
     run_id = context.run.run_id
-    base = (store.scan("item_embeddings").filter(pl.col("model") == config.base_model)
-            .select("item_id", "embedding", "content_hash").collect().with_row_index("row"))
+    base = (
+        store.scan("item_embeddings")
+        .filter(pl.col("model") == config.base_model)
+        .select("item_id", "embedding", "content_hash")
+        .collect()
+        .with_row_index("row")
+    )
     if not base.height:
         raise ValueError(f"no embeddings of model {config.base_model!r} in item_embeddings to align")
-    pairs = (store.scan("item_pairs").collect()
-             .join(base.select("item_id", left="row"), on="item_id")
-             .join(base.select(pl.col("item_id").alias("pair_item_id"), right="row"), on="pair_item_id"))
+    pairs = (
+        store.scan("item_pairs")
+        .collect()
+        .join(base.select("item_id", left="row"), on="item_id")
+        .join(base.select(pl.col("item_id").alias("pair_item_id"), right="row"), on="pair_item_id")
+    )
     features = np.asarray(base["embedding"].to_list(), dtype=np.float32)
     left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
-    projection = train_projection(features, left, right, pairs["weight"].to_numpy(),
-                                  AlignConfig(epochs=config.epochs, temperature=config.temperature,
-                                              device=config.device, seed=config.seed))
+    projection = train_projection(
+        features,
+        left,
+        right,
+        pairs["weight"].to_numpy(),
+        AlignConfig(epochs=config.epochs, temperature=config.temperature, device=config.device, seed=config.seed),
+    )
     aligned = project(projection, features)
     model = f"{config.base_model}+align"
     save_projection(projection, store.path("_models", f"{model}.pt"))
     rows = base.select("item_id", "content_hash").with_columns(
-        embedding=pl.Series(aligned.tolist(), dtype=pl.List(pl.Float32)), dim=pl.lit(aligned.shape[1], pl.Int32),
-        modalities=pl.lit("aligned"), source=pl.lit(f"{config.base_model}+item_pairs"), run_id=pl.lit(run_id),
-        model=pl.lit(model))
+        embedding=pl.Series(aligned.tolist(), dtype=pl.List(pl.Float32)),
+        dim=pl.lit(aligned.shape[1], pl.Int32),
+        modalities=pl.lit("aligned"),
+        source=pl.lit(f"{config.base_model}+item_pairs"),
+        run_id=pl.lit(run_id),
+        model=pl.lit(model),
+    )
     version = store.replace_partitions("item_embeddings", rows, run_id=run_id, sources=["item_pairs"])
-    return MaterializeResult(metadata={
-        **table_metadata(store, "item_embeddings", pl.col("model") == model),
-        "model": model, "items": rows.height, "pairs": len(left), "delta_version": version,
-        "pair_partner_in_top10_before": round(partner_in_neighbours(features, left, right), 4),
-        "pair_partner_in_top10_after": round(partner_in_neighbours(aligned, left, right), 4),
-    })
+    return MaterializeResult(
+        metadata={
+            **table_metadata(store, "item_embeddings", pl.col("model") == model),
+            "model": model,
+            "items": rows.height,
+            "pairs": len(left),
+            "delta_version": version,
+            "pair_partner_in_top10_before": round(partner_in_neighbours(features, left, right), 4),
+            "pair_partner_in_top10_after": round(partner_in_neighbours(aligned, left, right), 4),
+        }
+    )

@@ -21,8 +21,9 @@ def cause_first(fn: F) -> F:
         except Failure:
             raise
         except Exception as exc:
-            raise Failure(description=f"{type(exc).__name__}: {exc}",
-                          metadata={"traceback": MetadataValue.text("".join(traceback.format_exception(exc)))}
-                          ) from exc
+            raise Failure(
+                description=f"{type(exc).__name__}: {exc}",
+                metadata={"traceback": MetadataValue.text("".join(traceback.format_exception(exc)))},
+            ) from exc
 
     return wrapper  # type: ignore[return-value]

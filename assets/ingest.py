@@ -18,25 +18,28 @@ GROUP = "ingest"
 
 
 def _result(store: Lake, report: IngestReport, rows: pl.Expr | None) -> MaterializeResult:
-    return MaterializeResult(metadata={
-        **table_metadata(store, report.table, rows),
-        "table": report.table,
-        "engine": report.engine,
-        "rows_read": report.rows_read,
-        "rows_written": report.rows_written,
-        "rows_quarantined": report.rows_quarantined,
-        "rows_replaced": report.rows_replaced,
-        "replaced_partitions": bullets([",".join(f"{k}={v}" for k, v in p.items())
-                                        for p in report.replaced_partitions]),
-        "inputs_without_valid_rows": bullets(report.empty_inputs),
-        "blank_lines": report.blank_lines,
-        "missing_images": report.missing_images,
-        "delta_version": report.version if report.version is not None else -1,
-        "seconds": round(report.seconds, 3),
-        "rows_per_second": round(report.rows_read / report.seconds) if report.seconds else 0,
-        "partitions": bullets([",".join(f"{k}={v}" for k, v in p.items()) for p in report.partitions]),
-        "files": bullets(report.files),
-    })
+    return MaterializeResult(
+        metadata={
+            **table_metadata(store, report.table, rows),
+            "table": report.table,
+            "engine": report.engine,
+            "rows_read": report.rows_read,
+            "rows_written": report.rows_written,
+            "rows_quarantined": report.rows_quarantined,
+            "rows_replaced": report.rows_replaced,
+            "replaced_partitions": bullets(
+                [",".join(f"{k}={v}" for k, v in p.items()) for p in report.replaced_partitions]
+            ),
+            "inputs_without_valid_rows": bullets(report.empty_inputs),
+            "blank_lines": report.blank_lines,
+            "missing_images": report.missing_images,
+            "delta_version": report.version if report.version is not None else -1,
+            "seconds": round(report.seconds, 3),
+            "rows_per_second": round(report.rows_read / report.seconds) if report.seconds else 0,
+            "partitions": bullets([",".join(f"{k}={v}" for k, v in p.items()) for p in report.partitions]),
+            "files": bullets(report.files),
+        }
+    )
 
 
 class DayConfig(Config):
@@ -45,54 +48,109 @@ class DayConfig(Config):
     replace_partition: bool = False
 
 
-def _ingest(context: AssetExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource,
-            paths: list, fmt: str, ds: str | None = None, replace_partition: bool = False,
-            rows: pl.Expr | None = None) -> MaterializeResult:
+def _ingest(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    engine: EngineResource,
+    spark: SparkResource,
+    paths: list,
+    fmt: str,
+    ds: str | None = None,
+    replace_partition: bool = False,
+    rows: pl.Expr | None = None,
+) -> MaterializeResult:
     """Ingest `paths`; the metadata previews the rows matching `rows` (this asset's share of its table)."""
     store = lake.lake()
-    report = ingest(store, paths, fmt, ds=ds, engine=engine.name(), run_id=context.run.run_id,
-                    spark_master=spark.url(), replace_partition=replace_partition,
-                    limits=Limits.from_environment(os.environ))
-    context.log.info(f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
-                     f"quarantined {report.rows_quarantined}, replaced {report.rows_replaced} rows these files "
-                     f"wrote before, into {report.table} v{report.version}")
+    report = ingest(
+        store,
+        paths,
+        fmt,
+        ds=ds,
+        engine=engine.name(),
+        run_id=context.run.run_id,
+        spark_master=spark.url(),
+        replace_partition=replace_partition,
+        limits=Limits.from_environment(os.environ),
+    )
+    context.log.info(
+        f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
+        f"quarantined {report.rows_quarantined}, replaced {report.rows_replaced} rows these files "
+        f"wrote before, into {report.table} v{report.version}"
+    )
     return _result(store, report, rows)
 
 
 @asset(partitions_def=daily, group_name=GROUP, kinds={"delta", "polars"})
 @cause_first
-def interactions(context: AssetExecutionContext, config: DayConfig, lake: LakeResource, landing: LandingResource,
-                 engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+def interactions(
+    context: AssetExecutionContext,
+    config: DayConfig,
+    lake: LakeResource,
+    landing: LandingResource,
+    engine: EngineResource,
+    spark: SparkResource,
+) -> MaterializeResult:
     """One day of user events from `<landing>/events/ds=<day>/`: each file replaces the rows it wrote before
     (config `replace_partition: true` empties the whole day first)."""
     day = context.partition_key
-    return _ingest(context, lake, engine, spark, [landing.folder("events", f"ds={day}")], "events", ds=day,
-                   replace_partition=config.replace_partition, rows=pl.col("ds") == day)
+    return _ingest(
+        context,
+        lake,
+        engine,
+        spark,
+        [landing.folder("events", f"ds={day}")],
+        "events",
+        ds=day,
+        replace_partition=config.replace_partition,
+        rows=pl.col("ds") == day,
+    )
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})
 @cause_first
-def user_sequences(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
-                   engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+def user_sequences(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    landing: LandingResource,
+    engine: EngineResource,
+    spark: SparkResource,
+) -> MaterializeResult:
     """AL-GR Origin-Sequence-Data files from `<landing>/algr/origin_behavior/`, stage days from file names."""
     return _ingest(context, lake, engine, spark, [landing.folder("algr", "origin_behavior")], "algr-sequences")
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})
 @cause_first
-def items(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
-          engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+def items(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    landing: LandingResource,
+    engine: EngineResource,
+    spark: SparkResource,
+) -> MaterializeResult:
     """The item catalogue (titles, categories, images) from `<landing>/items/`, merged by item id."""
     return _ingest(context, lake, engine, spark, [landing.folder("items")], "items")
 
 
 @asset(group_name=GROUP, kinds={"delta", "polars"})
 @cause_first
-def precomputed_embeddings(context: AssetExecutionContext, lake: LakeResource, landing: LandingResource,
-                           engine: EngineResource, spark: SparkResource) -> MaterializeResult:
+def precomputed_embeddings(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    landing: LandingResource,
+    engine: EngineResource,
+    spark: SparkResource,
+) -> MaterializeResult:
     """AL-GR Item-EMB vectors from `<landing>/algr/item_emb/` into `item_embeddings` (model algr-item-emb)."""
-    return _ingest(context, lake, engine, spark, [landing.folder("algr", "item_emb")], "algr-item-emb",
-                   rows=pl.col("model") == "algr-item-emb")
+    return _ingest(
+        context,
+        lake,
+        engine,
+        spark,
+        [landing.folder("algr", "item_emb")],
+        "algr-item-emb",
+        rows=pl.col("model") == "algr-item-emb",
+    )
 
 
 @asset(deps=[user_sequences], group_name=GROUP, kinds={"delta", "polars"})
@@ -102,5 +160,11 @@ def item_pairs(context: AssetExecutionContext, lake: LakeResource) -> Materializ
     store = lake.lake()
     pairs = build_item_pairs(store.scan("user_sequences")).with_columns(run_id=pl.lit(context.run.run_id)).collect()
     version = store.overwrite("item_pairs", pairs, run_id=context.run.run_id, sources=["user_sequences"])
-    return MaterializeResult(metadata={**table_metadata(store, "item_pairs"), "rows_written": pairs.height,
-                                       "delta_version": version, "total_weight": float(pairs["weight"].sum())})
+    return MaterializeResult(
+        metadata={
+            **table_metadata(store, "item_pairs"),
+            "rows_written": pairs.height,
+            "delta_version": version,
+            "total_weight": float(pairs["weight"].sum()),
+        }
+    )

@@ -13,14 +13,21 @@ class VacuumConfig(Config):
     dry_run: bool = False
 
 
-@op(description="Finish or clean up killed runs; remove table files, staging and unregistered published "
-                "versions that no live version needs.")
+@op(
+    description="Finish or clean up killed runs; remove table files, staging and unregistered published "
+    "versions that no live version needs."
+)
 def vacuum_lake(context: OpExecutionContext, config: VacuumConfig, lake: LakeResource) -> Output[int]:
     """Vacuum the lake; the output is how many files and folders went, with the details as metadata."""
     report = vacuum(lake.lake(), retention_hours=config.retention_hours, dry_run=config.dry_run)
     context.log.info(f"vacuum of {lake.root}: {report.removed} files and folders (dry run: {report.dry_run})")
-    return Output(report.removed, metadata={
-        "dry_run": report.dry_run, "recovered_runs": MetadataValue.json(report.recovered_runs),
-        "table_files": MetadataValue.json({k: len(v) for k, v in report.table_files.items()}),
-        "staging": MetadataValue.json(report.staging),
-        "published_versions": MetadataValue.json(report.published_versions)})
+    return Output(
+        report.removed,
+        metadata={
+            "dry_run": report.dry_run,
+            "recovered_runs": MetadataValue.json(report.recovered_runs),
+            "table_files": MetadataValue.json({k: len(v) for k, v in report.table_files.items()}),
+            "staging": MetadataValue.json(report.staging),
+            "published_versions": MetadataValue.json(report.published_versions),
+        },
+    )

@@ -29,7 +29,7 @@ def _cell(value: object) -> str:
     else:
         text = "" if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - 1] + "…"
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 
 def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> MetadataValue:
@@ -45,8 +45,10 @@ def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] 
 def per_level(values: Mapping[str, Sequence[float]]) -> MetadataValue:
     """Per-level figures (one list per name) as a Markdown table with a row per level."""
     levels = max((len(v) for v in values.values()), default=0)
-    return markdown_table([{"level": level + 1, **{k: v[level] for k, v in values.items() if level < len(v)}}
-                           for level in range(levels)], ["level", *values])
+    return markdown_table(
+        [{"level": level + 1, **{k: v[level] for k, v in values.items() if level < len(v)}} for level in range(levels)],
+        ["level", *values],
+    )
 
 
 def bullets(values: Sequence[object]) -> MetadataValue:

@@ -54,8 +54,9 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
     """A blocking GX check of `table_name` after `target`; on a day-partitioned asset, of that day's rows."""
     partitions = target.partitions_def
 
-    def check(context: AssetCheckExecutionContext, lake: LakeResource, engine: EngineResource,
-              spark: SparkResource) -> AssetCheckResult:
+    def check(
+        context: AssetCheckExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource
+    ) -> AssetCheckResult:
         store = lake.lake()
         validator = _validator(store.path("_reports"))
         day = context.partition_key if context.has_partition_key else None
@@ -72,22 +73,33 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
             scan = store.scan(table_name)
             frame = (scan.filter(pl.col("ds") == day) if day else scan).collect()
             outcome = validator.validate(table_name, frame, _sizes(store), run=run)
-        return AssetCheckResult(passed=outcome.success, severity=AssetCheckSeverity.ERROR, metadata={
-            **({"partition": day} if day else {}),
-            "rows": outcome.rows, "validated_rows": outcome.validated_rows,
-            "failed_expectations": markdown_table(
-                [{**f, "kwargs": ", ".join(f"{k}={v}" for k, v in f["kwargs"].items())} for f in outcome.failures],
-                ["expectation", "kwargs", "unexpected_count", "examples"]),
-            **{k.replace("_", " "): v for k, v in outcome.exact.items()},
-            "validation_report": MetadataValue.path(outcome.report or ""),
-            "data_docs": MetadataValue.path(outcome.docs or "")})
+        return AssetCheckResult(
+            passed=outcome.success,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                **({"partition": day} if day else {}),
+                "rows": outcome.rows,
+                "validated_rows": outcome.validated_rows,
+                "failed_expectations": markdown_table(
+                    [{**f, "kwargs": ", ".join(f"{k}={v}" for k, v in f["kwargs"].items())} for f in outcome.failures],
+                    ["expectation", "kwargs", "unexpected_count", "examples"],
+                ),
+                **{k.replace("_", " "): v for k, v in outcome.exact.items()},
+                "validation_report": MetadataValue.path(outcome.report or ""),
+                "data_docs": MetadataValue.path(outcome.docs or ""),
+            },
+        )
 
     with warnings.catch_warnings():  # partitioned asset checks are a preview feature of Dagster 1.13 (README)
         warnings.simplefilter("ignore", PreviewWarning)
-        return asset_check(asset=target, name=name or f"{table_name}_expectations", blocking=True,
-                           partitions_def=partitions,
-                           description=f"Great Expectations suite of the `{table_name}` table"
-                           + (" (the materialized day's rows)" if partitions else ""))(cause_first(check))
+        return asset_check(
+            asset=target,
+            name=name or f"{table_name}_expectations",
+            blocking=True,
+            partitions_def=partitions,
+            description=f"Great Expectations suite of the `{table_name}` table"
+            + (" (the materialized day's rows)" if partitions else ""),
+        )(cause_first(check))
 
 
 TABLE_CHECKS = [
@@ -107,32 +119,53 @@ TABLE_CHECKS = [
 
 def _evaluate(store: Lake, build: SidBuild, settings: QualityResource) -> tuple[dict, np.ndarray]:
     inputs = build.inputs
-    sids = (store.scan("item_sids").filter(pl.col("build_id") == build.build_id)
-            .select("item_id", "codes_raw", "codes")
-            .join(store.scan("item_embeddings").filter(pl.col("model") == inputs["embedding_model"])
-                  .select("item_id", "embedding"), on="item_id").sort("item_id").collect())
+    sids = (
+        store.scan("item_sids")
+        .filter(pl.col("build_id") == build.build_id)
+        .select("item_id", "codes_raw", "codes")
+        .join(
+            store.scan("item_embeddings")
+            .filter(pl.col("model") == inputs["embedding_model"])
+            .select("item_id", "embedding"),
+            on="item_id",
+        )
+        .sort("item_id")
+        .collect()
+    )
     raw = np.asarray(sids["codes_raw"].to_list(), dtype=np.int32)
     codes = np.asarray(sids["codes"].to_list(), dtype=np.int32)
     vectors = vectors_of(sids.select("embedding").to_arrow())
-    sequences = store.scan("user_sequences").filter(pl.col("id_space") == "item").select(
-        "history", pl.col("target").list.first().alias("target")).collect()
+    sequences = (
+        store.scan("user_sequences")
+        .filter(pl.col("id_space") == "item")
+        .select("history", pl.col("target").list.first().alias("target"))
+        .collect()
+    )
     model = load_artifact(inputs["artifact"])
     rows = gallery_rows(len(codes), np.zeros(0, dtype=np.int64), settings.gallery_items, 0)
     ids = sids["item_id"].gather(rows).to_list()
-    sessions = sessions_from_ids(sequences["history"].to_list(), sequences["target"].to_list(), ids,
-                                 settings.hitrate_sessions)
-    eval_settings = EvalSettings(k=settings.hitrate_k, sessions=settings.hitrate_sessions,
-                                 gallery=settings.gallery_items, device=settings.device)
-    metrics = evaluate_build(raw[rows], codes[rows], model.sizes, vectors[rows], model.decode, sessions,
-                             eval_settings, build.sizes)
+    sessions = sessions_from_ids(
+        sequences["history"].to_list(), sequences["target"].to_list(), ids, settings.hitrate_sessions
+    )
+    eval_settings = EvalSettings(
+        k=settings.hitrate_k, sessions=settings.hitrate_sessions, gallery=settings.gallery_items, device=settings.device
+    )
+    metrics = evaluate_build(
+        raw[rows], codes[rows], model.sizes, vectors[rows], model.decode, sessions, eval_settings, build.sizes
+    )
     return metrics, occupancy(codes, build.sizes)
 
 
-@asset_check(asset=sid_assets.item_sids, name=SID_QUALITY_CHECK, blocking=True,
-             description="FORGE's training-free SID metrics against configured thresholds; gates publishing")
+@asset_check(
+    asset=sid_assets.item_sids,
+    name=SID_QUALITY_CHECK,
+    blocking=True,
+    description="FORGE's training-free SID metrics against configured thresholds; gates publishing",
+)
 @cause_first
-def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
-                      quality: QualityResource) -> AssetCheckResult:
+def sid_build_quality(
+    context: AssetCheckExecutionContext, lake: LakeResource, quality: QualityResource
+) -> AssetCheckResult:
     """Evaluate the latest build; a failure records it as rejected and stops `published_sids`."""
     store = lake.lake()
     registry = BuildRegistry(store)
@@ -141,22 +174,41 @@ def sid_build_quality(context: AssetCheckExecutionContext, lake: LakeResource,
         return AssetCheckResult(passed=False, metadata={"reason": "no built SID build to evaluate"})
     metrics, counts = _evaluate(store, build, quality)
     result = evaluate(metrics, quality.thresholds())
-    history = [(b.build_id, b.metrics) for b in registry.all()
-               if b.method != "imported" and b.build_id != build.build_id]
+    history = [
+        (b.build_id, b.metrics) for b in registry.all() if b.method != "imported" and b.build_id != build.build_id
+    ]
     history.append((build.build_id, metrics))
-    report = write_report(store.path("_reports", "sid", build.build_id), build.build_id, metrics, counts,
-                          history, result.checks, result.limits,
-                          latest_validations(store.path("_reports", "validations")))
-    stored = {**build.metrics, **metrics, "checks": result.checks, "report": str(report),
-              "failed_checks": result.failed}
+    report = write_report(
+        store.path("_reports", "sid", build.build_id),
+        build.build_id,
+        metrics,
+        counts,
+        history,
+        result.checks,
+        result.limits,
+        latest_validations(store.path("_reports", "validations")),
+    )
+    stored = {
+        **build.metrics,
+        **metrics,
+        "checks": result.checks,
+        "report": str(report),
+        "failed_checks": result.failed,
+    }
     status = build.status if result.passed else BuildStatus.REJECTED
     registry.mark(build, status, by=context.run.run_id, metrics=stored)
-    return AssetCheckResult(passed=result.passed, metadata={
-        "build_id": build.build_id, "status": str(status), "report": MetadataValue.path(str(report)),
-        "summary": MetadataValue.md(markdown_summary(build.build_id, metrics, result.checks, str(report))),
-        **{k: rounded(float(metrics[k])) for k in SUMMARY_KEYS},
-        "per_level_raw_codes": per_level({k.removesuffix("_per_level"): metrics[k] for k in LEVEL_KEYS}),
-        "failed_checks": bullets(result.failed)})
+    return AssetCheckResult(
+        passed=result.passed,
+        metadata={
+            "build_id": build.build_id,
+            "status": str(status),
+            "report": MetadataValue.path(str(report)),
+            "summary": MetadataValue.md(markdown_summary(build.build_id, metrics, result.checks, str(report))),
+            **{k: rounded(float(metrics[k])) for k in SUMMARY_KEYS},
+            "per_level_raw_codes": per_level({k.removesuffix("_per_level"): metrics[k] for k in LEVEL_KEYS}),
+            "failed_checks": bullets(result.failed),
+        },
+    )
 
 
 @asset(deps=[sid_assets.item_sids], group_name=sid_assets.GROUP, kinds={"delta"})
@@ -169,9 +221,19 @@ def published_sids(context: AssetExecutionContext, lake: LakeResource) -> Materi
     if build is None:
         current = registry.published()
         summary = build_summary(store, current.build_id) if current else {}
-        return MaterializeResult(metadata={**table_metadata(store, BUILDS_TABLE), **summary,
-                                           "published_build": current.build_id if current else "none",
-                                           "result": "nothing new to publish"})
+        return MaterializeResult(
+            metadata={
+                **table_metadata(store, BUILDS_TABLE),
+                **summary,
+                "published_build": current.build_id if current else "none",
+                "result": "nothing new to publish",
+            }
+        )
     registry.mark(build, BuildStatus.PUBLISHED, by=context.run.run_id)
-    return MaterializeResult(metadata={**table_metadata(store, BUILDS_TABLE), **build_summary(store, build.build_id),
-                                       "published_build": build.build_id})
+    return MaterializeResult(
+        metadata={
+            **table_metadata(store, BUILDS_TABLE),
+            **build_summary(store, build.build_id),
+            "published_build": build.build_id,
+        }
+    )

@@ -44,8 +44,10 @@ class LandingResource(ConfigurableResource):
         """A folder under the landing root; a clear error naming it when it does not exist."""
         path = Path(_setting(self.root, "SIDFORGE_LANDING"), *parts)
         if not path.exists():
-            raise FileNotFoundError(f"landing folder {path} does not exist; run `sidforge generate` or copy "
-                                    f"raw files there (see README, 'Real AL-GR files')")
+            raise FileNotFoundError(
+                f"landing folder {path} does not exist; run `sidforge generate` or copy "
+                f"raw files there (see README, 'Real AL-GR files')"
+            )
         return path
 
 
@@ -96,11 +98,19 @@ class EncoderResource(ConfigurableResource):
         """The library's description of this encoder."""
         weights = self.weights if self.weights is not None else setting("SIDFORGE_CLIP_WEIGHTS", os.environ)
         config = self.config_file if self.config_file is not None else setting("SIDFORGE_CLIP_CONFIG", os.environ)
-        random_weights = self.random_weights if self.random_weights is not None else (
-            setting("SIDFORGE_CLIP_RANDOM_WEIGHTS", os.environ) in ("1", "true", "yes"))
-        return EncoderSpec(_setting(self.model_name, "SIDFORGE_CLIP_MODEL"),
-                           "random" if random_weights and not weights else weights, random_weights,
-                           _setting(self.device, "SIDFORGE_DEVICE"), self.precision, config)
+        random_weights = (
+            self.random_weights
+            if self.random_weights is not None
+            else (setting("SIDFORGE_CLIP_RANDOM_WEIGHTS", os.environ) in ("1", "true", "yes"))
+        )
+        return EncoderSpec(
+            _setting(self.model_name, "SIDFORGE_CLIP_MODEL"),
+            "random" if random_weights and not weights else weights,
+            random_weights,
+            _setting(self.device, "SIDFORGE_DEVICE"),
+            self.precision,
+            config,
+        )
 
 
 class QualityResource(ConfigurableResource):
@@ -124,11 +134,23 @@ class QualityResource(ConfigurableResource):
 
     def thresholds(self) -> Thresholds:
         """The gate's thresholds (checked: none negative)."""
-        return Thresholds(self.max_gini, self.max_collision_rate, self.min_level_perplexity,
-                          self.min_level_perplexity_share, self.min_level_utilisation, self.min_hitrate_share_of_raw)
+        return Thresholds(
+            self.max_gini,
+            self.max_collision_rate,
+            self.min_level_perplexity,
+            self.min_level_perplexity_share,
+            self.min_level_utilisation,
+            self.min_hitrate_share_of_raw,
+        )
 
 
 def default_resources() -> dict[str, ConfigurableResource]:
     """The resources with nothing configured: each setting is read from the environment when a run starts."""
-    return {"lake": LakeResource(), "landing": LandingResource(), "spark": SparkResource(),
-            "engine": EngineResource(), "quality": QualityResource(), "encoder": EncoderResource()}
+    return {
+        "lake": LakeResource(),
+        "landing": LandingResource(),
+        "spark": SparkResource(),
+        "engine": EngineResource(),
+        "quality": QualityResource(),
+        "encoder": EncoderResource(),
+    }

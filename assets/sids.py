@@ -64,10 +64,18 @@ class SidBuildConfig(Config):
 
     def build_config(self) -> BuildConfig:
         """The library's build settings (checked: an unknown choice or size is refused here)."""
-        return BuildConfig(method=self.method, sizes=tuple(self.sizes) if self.sizes else None, levels=self.levels,
-                           backend=self.backend, device=self.device, seed=self.seed, iters=self.iters,
-                           train_sample=self.train_sample, rqvae_epochs=self.rqvae_epochs,
-                           rqvae_preset=self.rqvae_preset)
+        return BuildConfig(
+            method=self.method,
+            sizes=tuple(self.sizes) if self.sizes else None,
+            levels=self.levels,
+            backend=self.backend,
+            device=self.device,
+            seed=self.seed,
+            iters=self.iters,
+            train_sample=self.train_sample,
+            rqvae_epochs=self.rqvae_epochs,
+            rqvae_preset=self.rqvae_preset,
+        )
 
 
 class SidAssignConfig(Config):
@@ -95,9 +103,13 @@ def build_summary(store: Lake, build_id: str) -> dict[str, object]:
     """A build's status, sizes and headline metrics (rounded) and its report, for the UI."""
     build = BuildRegistry(store).get(build_id)
     metrics = build.metrics
-    return {"build_id": build_id, "build_status": str(build.status), "sizes": " × ".join(map(str, build.sizes)),
-            **{k: rounded(metrics[k]) for k in SUMMARY_KEYS if k in metrics},
-            **({"report": MetadataValue.path(metrics["report"])} if metrics.get("report") else {})}
+    return {
+        "build_id": build_id,
+        "build_status": str(build.status),
+        "sizes": " × ".join(map(str, build.sizes)),
+        **{k: rounded(metrics[k]) for k in SUMMARY_KEYS if k in metrics},
+        **({"report": MetadataValue.path(metrics["report"])} if metrics.get("report") else {}),
+    }
 
 
 def _batches(frame: pl.LazyFrame, rows: int) -> Iterator[pa.RecordBatch]:
@@ -105,20 +117,22 @@ def _batches(frame: pl.LazyFrame, rows: int) -> Iterator[pa.RecordBatch]:
         yield from chunk.to_arrow().to_batches()
 
 
-def _refresh_or_rebuild(store: Lake, frame: pl.LazyFrame, n_items: int, current: dict,
-                        config: SidBuildConfig) -> tuple[SidBuild | None, Decision, Drift | None]:
+def _refresh_or_rebuild(
+    store: Lake, frame: pl.LazyFrame, n_items: int, current: dict, config: SidBuildConfig
+) -> tuple[SidBuild | None, Decision, Drift | None]:
     """The published build, the mode's decision (see SidBuildConfig) and the drift it was made on."""
     published = BuildRegistry(store).published()
     if config.mode == "rebuild" or published is None:
         return published, decide(config.mode, None, config.bounds(), False), None
     drift = measure(store, frame, n_items, published, config.drift_sample, config.seed)
-    differ = (published.inputs.get("embedding_model") != current["embedding_model"]
-              or published.inputs.get("config") != current["config"])
+    differ = (
+        published.inputs.get("embedding_model") != current["embedding_model"]
+        or published.inputs.get("config") != current["config"]
+    )
     return published, decide(config.mode, drift, config.bounds(), differ), drift
 
 
-@asset(deps=[precomputed_embeddings, item_embeddings, aligned_embeddings], group_name=GROUP,
-       kinds={"pytorch", "delta"})
+@asset(deps=[precomputed_embeddings, item_embeddings, aligned_embeddings], group_name=GROUP, kinds={"pytorch", "delta"})
 @cause_first
 def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: LakeResource) -> MaterializeResult:
     """Train residual codebooks (RQ-KMeans or RQ-VAE) on a seeded sample of one embedding model: config
@@ -134,18 +148,28 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
         raise ValueError(f"no rows of model {config.embedding_model!r} in item_embeddings")
     build_cfg = config.build_config()
     fingerprint = frame.select(pl.struct("item_id", "embedding").hash(seed=1).sum()).collect().item()
-    current = {"embedding_model": config.embedding_model, "embeddings_fingerprint": str(fingerprint),
-               "config": build_cfg.as_dict()}
+    current = {
+        "embedding_model": config.embedding_model,
+        "embeddings_fingerprint": str(fingerprint),
+        "config": build_cfg.as_dict(),
+    }
     latest = registry.latest(*KEPT)
     if latest is not None and same_inputs(latest.inputs, current):
         context.log.info(f"inputs unchanged since build {latest.build_id}: no new build")
-        return MaterializeResult(metadata={**_codebook_metadata(store, latest.build_id), **fed,
-                                           "result": "inputs unchanged, no new build"})
+        return MaterializeResult(
+            metadata={**_codebook_metadata(store, latest.build_id), **fed, "result": "inputs unchanged, no new build"}
+        )
     published, decision, drift = _refresh_or_rebuild(store, frame, n_items, current, config)
     if decision.refresh and published is not None and drift is not None:
-        return MaterializeResult(metadata={**_codebook_metadata(store, published.build_id), **fed,
-                                           "build_id": published.build_id, **asdict(drift),
-                                           "result": f"{decision.reason} of {published.build_id}"})
+        return MaterializeResult(
+            metadata={
+                **_codebook_metadata(store, published.build_id),
+                **fed,
+                "build_id": published.build_id,
+                **asdict(drift),
+                "result": f"{decision.reason} of {published.build_id}",
+            }
+        )
     context.log.info(f"training a new build: {decision.reason}")
     rows = sample_rows(n_items, config.train_sample, config.seed)
     picked = pl.Series(rows.astype(np.uint32)).implode()
@@ -154,22 +178,61 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     model = train(vectors_of(sample.to_arrow()), build_cfg, n_items)
     train_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
     new_id = build_id(config.method, started, run_id)
-    artifact = save_artifact(model, store.path("_artifacts", "sid", new_id, "model.safetensors"),
-                             {"build_id": new_id, "embedding_model": config.embedding_model})
-    codebooks = pl.concat([pl.DataFrame({"level": level + 1, "code": np.arange(len(book), dtype=np.int32),
-                                         "centroid": pl.Series(book.tolist(), dtype=pl.List(pl.Float32)),
-                                         "build_id": new_id}) for level, book in enumerate(model.codebooks)])
+    artifact = save_artifact(
+        model,
+        store.path("_artifacts", "sid", new_id, "model.safetensors"),
+        {"build_id": new_id, "embedding_model": config.embedding_model},
+    )
+    codebooks = pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "level": level + 1,
+                    "code": np.arange(len(book), dtype=np.int32),
+                    "centroid": pl.Series(book.tolist(), dtype=pl.List(pl.Float32)),
+                    "build_id": new_id,
+                }
+            )
+            for level, book in enumerate(model.codebooks)
+        ]
+    )
     store.replace_partitions("codebooks", codebooks.with_columns(pl.col("level").cast(pl.Int16)), run_id=run_id)
-    inputs = {**current, "item_embeddings_version": store.version("item_embeddings"), "items": n_items,
-              "data_through": data_through(store), "train_sample": len(rows), "artifact": str(artifact),
-              "rebuild_reason": decision.reason}
-    registry.record(SidBuild(new_id, config.method, list(model.sizes), BuildStatus.TRAINED, started, run_id,
-                             inputs=inputs, metrics={"train_s": train_s, **getattr(model, "timings", {})},
-                             seed=config.seed))
-    return MaterializeResult(metadata={
-        **_codebook_metadata(store, new_id), **fed, "method": config.method, "items": n_items,
-        "train_sample": len(rows), "train_seconds": round(train_s, 3), "artifact": MetadataValue.path(str(artifact)),
-        "backend": config.backend, "device": config.device, "result": f"rebuild: {decision.reason}"})
+    inputs = {
+        **current,
+        "item_embeddings_version": store.version("item_embeddings"),
+        "items": n_items,
+        "data_through": data_through(store),
+        "train_sample": len(rows),
+        "artifact": str(artifact),
+        "rebuild_reason": decision.reason,
+    }
+    registry.record(
+        SidBuild(
+            new_id,
+            config.method,
+            list(model.sizes),
+            BuildStatus.TRAINED,
+            started,
+            run_id,
+            inputs=inputs,
+            metrics={"train_s": train_s, **getattr(model, "timings", {})},
+            seed=config.seed,
+        )
+    )
+    return MaterializeResult(
+        metadata={
+            **_codebook_metadata(store, new_id),
+            **fed,
+            "method": config.method,
+            "items": n_items,
+            "train_sample": len(rows),
+            "train_seconds": round(train_s, 3),
+            "artifact": MetadataValue.path(str(artifact)),
+            "backend": config.backend,
+            "device": config.device,
+            "result": f"rebuild: {decision.reason}",
+        }
+    )
 
 
 def _codebook_metadata(store: Lake, build_id: str) -> dict[str, object]:
@@ -177,12 +240,14 @@ def _codebook_metadata(store: Lake, build_id: str) -> dict[str, object]:
 
 
 def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
-    frame = pl.DataFrame({
-        "item_id": assigned.item_ids,
-        "codes_raw": pl.Series(assigned.raw.codes.tolist(), dtype=pl.List(pl.Int32)),
-        "codes": pl.Series(assigned.resolution.codes.tolist(), dtype=pl.List(pl.Int32)),
-        "sid": assigned.sids,
-    }).with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
+    frame = pl.DataFrame(
+        {
+            "item_id": assigned.item_ids,
+            "codes_raw": pl.Series(assigned.raw.codes.tolist(), dtype=pl.List(pl.Int32)),
+            "codes": pl.Series(assigned.resolution.codes.tolist(), dtype=pl.List(pl.Int32)),
+            "sid": assigned.sids,
+        }
+    ).with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
     if merge:
         return store.merge("item_sids", frame, run_id=run_id, sources=[source])
     return store.replace_partitions("item_sids", frame, run_id=run_id, sources=[source])
@@ -201,11 +266,16 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
         wanted = "built or published" if config.refresh else "trained, built or published"
         raise ValueError(f"no {wanted} SID build; materialize sid_codebooks first")
     refresh = trained is None  # no new codebooks: assign new items to the latest build
-    build_cfg = BuildConfig(**{**build.inputs["config"], "sizes": tuple(build.inputs["config"]["sizes"] or ()) or None,
-                               "collision": config.collision, "capacity": config.capacity,
-                               "candidates": config.candidates})
-    model = load_artifact(build.inputs["artifact"],
-                          device="cpu" if build_cfg.device == "auto" else build_cfg.device)
+    build_cfg = BuildConfig(
+        **{
+            **build.inputs["config"],
+            "sizes": tuple(build.inputs["config"]["sizes"] or ()) or None,
+            "collision": config.collision,
+            "capacity": config.capacity,
+            "candidates": config.candidates,
+        }
+    )
+    model = load_artifact(build.inputs["artifact"], device="cpu" if build_cfg.device == "auto" else build_cfg.device)
     frame = embeddings(store, build.inputs["embedding_model"])
     source = f"item_embeddings@v{store.version('item_embeddings')}:{build.inputs['embedding_model']}"
     existing = store.scan("item_sids").filter(pl.col("build_id") == build.build_id)
@@ -215,9 +285,14 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
         frame = frame.join(current.lazy().select("item_id"), on="item_id", how="anti")
         fixed = np.asarray(current["codes"].to_list(), dtype=np.int32).reshape(len(current), -1)
         if not frame.select(pl.len()).collect().item():
-            return MaterializeResult(metadata={
-                **table_metadata(store, "item_sids", pl.col("build_id") == build.build_id),
-                **build_summary(store, build.build_id), "items_assigned": 0, "result": "no new items"})
+            return MaterializeResult(
+                metadata={
+                    **table_metadata(store, "item_sids", pl.col("build_id") == build.build_id),
+                    **build_summary(store, build.build_id),
+                    "items_assigned": 0,
+                    "result": "no new items",
+                }
+            )
     assigned = assign(model, _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build.build_id, source, run_id, merge=refresh)
     figures = assigned.metrics()
@@ -226,24 +301,41 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
     if not refresh:
         previous = [b for b in registry.all(ASSIGNED) if b.method != "imported" and b.build_id != build.build_id]
         if previous:
-            before = store.scan("item_sids").filter(pl.col("build_id") == previous[-1].build_id).select(
-                "item_id", "sid").collect()
-            metrics |= {**churn(before, pl.DataFrame({"item_id": assigned.item_ids, "sid": assigned.sids})),
-                        "churn_against": previous[-1].build_id}
+            before = (
+                store.scan("item_sids")
+                .filter(pl.col("build_id") == previous[-1].build_id)
+                .select("item_id", "sid")
+                .collect()
+            )
+            metrics |= {
+                **churn(before, pl.DataFrame({"item_id": assigned.item_ids, "sid": assigned.sids})),
+                "churn_against": previous[-1].build_id,
+            }
     registry.mark(build, BuildStatus.BUILT, sizes=list(assigned.resolution.sizes), metrics=metrics, run_id=run_id)
     report = assigned.resolution.report
-    return MaterializeResult(metadata={
-        **table_metadata(store, "item_sids", pl.col("build_id") == build.build_id),
-        **build_summary(store, build.build_id), "items_assigned": len(assigned.item_ids), "delta_version": version,
-        "collision_rate_before": round(report["collision_rate_before"], 6),
-        "collision_rate_after": round(report["collision_rate_after"], 6),
-        "items_moved": report["items_moved"], "largest_group_before": report["largest_group_before"],
-        "largest_group_after": report["largest_group_after"], "unplaced": report["unplaced"],
-        "unplaced_reasons": MetadataValue.md("\n".join(f"- {k}: {v:,}" for k, v in report["unplaced_reasons"].items())
-                                             or "(none)"),
-        "per_level": per_level({"utilisation": assigned.utilisation(),
-                                "reconstruction_error": figures["reconstruction_error_per_level"]}),
-        "assign_seconds": round(assigned.timings["assign_s"], 3),
-        "resolve_seconds": round(assigned.timings["resolve_s"], 3),
-        **({"churn": round(metrics["churn"], 6)} if "churn" in metrics else {}),
-    })
+    return MaterializeResult(
+        metadata={
+            **table_metadata(store, "item_sids", pl.col("build_id") == build.build_id),
+            **build_summary(store, build.build_id),
+            "items_assigned": len(assigned.item_ids),
+            "delta_version": version,
+            "collision_rate_before": round(report["collision_rate_before"], 6),
+            "collision_rate_after": round(report["collision_rate_after"], 6),
+            "items_moved": report["items_moved"],
+            "largest_group_before": report["largest_group_before"],
+            "largest_group_after": report["largest_group_after"],
+            "unplaced": report["unplaced"],
+            "unplaced_reasons": MetadataValue.md(
+                "\n".join(f"- {k}: {v:,}" for k, v in report["unplaced_reasons"].items()) or "(none)"
+            ),
+            "per_level": per_level(
+                {
+                    "utilisation": assigned.utilisation(),
+                    "reconstruction_error": figures["reconstruction_error_per_level"],
+                }
+            ),
+            "assign_seconds": round(assigned.timings["assign_s"], 3),
+            "resolve_seconds": round(assigned.timings["resolve_s"], 3),
+            **({"churn": round(metrics["churn"], 6)} if "churn" in metrics else {}),
+        }
+    )

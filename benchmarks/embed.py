@@ -43,8 +43,13 @@ def _sync(device: torch.device) -> None:
 
 def measure(model_name: str, count: int, device: str, batch_size: int, workers: int) -> dict:
     """Throughputs for one model."""
-    spec = EncoderSpec(model_name, "random", allow_random=True, device=device,
-                       config=str(TINY_CONFIG) if model_name == "sidforge-tiny" else None)
+    spec = EncoderSpec(
+        model_name,
+        "random",
+        allow_random=True,
+        device=device,
+        config=str(TINY_CONFIG) if model_name == "sidforge-tiny" else None,
+    )
     encoder = load_encoder(spec)
     images = jpegs(count)
     titles = [f"item {i} red cotton dress | fashion/women/dresses" for i in range(count)]
@@ -76,20 +81,33 @@ def measure(model_name: str, count: int, device: str, batch_size: int, workers: 
             encoder.model.encode_text(tokens)
         _sync(encoder.device)
         text_ceiling = batches * len(tokens) / (time.perf_counter() - started)
-    return {"model": model_name, "device": str(encoder.device), "dtype": str(encoder.dtype), "items": count,
-            "batch_size": batch_size, "workers": workers,
-            "images_per_s": image_e2e, "images_forward_per_s": image_ceiling,
-            "image_ceiling_ratio": image_ceiling / image_e2e,
-            "titles_per_s": text_e2e, "titles_forward_per_s": text_ceiling,
-            "title_ceiling_ratio": text_ceiling / text_e2e}
+    return {
+        "model": model_name,
+        "device": str(encoder.device),
+        "dtype": str(encoder.dtype),
+        "items": count,
+        "batch_size": batch_size,
+        "workers": workers,
+        "images_per_s": image_e2e,
+        "images_forward_per_s": image_ceiling,
+        "image_ceiling_ratio": image_ceiling / image_e2e,
+        "titles_per_s": text_e2e,
+        "titles_forward_per_s": text_ceiling,
+        "title_ceiling_ratio": text_ceiling / text_e2e,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="+", default=["sidforge-tiny", "ViT-B-32"])
-    parser.add_argument("--images", type=int, nargs="+", default=None,
-                        help="items per model (default: 2048 for the tiny model, 128 for others on CPU)")
+    parser.add_argument(
+        "--images",
+        type=int,
+        nargs="+",
+        default=None,
+        help="items per model (default: 2048 for the tiny model, 128 for others on CPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     args = parser.parse_args()
@@ -99,12 +117,16 @@ def main() -> None:
         count = args.images[i] if args.images else (2048 if name == "sidforge-tiny" or cuda else 128)
         batch = args.batch_size or (512 if cuda else 64)
         rows.append(measure(name, count, args.device, batch, args.workers))
-    print(f"{'model':<15}{'device':<8}{'images/s':>10}{'forward':>10}{'ratio':>7}{'titles/s':>11}{'forward':>10}"
-          f"{'ratio':>7}")
+    print(
+        f"{'model':<15}{'device':<8}{'images/s':>10}{'forward':>10}{'ratio':>7}{'titles/s':>11}{'forward':>10}"
+        f"{'ratio':>7}"
+    )
     for r in rows:
-        print(f"{r['model']:<15}{r['device']:<8}{r['images_per_s']:>10,.0f}{r['images_forward_per_s']:>10,.0f}"
-              f"{r['image_ceiling_ratio']:>6.2f}x{r['titles_per_s']:>11,.0f}{r['titles_forward_per_s']:>10,.0f}"
-              f"{r['title_ceiling_ratio']:>6.2f}x")
+        print(
+            f"{r['model']:<15}{r['device']:<8}{r['images_per_s']:>10,.0f}{r['images_forward_per_s']:>10,.0f}"
+            f"{r['image_ceiling_ratio']:>6.2f}x{r['titles_per_s']:>11,.0f}{r['titles_forward_per_s']:>10,.0f}"
+            f"{r['title_ceiling_ratio']:>6.2f}x"
+        )
     device = rows[0]["device"].split(":")[0]
     gpu = torch.cuda.get_device_name(0) if cuda else None
     save(f"embed-{device}", {"results": rows}, gpu=gpu, torch=torch.__version__)

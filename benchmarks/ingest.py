@@ -37,12 +37,14 @@ def make_events(path: Path, rows: int, seed: int = 0) -> pl.DataFrame:
     """An event log of `rows` events on one day, in the generator's CSV layout."""
     rng = np.random.default_rng(seed)
     start = int(dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp())
-    frame = pl.DataFrame({
-        "user_id": pl.Series(rng.integers(0, rows // 20 + 1, rows)).cast(pl.String).str.zfill(8),
-        "item_id": pl.Series(rng.zipf(1.3, rows) % 1_000_000).cast(pl.String).str.zfill(6),
-        "behavior": np.array(["pv", "cart", "fav", "buy"])[rng.choice(4, rows, p=[0.85, 0.05, 0.04, 0.06])],
-        "timestamp": np.sort(start + rng.integers(0, 86_400, rows)) * 1_000_000 + rng.integers(0, 1_000_000, rows),
-    }).unique(subset=["user_id", "item_id", "behavior", "timestamp"], maintain_order=True)
+    frame = pl.DataFrame(
+        {
+            "user_id": pl.Series(rng.integers(0, rows // 20 + 1, rows)).cast(pl.String).str.zfill(8),
+            "item_id": pl.Series(rng.zipf(1.3, rows) % 1_000_000).cast(pl.String).str.zfill(6),
+            "behavior": np.array(["pv", "cart", "fav", "buy"])[rng.choice(4, rows, p=[0.85, 0.05, 0.04, 0.06])],
+            "timestamp": np.sort(start + rng.integers(0, 86_400, rows)) * 1_000_000 + rng.integers(0, 1_000_000, rows),
+        }
+    ).unique(subset=["user_id", "item_id", "behavior", "timestamp"], maintain_order=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_csv(path)
     return frame
@@ -51,10 +53,18 @@ def make_events(path: Path, rows: int, seed: int = 0) -> pl.DataFrame:
 def floor_write(frame: pl.DataFrame, out: Path) -> float:
     """Seconds for pyarrow to write the parsed rows as the interactions table's Parquet (zstd)."""
     spec = table("interactions")
-    rows = frame.select(
-        "user_id", "item_id", "behavior", event_ts=parse_timestamp(pl.col("timestamp").cast(pl.String)),
-        source=pl.lit("events.csv"), run_id=pl.lit("bench"),
-    ).to_arrow().cast(pa.schema([spec.schema.field(c) for c in spec.data_columns]))
+    rows = (
+        frame.select(
+            "user_id",
+            "item_id",
+            "behavior",
+            event_ts=parse_timestamp(pl.col("timestamp").cast(pl.String)),
+            source=pl.lit("events.csv"),
+            run_id=pl.lit("bench"),
+        )
+        .to_arrow()
+        .cast(pa.schema([spec.schema.field(c) for c in spec.data_columns]))
+    )
     started = time.perf_counter()
     pq.write_table(rows, out, compression="zstd", row_group_size=1 << 20)
     return time.perf_counter() - started
@@ -81,8 +91,13 @@ def run(sizes: list[int], spark: bool, repeat: int) -> list[dict]:
             frame = make_events(csv, size)
             n = frame.height
             floor = statistics.median(floor_write(frame, work / "floor.parquet") for _ in range(repeat))
-            row = {"rows": n, "csv_bytes": csv.stat().st_size, "repeat": repeat, "pyarrow_s": floor,
-                   "polars_s": timed_ingest(work, csv, "polars", n, repeat)}
+            row = {
+                "rows": n,
+                "csv_bytes": csv.stat().st_size,
+                "repeat": repeat,
+                "pyarrow_s": floor,
+                "polars_s": timed_ingest(work, csv, "polars", n, repeat),
+            }
             if spark:
                 row["spark_s"] = timed_ingest(work, csv, "spark", n, repeat)
             for engine in ("pyarrow", "polars", "spark"):
@@ -103,12 +118,16 @@ def main() -> None:
     parser.add_argument("--no-spark", action="store_true")
     args = parser.parse_args()
     results = run(args.sizes, spark=not args.no_spark, repeat=args.repeat)
-    print(f"{'rows':>10} {'pyarrow rows/s':>15} {'polars rows/s':>14} {'spark rows/s':>13} "
-          f"{'polars/pyarrow':>15} {'polars rows/s/core':>19}")
+    print(
+        f"{'rows':>10} {'pyarrow rows/s':>15} {'polars rows/s':>14} {'spark rows/s':>13} "
+        f"{'polars/pyarrow':>15} {'polars rows/s/core':>19}"
+    )
     for r in results:
         spark_rate = f"{r['spark_rows_per_s']:>13,.0f}" if "spark_rows_per_s" in r else f"{'-':>13}"
-        print(f"{r['rows']:>10,} {r['pyarrow_rows_per_s']:>15,.0f} {r['polars_rows_per_s']:>14,.0f} {spark_rate} "
-              f"{r['polars_vs_pyarrow']:>14.2f}x {r['polars_rows_per_s_per_core']:>19,.0f}")
+        print(
+            f"{r['rows']:>10,} {r['pyarrow_rows_per_s']:>15,.0f} {r['polars_rows_per_s']:>14,.0f} {spark_rate} "
+            f"{r['polars_vs_pyarrow']:>14.2f}x {r['polars_rows_per_s_per_core']:>19,.0f}"
+        )
     save("ingest-cpu", {"results": results}, polars=pl.__version__)
 
 

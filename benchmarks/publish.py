@@ -35,8 +35,9 @@ def timed_publish(lake: Lake, engine: str, rows_per_shard: int, repeat: int) -> 
     seconds = []
     for attempt in range(repeat):
         started = time.perf_counter()
-        report = publish_training_data(lake, build_id="ref", dataset=f"{engine}-{attempt}", engine=engine,
-                                       rows_per_shard=rows_per_shard)
+        report = publish_training_data(
+            lake, build_id="ref", dataset=f"{engine}-{attempt}", engine=engine, rows_per_shard=rows_per_shard
+        )
         seconds.append(time.perf_counter() - started)
     return statistics.median(seconds), report
 
@@ -68,19 +69,33 @@ def main() -> None:
             shards = [report.published.path / s["path"] for s in report.published.manifest["shards"]]
             table = pl.read_parquet(shards).to_arrow()
             floor_s = statistics.median(floor_write(table, work / "floor.parquet") for _ in range(args.repeat))
-            rows.append({"scale": scale, "examples": report.examples, "polars_s": polars_s, "pyarrow_s": floor_s,
-                         "polars_examples_per_s": report.examples / polars_s,
-                         "pyarrow_examples_per_s": report.examples / floor_s, "polars_vs_pyarrow": polars_s / floor_s,
-                         "spark_s": spark_s, "spark_examples_per_s": report.examples / spark_s if spark_s else None,
-                         "shards": len(shards), "bytes": sum(s["bytes"] for s in report.published.manifest["shards"])})
+            rows.append(
+                {
+                    "scale": scale,
+                    "examples": report.examples,
+                    "polars_s": polars_s,
+                    "pyarrow_s": floor_s,
+                    "polars_examples_per_s": report.examples / polars_s,
+                    "pyarrow_examples_per_s": report.examples / floor_s,
+                    "polars_vs_pyarrow": polars_s / floor_s,
+                    "spark_s": spark_s,
+                    "spark_examples_per_s": report.examples / spark_s if spark_s else None,
+                    "shards": len(shards),
+                    "bytes": sum(s["bytes"] for s in report.published.manifest["shards"]),
+                }
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'scale':>6} {'examples':>10} {'polars ex/s':>12} {'spark ex/s':>11} {'pyarrow ex/s':>13} "
-          f"{'polars/pyarrow':>15}")
+    print(
+        f"{'scale':>6} {'examples':>10} {'polars ex/s':>12} {'spark ex/s':>11} {'pyarrow ex/s':>13} "
+        f"{'polars/pyarrow':>15}"
+    )
     for r in rows:
         spark = f"{r['spark_examples_per_s']:>11,.0f}" if r["spark_examples_per_s"] else f"{'-':>11}"
-        print(f"{r['scale']:>6} {r['examples']:>10,} {r['polars_examples_per_s']:>12,.0f} {spark} "
-              f"{r['pyarrow_examples_per_s']:>13,.0f} {r['polars_vs_pyarrow']:>14.2f}x")
+        print(
+            f"{r['scale']:>6} {r['examples']:>10,} {r['polars_examples_per_s']:>12,.0f} {spark} "
+            f"{r['pyarrow_examples_per_s']:>13,.0f} {r['polars_vs_pyarrow']:>14.2f}x"
+        )
     save("publish-cpu", {"results": rows})
 
 

@@ -72,13 +72,37 @@ def forge_rqvae_epoch_s(repo: str, x: np.ndarray, size: int, epochs: int) -> flo
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29555")
         dist.init_process_group("gloo", rank=0, world_size=1)
-    hps = {"bottleneck_type": "rq", "embed_dim": 64, "n_embed": size, "latent_shape": [8, 8, 64],
-           "code_shape": [8, 8, 3], "shared_codebook": False, "decay": 0.99, "restart_unused_codes": True,
-           "loss_type": "mse", "latent_loss_weight": 0, "masked_dropout": 0.0, "use_padding_idx": False,
-           "VQ_ema": False, "latent_weight": [0.5, 0.5], "do_bn": False, "rotation_trick": False}
-    ddconfig = {"double_z": False, "z_channels": 64, "input_dim": x.shape[1], "resolution": 256, "in_channels": 3,
-                "out_ch": 3, "ch": 128, "ch_mult": [1, 1, 2, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [8],
-                "dropout": 0.0}
+    hps = {
+        "bottleneck_type": "rq",
+        "embed_dim": 64,
+        "n_embed": size,
+        "latent_shape": [8, 8, 64],
+        "code_shape": [8, 8, 3],
+        "shared_codebook": False,
+        "decay": 0.99,
+        "restart_unused_codes": True,
+        "loss_type": "mse",
+        "latent_loss_weight": 0,
+        "masked_dropout": 0.0,
+        "use_padding_idx": False,
+        "VQ_ema": False,
+        "latent_weight": [0.5, 0.5],
+        "do_bn": False,
+        "rotation_trick": False,
+    }
+    ddconfig = {
+        "double_z": False,
+        "z_channels": 64,
+        "input_dim": x.shape[1],
+        "resolution": 256,
+        "in_channels": 3,
+        "out_ch": 3,
+        "ch": 128,
+        "ch_mult": [1, 1, 2, 2, 4, 4],
+        "num_res_blocks": 2,
+        "attn_resolutions": [8],
+        "dropout": 0.0,
+    }
     torch.manual_seed(0)
     model = RQVAE_EMBED_CLIP(hps, ddconfig=ddconfig, checkpointing=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=0.002, weight_decay=1e-4)
@@ -87,7 +111,7 @@ def forge_rqvae_epoch_s(repo: str, x: np.ndarray, size: int, epochs: int) -> flo
     for _ in range(epochs):
         order = torch.randperm(len(data))
         for start in range(0, len(data), 2048):
-            loss = model(data[order[start:start + 2048]])[0]
+            loss = model(data[order[start : start + 2048]])[0]
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -124,13 +148,27 @@ def run(sizes: list[int], books: list[int], device: str, iters: int, rqvae_epoch
         vae = train_rqvae(x, levels, RQVAEParams(epochs=rqvae_epochs), device=str(dev))
         vae.encode(x)
         vae_s = time.perf_counter() - started
-        rows.append({"items": n, "sizes": levels, "iters": iters, "repeat": repeat, "floor_s": floor,
-                     "matmul_flops": rate,
-                     "faiss_cpu_s": faiss_s, "torch_s": torch_s, "torch_device": str(dev), "rqvae_s": vae_s,
-                     "rqvae_epochs": rqvae_epochs,
-                     "faiss_items_per_s": n / faiss_s, "torch_items_per_s": n / torch_s, "rqvae_items_per_s": n / vae_s,
-                     "torch_vs_faiss": torch_s / faiss_s, "torch_vs_floor": torch_s / floor,
-                     "faiss_vs_floor": faiss_s / floor})
+        rows.append(
+            {
+                "items": n,
+                "sizes": levels,
+                "iters": iters,
+                "repeat": repeat,
+                "floor_s": floor,
+                "matmul_flops": rate,
+                "faiss_cpu_s": faiss_s,
+                "torch_s": torch_s,
+                "torch_device": str(dev),
+                "rqvae_s": vae_s,
+                "rqvae_epochs": rqvae_epochs,
+                "faiss_items_per_s": n / faiss_s,
+                "torch_items_per_s": n / torch_s,
+                "rqvae_items_per_s": n / vae_s,
+                "torch_vs_faiss": torch_s / faiss_s,
+                "torch_vs_floor": torch_s / floor,
+                "faiss_vs_floor": faiss_s / floor,
+            }
+        )
     rng = np.random.default_rng(0)
     n = 10_000_000
     codes = np.stack([rng.integers(0, 8192, n), rng.integers(0, 64, n), rng.zipf(1.5, n) % 8192], 1).astype(np.int32)
@@ -151,30 +189,46 @@ def main() -> None:
     parser.add_argument("--rqvae-epochs", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per backend (median reported)")
     parser.add_argument("--rqvae-only", action="store_true", help="only the RQ-VAE epoch-time comparison")
-    parser.add_argument("--forge-repo", default=None, help="a checkout of selous123/al_sid: time FORGE's own "
-                        "RQ-VAE trainer beside sidforge's presets (needs omegaconf and einops)")
+    parser.add_argument(
+        "--forge-repo",
+        default=None,
+        help="a checkout of selous123/al_sid: time FORGE's own "
+        "RQ-VAE trainer beside sidforge's presets (needs omegaconf and einops)",
+    )
     args = parser.parse_args()
     from ingest.synthetic import Generator
 
     side = rqvae_side_by_side(Generator("small").embeddings(), 256, 3, args.forge_repo)
-    print(f"RQ-VAE on {side['items']:,} x 512, 3 x 256, s/epoch: " + ", ".join(
-        f"{k.removesuffix('_epoch_s')} {v:.2f}" for k, v in side.items() if k.endswith("_epoch_s")))
+    print(
+        f"RQ-VAE on {side['items']:,} x 512, 3 x 256, s/epoch: "
+        + ", ".join(f"{k.removesuffix('_epoch_s')} {v:.2f}" for k, v in side.items() if k.endswith("_epoch_s"))
+    )
     if args.rqvae_only:
         save("sid_build_rqvae-cpu", {"rqvae_epoch_time": side}, torch=torch.__version__)
         return
     result = run(args.sizes, args.levels, args.device, args.iters, args.rqvae_epochs, args.repeat)
-    print(f"{'items':>9} {'sizes':>16} {'GFLOP/s':>8} {'floor s':>8} {'faiss s':>8} {'torch s':>8} {'rq-vae s':>9} "
-          f"{'torch/faiss':>12} {'torch/floor':>12}")
+    print(
+        f"{'items':>9} {'sizes':>16} {'GFLOP/s':>8} {'floor s':>8} {'faiss s':>8} {'torch s':>8} {'rq-vae s':>9} "
+        f"{'torch/faiss':>12} {'torch/floor':>12}"
+    )
     for r in result["builds"]:
-        print(f"{r['items']:>9,} {r['sizes']!s:>16} {r['matmul_flops'] / 1e9:>8.0f} {r['floor_s']:>8.2f} "
-              f"{r['faiss_cpu_s']:>8.2f} {r['torch_s']:>8.2f} {r['rqvae_s']:>9.2f} "
-              f"{r['torch_vs_faiss']:>11.2f}x {r['torch_vs_floor']:>11.2f}x")
+        print(
+            f"{r['items']:>9,} {r['sizes']!s:>16} {r['matmul_flops'] / 1e9:>8.0f} {r['floor_s']:>8.2f} "
+            f"{r['faiss_cpu_s']:>8.2f} {r['torch_s']:>8.2f} {r['rqvae_s']:>9.2f} "
+            f"{r['torch_vs_faiss']:>11.2f}x {r['torch_vs_floor']:>11.2f}x"
+        )
     res = result["collision_resolution"]
-    print(f"knn_capacity on {res['items']:,} items: {res['seconds']:.1f} s (collision rate "
-          f"{res['collision_rate_before']:.3f} -> {res['collision_rate_after']:.3f}, moved {res['items_moved']:,})")
+    print(
+        f"knn_capacity on {res['items']:,} items: {res['seconds']:.1f} s (collision rate "
+        f"{res['collision_rate_before']:.3f} -> {res['collision_rate_after']:.3f}, moved {res['items_moved']:,})"
+    )
     device = result["builds"][0]["torch_device"].split(":")[0]
-    save(f"sid_build-{device}", {**result, "rqvae_epoch_time": side}, torch=torch.__version__,
-         gpu=torch.cuda.get_device_name(0) if device == "cuda" else None)
+    save(
+        f"sid_build-{device}",
+        {**result, "rqvae_epoch_time": side},
+        torch=torch.__version__,
+        gpu=torch.cuda.get_device_name(0) if device == "cuda" else None,
+    )
 
 
 if __name__ == "__main__":

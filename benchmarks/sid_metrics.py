@@ -40,9 +40,13 @@ def python_baseline(codes: np.ndarray) -> dict:
     x = sorted(sids.values())
     padded = n - len(x)
     weighted = sum((padded + i + 1) * v for i, v in enumerate(x))
-    return {"gini": 2 * weighted / (n * n) - (n + 1) / n, "collision_rate": shared / n,
-            "unique_sid_rate": len(sids) / n, "max_items_per_sid": max(x),
-            "utilisation_per_level": [len(c) / s for c, s in zip(levels, SIZES, strict=True)]}
+    return {
+        "gini": 2 * weighted / (n * n) - (n + 1) / n,
+        "collision_rate": shared / n,
+        "unique_sid_rate": len(sids) / n,
+        "max_items_per_sid": max(x),
+        "utilisation_per_level": [len(c) / s for c, s in zip(levels, SIZES, strict=True)],
+    }
 
 
 def main() -> None:
@@ -60,8 +64,16 @@ def main() -> None:
         slow_s = time.perf_counter() - started
         for key, value in slow.items():
             assert np.allclose(fast[key], value), (key, fast[key], value)
-        rows.append({"items": n, "vectorised_s": fast_s, "python_s": slow_s, "speedup": slow_s / fast_s,
-                     "gini": fast["gini"], "collision_rate": fast["collision_rate"]})
+        rows.append(
+            {
+                "items": n,
+                "vectorised_s": fast_s,
+                "python_s": slow_s,
+                "speedup": slow_s / fast_s,
+                "gini": fast["gini"],
+                "collision_rate": fast["collision_rate"],
+            }
+        )
     print(f"{'items':>11} {'vectorised s':>13} {'python s':>9} {'speed-up':>9}")
     for r in rows:
         print(f"{r['items']:>11,} {r['vectorised_s']:>13.2f} {r['python_s']:>9.2f} {r['speedup']:>8.1f}x")

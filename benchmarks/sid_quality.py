@@ -29,9 +29,11 @@ from quality.hitrate import random_codes, sessions_from_ids
 from sid_index.build import BuildConfig, assign, sample_rows, train
 from sid_index.collisions import resolve
 
-METHODS = {"rq-kmeans torch": BuildConfig(backend="torch", device="cpu"),
-           "rq-kmeans faiss": BuildConfig(backend="faiss", device="cpu"),
-           "rq-vae": BuildConfig(method="rq-vae", device="cpu")}
+METHODS = {
+    "rq-kmeans torch": BuildConfig(backend="torch", device="cpu"),
+    "rq-kmeans faiss": BuildConfig(backend="faiss", device="cpu"),
+    "rq-vae": BuildConfig(method="rq-vae", device="cpu"),
+}
 HISTORY = 20
 
 
@@ -40,19 +42,28 @@ def catalogue(scale: str, sessions: int, seed: int = 0) -> tuple[np.ndarray, lis
     gen = Generator(scale, seed)
     events = gen.events().sort("user_id", "timestamp")
     users = events["user_id"].unique().sort()
-    picked = users.gather(np.sort(np.random.default_rng(seed).choice(len(users), min(len(users), 2 * sessions),
-                                                                     replace=False)))
-    seqs = (events.filter(pl.col("user_id").is_in(picked.implode())).group_by("user_id", maintain_order=True)
-            .agg(pl.col("item_id")).filter(pl.col("item_id").list.len() >= 2))
-    histories = [s[-HISTORY - 1:-1] for s in seqs["item_id"].to_list()]
+    picked = users.gather(
+        np.sort(np.random.default_rng(seed).choice(len(users), min(len(users), 2 * sessions), replace=False))
+    )
+    seqs = (
+        events.filter(pl.col("user_id").is_in(picked.implode()))
+        .group_by("user_id", maintain_order=True)
+        .agg(pl.col("item_id"))
+        .filter(pl.col("item_id").list.len() >= 2)
+    )
+    histories = [s[-HISTORY - 1 : -1] for s in seqs["item_id"].to_list()]
     targets = [s[-1] for s in seqs["item_id"].to_list()]
     return gen.embeddings(), list(gen.item_ids.astype(str)), histories, targets
 
 
 def _stream(ids: list[str], x: np.ndarray, rows: int = 262_144):
     for start in range(0, len(ids), rows):
-        yield pa.record_batch({"item_id": pa.array(ids[start:start + rows]), "embedding": pa.FixedSizeListArray
-                               .from_arrays(pa.array(x[start:start + rows].ravel()), x.shape[1])})
+        yield pa.record_batch(
+            {
+                "item_id": pa.array(ids[start : start + rows]),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x[start : start + rows].ravel()), x.shape[1]),
+            }
+        )
 
 
 def run(scales: list[str], sessions: int, gallery: int, rqvae_epochs: int, rqvae_sample: int) -> list[dict]:
@@ -80,43 +91,73 @@ def run(scales: list[str], sessions: int, gallery: int, rqvae_epochs: int, rqvae
             if name == "rq-kmeans torch":
                 reference = model
             started = time.perf_counter()
-            m = evaluate_build(raw[keep], resolution.codes[keep], model.sizes, x[keep], model.decode, found,
-                               settings, resolution.sizes)
-            rows.append({"scale": scale, "items": n, "method": name, "sizes": model.sizes, "build_s": build_s,
-                         "evaluate_s": time.perf_counter() - started, "sessions": len(found),
-                         "collision_rate_raw": resolution.report.get("collision_rate_before", m["collision_rate"]),
-                         **{k: m[k] for k in ("gini", "gini_padded_to_items", "gini_raw", "collision_rate",
-                                              "occupied_sids_raw", "perplexity_per_level", "utilisation_per_level",
-                                              "embedding_hitrate", "embedding_hitrate_resolved",
-                                              "embedding_hitrate_raw", "embedding_hitrate_random",
-                                              "reconstruction_error")}})
+            m = evaluate_build(
+                raw[keep], resolution.codes[keep], model.sizes, x[keep], model.decode, found, settings, resolution.sizes
+            )
+            rows.append(
+                {
+                    "scale": scale,
+                    "items": n,
+                    "method": name,
+                    "sizes": model.sizes,
+                    "build_s": build_s,
+                    "evaluate_s": time.perf_counter() - started,
+                    "sessions": len(found),
+                    "collision_rate_raw": resolution.report.get("collision_rate_before", m["collision_rate"]),
+                    **{
+                        k: m[k]
+                        for k in (
+                            "gini",
+                            "gini_padded_to_items",
+                            "gini_raw",
+                            "collision_rate",
+                            "occupied_sids_raw",
+                            "perplexity_per_level",
+                            "utilisation_per_level",
+                            "embedding_hitrate",
+                            "embedding_hitrate_resolved",
+                            "embedding_hitrate_raw",
+                            "embedding_hitrate_random",
+                            "reconstruction_error",
+                        )
+                    },
+                }
+            )
             print(_line(rows[-1]), flush=True)
     for row in rows:
         faiss = next(r for r in rows if r["scale"] == row["scale"] and r["method"] == "rq-kmeans faiss")
         row["hitrate_share_of_ceiling"] = row["embedding_hitrate"] / max(row["embedding_hitrate_raw"], 1e-12)
-        row["min_perplexity_share_of_faiss"] = min(p / f for p, f in zip(row["perplexity_per_level"],
-                                                                         faiss["perplexity_per_level"], strict=True))
+        row["min_perplexity_share_of_faiss"] = min(
+            p / f for p, f in zip(row["perplexity_per_level"], faiss["perplexity_per_level"], strict=True)
+        )
     return rows
 
 
 def _line(r: dict) -> str:
-    return (f"{r['scale']:>6} {r['method']:<16} gini {r['gini']:.3f} coll {r['collision_rate_raw']:.3f}->"
-            f"{r['collision_rate']:.3f} raw SIDs {r['occupied_sids_raw']:>8,} perplexity "
-            f"{'/'.join(f'{p:.1f}' for p in r['perplexity_per_level'])} hitrate {r['embedding_hitrate']:.3f} "
-            f"(ceiling {r['embedding_hitrate_raw']:.3f}, floor {r['embedding_hitrate_random']:.3f}) "
-            f"build {r['build_s']:.1f}s eval {r['evaluate_s']:.1f}s")
+    return (
+        f"{r['scale']:>6} {r['method']:<16} gini {r['gini']:.3f} coll {r['collision_rate_raw']:.3f}->"
+        f"{r['collision_rate']:.3f} raw SIDs {r['occupied_sids_raw']:>8,} perplexity "
+        f"{'/'.join(f'{p:.1f}' for p in r['perplexity_per_level'])} hitrate {r['embedding_hitrate']:.3f} "
+        f"(ceiling {r['embedding_hitrate_raw']:.3f}, floor {r['embedding_hitrate_random']:.3f}) "
+        f"build {r['build_s']:.1f}s eval {r['evaluate_s']:.1f}s"
+    )
 
 
 def markdown(rows: list[dict]) -> str:
     """The README table."""
-    out = ["| catalogue | method | Gini | collisions raw → resolved | raw SIDs | raw perplexity per level | "
-           "hitrate (ceiling, floor) | share of ceiling |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| catalogue | method | Gini | collisions raw → resolved | raw SIDs | raw perplexity per level | "
+        "hitrate (ceiling, floor) | share of ceiling |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['scale']} ({r['items']:,} items, {len(r['sizes'])} × {r['sizes'][0]}) | {r['method']} | "
-                   f"{r['gini']:.3f} | {r['collision_rate_raw']:.3f} → {r['collision_rate']:.3f} | "
-                   f"{r['occupied_sids_raw']:,} | {' / '.join(f'{p:.1f}' for p in r['perplexity_per_level'])} | "
-                   f"{r['embedding_hitrate']:.3f} ({r['embedding_hitrate_raw']:.3f}, "
-                   f"{r['embedding_hitrate_random']:.3f}) | {r['hitrate_share_of_ceiling']:.0%} |")
+        out.append(
+            f"| {r['scale']} ({r['items']:,} items, {len(r['sizes'])} × {r['sizes'][0]}) | {r['method']} | "
+            f"{r['gini']:.3f} | {r['collision_rate_raw']:.3f} → {r['collision_rate']:.3f} | "
+            f"{r['occupied_sids_raw']:,} | {' / '.join(f'{p:.1f}' for p in r['perplexity_per_level'])} | "
+            f"{r['embedding_hitrate']:.3f} ({r['embedding_hitrate_raw']:.3f}, "
+            f"{r['embedding_hitrate_random']:.3f}) | {r['hitrate_share_of_ceiling']:.0%} |"
+        )
     return "\n".join(out)
 
 

@@ -34,14 +34,22 @@ def _cli(*args: str) -> list[str]:
 def measured_ingest(path: Path, lake: Path) -> dict:
     """Ingest one file in a child process: seconds, the child's own peak RSS (MiB), exit code, quarantine."""
     command = _cli("ingest", str(path), "--format", "events", "--lake", str(lake))
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             f"code = subprocess.run({command!r}, capture_output=True).returncode; "
-             "print(code, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        f"code = subprocess.run({command!r}, capture_output=True).returncode; "
+        "print(code, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     code, seconds, peak_kib = done.stdout.split()
     reasons = Lake(lake).scan("quarantine").select("reason").collect()["reason"].to_list()
-    return {"file": path.name, "bytes": path.stat().st_size, "seconds": round(float(seconds), 2),
-            "peak_rss_mib": round(int(peak_kib) / 1024), "exit": int(code), "quarantine": reasons[:2]}
+    return {
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "seconds": round(float(seconds), 2),
+        "peak_rss_mib": round(int(peak_kib) / 1024),
+        "exit": int(code),
+        "quarantine": reasons[:2],
+    }
 
 
 def gzip_bomb(folder: Path, gigabytes: float) -> Path:
@@ -72,16 +80,32 @@ def race(folder: Path, tries: int) -> dict:
     rounds = []
     for attempt in range(tries):
         lake = folder / f"race-{attempt}"
-        procs = [subprocess.Popen(_cli("ingest", str(day), "--format", "events", "--lake", str(lake), "--ds",
-                                       "2025-01-01"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                _cli("ingest", str(day), "--format", "events", "--lake", str(lake), "--ds", "2025-01-01"),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
         codes = [p.wait() for p in procs]
         rows = Lake(lake).scan("interactions").collect()
-        rounds.append({"exit": codes, "rows": rows.height,
-                       "duplicates": rows.height - rows.select("user_id", "item_id", "event_ts").unique().height})
-    return {"tries": tries, "file_rows": 2000, "rounds_with_duplicates": sum(r["duplicates"] > 0 for r in rounds),
-            "rounds_with_missing_rows": sum(r["rows"] < 2000 for r in rounds),
-            "rounds_both_exit_0": sum(r["exit"] == [0, 0] for r in rounds), "rounds": rounds}
+        rounds.append(
+            {
+                "exit": codes,
+                "rows": rows.height,
+                "duplicates": rows.height - rows.select("user_id", "item_id", "event_ts").unique().height,
+            }
+        )
+    return {
+        "tries": tries,
+        "file_rows": 2000,
+        "rounds_with_duplicates": sum(r["duplicates"] > 0 for r in rounds),
+        "rounds_with_missing_rows": sum(r["rows"] < 2000 for r in rounds),
+        "rounds_both_exit_0": sum(r["exit"] == [0, 0] for r in rounds),
+        "rounds": rounds,
+    }
 
 
 def main() -> None:
@@ -97,14 +121,18 @@ def main() -> None:
         for n, path in enumerate(files):
             row = measured_ingest(path, work / f"lake-{n}")
             results["hostile"].append(row)
-            print(f"{row['file']:<22}{row['bytes']:>14,} B  {row['seconds']:>7.2f} s  peak {row['peak_rss_mib']:>6} MiB"
-                  f"  exit {row['exit']}  {row['quarantine']}")
+            print(
+                f"{row['file']:<22}{row['bytes']:>14,} B  {row['seconds']:>7.2f} s  peak {row['peak_rss_mib']:>6} MiB"
+                f"  exit {row['exit']}  {row['quarantine']}"
+            )
             path.unlink()
         if args.tries:
             results["concurrent"] = race(work, args.tries)
             c = results["concurrent"]
-            print(f"concurrent same-day ingests: {c['tries']} tries, {c['rounds_with_duplicates']} with duplicates, "
-                  f"{c['rounds_with_missing_rows']} with missing rows, both exit 0 in {c['rounds_both_exit_0']}")
+            print(
+                f"concurrent same-day ingests: {c['tries']} tries, {c['rounds_with_duplicates']} with duplicates, "
+                f"{c['rounds_with_missing_rows']} with missing rows, both exit 0 in {c['rounds_both_exit_0']}"
+            )
     save("write_safety-cpu", results)
 
 

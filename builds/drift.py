@@ -17,8 +17,7 @@ from sid_index.rq import vectors_of
 
 def embeddings(lake: Lake, model: str) -> pl.LazyFrame:
     """item_id and embedding of every item of embedding model `model`, by item id."""
-    return (lake.scan("item_embeddings").filter(pl.col("model") == model).select("item_id", "embedding")
-            .sort("item_id"))
+    return lake.scan("item_embeddings").filter(pl.col("model") == model).select("item_id", "embedding").sort("item_id")
 
 
 def changed_items(lake: Lake, frame: pl.LazyFrame, model: str, version: int | None) -> int:
@@ -27,8 +26,14 @@ def changed_items(lake: Lake, frame: pl.LazyFrame, model: str, version: int | No
         return 0
     digest = pl.col("embedding").hash(seed=1).alias("digest")
     then = lake.scan("item_embeddings", version=version).filter(pl.col("model") == model).select("item_id", digest)
-    return (frame.select("item_id", digest).join(then, on="item_id").filter(pl.col("digest") != pl.col("digest_right"))
-            .select(pl.len()).collect().item())
+    return (
+        frame.select("item_id", digest)
+        .join(then, on="item_id")
+        .filter(pl.col("digest") != pl.col("digest_right"))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
 
 
 def measure(lake: Lake, frame: pl.LazyFrame, n_items: int, build: SidBuild, sample: int, seed: int) -> Drift:

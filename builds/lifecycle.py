@@ -51,10 +51,15 @@ def decide(mode: Mode, drift: Drift | None, bounds: DriftBounds, settings_differ
         return Decision(False, "mode rebuild")
     if drift is None:
         return Decision(False, "no published build")
-    over = [f"{name} {value} > {bound}" for name, value, bound in (
-        ("new items", drift.new_item_share, bounds.max_new_share),
-        ("changed items", drift.changed_item_share, bounds.max_changed_share),
-        ("new-item error ratio", drift.new_item_error_ratio, bounds.max_error_ratio)) if value > bound]
+    over = [
+        f"{name} {value} > {bound}"
+        for name, value, bound in (
+            ("new items", drift.new_item_share, bounds.max_new_share),
+            ("changed items", drift.changed_item_share, bounds.max_changed_share),
+            ("new-item error ratio", drift.new_item_error_ratio, bounds.max_error_ratio),
+        )
+        if value > bound
+    ]
     if settings_differ:
         over.insert(0, "settings differ from the published build")
     if mode == "refresh" or not over:

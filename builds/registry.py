@@ -57,23 +57,47 @@ class SidBuild:
 
     def to_row(self) -> dict[str, Any]:
         """The table row (inputs and metrics as JSON)."""
-        return {"build_id": self.build_id, "method": self.method, "levels": self.levels, "sizes": list(self.sizes),
-                "inputs": json.dumps(self.inputs), "seed": self.seed, "status": str(self.status),
-                "metrics": json.dumps(self.metrics), "created_at": self.created_at, "run_id": self.run_id}
+        return {
+            "build_id": self.build_id,
+            "method": self.method,
+            "levels": self.levels,
+            "sizes": list(self.sizes),
+            "inputs": json.dumps(self.inputs),
+            "seed": self.seed,
+            "status": str(self.status),
+            "metrics": json.dumps(self.metrics),
+            "created_at": self.created_at,
+            "run_id": self.run_id,
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SidBuild:
         """The build of a table row."""
-        return cls(build_id=row["build_id"], method=row["method"], sizes=[int(s) for s in row["sizes"]],
-                   status=BuildStatus(row["status"]), created_at=row["created_at"], run_id=row["run_id"],
-                   inputs=json.loads(row["inputs"] or "{}"), metrics=json.loads(row["metrics"] or "{}"),
-                   seed=row["seed"])
+        return cls(
+            build_id=row["build_id"],
+            method=row["method"],
+            sizes=[int(s) for s in row["sizes"]],
+            status=BuildStatus(row["status"]),
+            created_at=row["created_at"],
+            run_id=row["run_id"],
+            inputs=json.loads(row["inputs"] or "{}"),
+            metrics=json.loads(row["metrics"] or "{}"),
+            seed=row["seed"],
+        )
 
 
 def _frame(builds: Sequence[SidBuild]) -> pl.DataFrame:
-    return pl.DataFrame([b.to_row() for b in builds], schema_overrides={
-        "levels": pl.Int16, "sizes": pl.List(pl.Int32), "seed": pl.Int64, "inputs": pl.String,
-        "metrics": pl.String, "created_at": pl.Datetime("us", "UTC")})
+    return pl.DataFrame(
+        [b.to_row() for b in builds],
+        schema_overrides={
+            "levels": pl.Int16,
+            "sizes": pl.List(pl.Int32),
+            "seed": pl.Int64,
+            "inputs": pl.String,
+            "metrics": pl.String,
+            "created_at": pl.Datetime("us", "UTC"),
+        },
+    )
 
 
 class BuildRegistry:
@@ -125,8 +149,18 @@ class BuildRegistry:
 
     def record_imported(self, build_id: str, files: Sequence[str], levels: int, size: int, run_id: str) -> SidBuild:
         """Record an imported (published AL-GR) semantic-ID build."""
-        return self.record(SidBuild(build_id, "imported", [size] * levels, BuildStatus.IMPORTED,
-                                    dt.datetime.now(dt.UTC), run_id, inputs={"files": list(files)}), sources=files)
+        return self.record(
+            SidBuild(
+                build_id,
+                "imported",
+                [size] * levels,
+                BuildStatus.IMPORTED,
+                dt.datetime.now(dt.UTC),
+                run_id,
+                inputs={"files": list(files)},
+            ),
+            sources=files,
+        )
 
     def timeline(self) -> pl.DataFrame:
         """When each build became the published one, and the last data day it was built from:
@@ -136,13 +170,20 @@ class BuildRegistry:
         commits = [c for c in self.lake.history(TABLE) if c.get("version", -1) >= 0]
         for commit in sorted(commits, key=lambda c: c["version"]):
             at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC)
-            published = (self.lake.scan(TABLE, version=commit["version"])
-                         .filter(pl.col("status") == str(BuildStatus.PUBLISHED)).sort("created_at")
-                         .select("build_id").collect())
+            published = (
+                self.lake.scan(TABLE, version=commit["version"])
+                .filter(pl.col("status") == str(BuildStatus.PUBLISHED))
+                .sort("created_at")
+                .select("build_id")
+                .collect()
+            )
             if published.height:
                 rows.append({"published_at": at, "build_id": published["build_id"][-1]})
         frame = pl.DataFrame(rows, schema={"published_at": pl.Datetime("us", "UTC"), "build_id": pl.String})
         frame = frame.filter(pl.col("build_id") != pl.col("build_id").shift(1).fill_null(""))
-        covered = self.lake.scan(TABLE).select(
-            "build_id", data_through=pl.col("inputs").str.json_path_match("$.data_through").str.to_date()).collect()
+        covered = (
+            self.lake.scan(TABLE)
+            .select("build_id", data_through=pl.col("inputs").str.json_path_match("$.data_through").str.to_date())
+            .collect()
+        )
         return frame.join(covered, on="build_id", how="left")

@@ -30,8 +30,13 @@ class AlignConfig:
     device: str = "auto"
 
 
-def train_projection(features: np.ndarray, left: np.ndarray, right: np.ndarray, weights: np.ndarray | None = None,
-                     config: AlignConfig = AlignConfig()) -> torch.nn.Linear:
+def train_projection(
+    features: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    weights: np.ndarray | None = None,
+    config: AlignConfig = AlignConfig(),
+) -> torch.nn.Linear:
     """Learn W so that normalise(W f_left) matches normalise(W f_right) against in-batch negatives."""
     if len(left) == 0:
         raise ValueError("collaborative alignment needs item pairs; item_pairs is empty")
@@ -68,17 +73,18 @@ def project(projection: torch.nn.Module, features: np.ndarray) -> np.ndarray:
         return l2_normalise(projection(torch.from_numpy(l2_normalise(features))).numpy())
 
 
-def partner_in_neighbours(vectors: np.ndarray, left: np.ndarray, right: np.ndarray, k: int = 10,
-                          chunk: int = 4096) -> float:
+def partner_in_neighbours(
+    vectors: np.ndarray, left: np.ndarray, right: np.ndarray, k: int = 10, chunk: int = 4096
+) -> float:
     """Share of pairs whose partner is among the item's k nearest neighbours (inner product, self excluded)."""
     x = torch.from_numpy(l2_normalise(vectors))
     hits = 0
     for start in range(0, len(left), chunk):
-        rows = torch.from_numpy(left[start:start + chunk].astype(np.int64))
+        rows = torch.from_numpy(left[start : start + chunk].astype(np.int64))
         sims = x[rows] @ x.T
         sims[torch.arange(len(rows)), rows] = -torch.inf
         top = sims.topk(min(k, len(x) - 1), dim=1).indices
-        hits += int((top == torch.from_numpy(right[start:start + chunk].astype(np.int64))[:, None]).any(1).sum())
+        hits += int((top == torch.from_numpy(right[start : start + chunk].astype(np.int64))[:, None]).any(1).sum())
     return hits / max(1, len(left))
 
 

@@ -25,11 +25,19 @@ class ItemImages(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
-        if self.images[i] is None:
-            return i, None, (f"image {self.uris[i]} is not stored in the lake (it was missing or not fetched at "
-                             "ingest)" if self.uris[i] else "item has no image")
+        image = self.images[i]
+        if image is None:
+            return (
+                i,
+                None,
+                (
+                    f"image {self.uris[i]} is not stored in the lake (it was missing or not fetched at ingest)"
+                    if self.uris[i]
+                    else "item has no image"
+                ),
+            )
         try:
-            with Image.open(io.BytesIO(self.images[i])) as img:
+            with Image.open(io.BytesIO(image)) as img:
                 return i, self.preprocess(img.convert("RGB")), None
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             detail = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else str(exc)
@@ -46,6 +54,12 @@ def collate(batch: list[tuple[int, torch.Tensor | None, str | None]]):
 
 def image_loader(dataset: ItemImages, batch_size: int, num_workers: int) -> DataLoader:
     """Batches of decoded images, decoded in parallel by `num_workers` processes, in order."""
-    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
+    )

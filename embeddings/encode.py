@@ -81,14 +81,19 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], stats: EncodeStats) -> 
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), stats.batch_size):
-            tokens = encoder.tokenizer(list(texts[start:start + stats.batch_size])).to(encoder.device)
+            tokens = encoder.tokenizer(list(texts[start : start + stats.batch_size])).to(encoder.device)
             out.append(_halving(encoder.model.encode_text, tokens, stats).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, encoder.embed_dim), np.float32)
 
 
-def encode_images(encoder: Encoder, images: Sequence[bytes | None], uris: Sequence[str | None],
-                  stats: EncodeStats, num_workers: int, progress: Progress | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+def encode_images(
+    encoder: Encoder,
+    images: Sequence[bytes | None],
+    uris: Sequence[str | None],
+    stats: EncodeStats,
+    num_workers: int,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Image embeddings, a mask of the items that have one, and the reasons of those that failed."""
     vectors = np.zeros((len(images), encoder.embed_dim), np.float32)
     has = np.zeros(len(images), bool)
@@ -112,10 +117,20 @@ def encode_images(encoder: Encoder, images: Sequence[bytes | None], uris: Sequen
     return vectors, has, failed
 
 
-def encode_items(encoder: Encoder, item_ids: Sequence[str], titles: Sequence[str | None],
-                 categories: Sequence[str | None], images: Sequence[bytes | None], uris: Sequence[str | None], *,
-                 fusion: str = "concat", batch_size: int = 256, num_workers: int = 2,
-                 projection: torch.nn.Module | None = None, progress: Progress | None = None) -> EncodeResult:
+def encode_items(
+    encoder: Encoder,
+    item_ids: Sequence[str],
+    titles: Sequence[str | None],
+    categories: Sequence[str | None],
+    images: Sequence[bytes | None],
+    uris: Sequence[str | None],
+    *,
+    fusion: str = "concat",
+    batch_size: int = 256,
+    num_workers: int = 2,
+    projection: torch.nn.Module | None = None,
+    progress: Progress | None = None,
+) -> EncodeResult:
     """Encode items and fuse their image and text embeddings (see the module docstring for failures)."""
     started = time.perf_counter()
     stats = EncodeStats(items=len(item_ids), batch_size=batch_size, device=str(encoder.device))
@@ -123,20 +138,28 @@ def encode_items(encoder: Encoder, item_ids: Sequence[str], titles: Sequence[str
     has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
     text_vectors = encode_texts(encoder, texts, stats)
     if fusion == "text":
-        image_vectors, has_image, failed = np.zeros_like(text_vectors), np.zeros(len(texts), bool), {}
+        image_vectors, has_image = np.zeros_like(text_vectors), np.zeros(len(texts), bool)
+        failed: dict[int, str] = {}
     else:
         image_vectors, has_image, failed = encode_images(encoder, images, uris, stats, num_workers, progress)
     usable = has_image | has_text
     unreadable = {i: r for i, r in failed.items() if r.startswith("image unreadable")}
-    rejects = [(item_ids[i], "item has neither a readable image nor a title"
-                + (f" ({unreadable[i]})" if i in unreadable else "")) for i in np.flatnonzero(~usable)]
+    rejects = [
+        (
+            item_ids[i],
+            "item has neither a readable image nor a title" + (f" ({unreadable[i]})" if i in unreadable else ""),
+        )
+        for i in np.flatnonzero(~usable).tolist()
+    ]
     if fusion != "text":
-        rejects += [(item_ids[i], f"text-only embedding: {failed.get(i, 'item has no image')}")
-                    for i in np.flatnonzero(usable & ~has_image)]
+        rejects += [
+            (item_ids[i], f"text-only embedding: {failed.get(i, 'item has no image')}")
+            for i in np.flatnonzero(usable & ~has_image).tolist()
+        ]
     vectors, modalities = fuse(image_vectors[usable], text_vectors[usable], has_image[usable], fusion, projection)
     stats.encoded = int(usable.sum())
     stats.text_only = int((usable & ~has_image).sum()) if fusion != "text" else 0
     stats.quarantined = int((~usable).sum())
     stats.seconds = time.perf_counter() - started
-    ids = [item_ids[i] for i in np.flatnonzero(usable)]
+    ids = [item_ids[i] for i in np.flatnonzero(usable).tolist()]
     return EncodeResult(ids, vectors, modalities, rejects, stats)

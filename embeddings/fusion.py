@@ -14,8 +14,9 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def fuse(image: np.ndarray, text: np.ndarray, has_image: np.ndarray, mode: str,
-         projection: torch.nn.Module | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fuse(
+    image: np.ndarray, text: np.ndarray, has_image: np.ndarray, mode: str, projection: torch.nn.Module | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fused vectors and the modalities each row was built from ("image+text", "image" or "text").
 
     Rows without an image use their text embedding alone (for `concat` the image half is zero).

@@ -49,8 +49,11 @@ class Encoder:
     @property
     def embed_dim(self) -> int:
         """Dimension of the image and text embeddings."""
-        return int(self.model.text_projection.shape[1] if hasattr(self.model, "text_projection")
-                   and self.model.text_projection is not None else self.model.visual.output_dim)
+        return int(
+            self.model.text_projection.shape[1]
+            if hasattr(self.model, "text_projection") and self.model.text_projection is not None
+            else self.model.visual.output_dim
+        )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -88,31 +91,41 @@ def load_encoder(spec: EncoderSpec) -> Encoder:
         raise WeightsError(
             f"no weights given for {spec.model_name}: pass an OpenCLIP pretrained tag "
             f"({', '.join(open_clip.list_pretrained_tags_by_model(spec.model_name)) or 'none known'}), "
-            "a checkpoint file, or 'random' together with allow_random (random_weights) to ask for random weights")
+            "a checkpoint file, or 'random' together with allow_random (random_weights) to ask for random weights"
+        )
     if spec.weights == RANDOM:
         if not spec.allow_random:
-            raise WeightsError(f"weights='random' for {spec.model_name} needs allow_random=True (--random-weights); "
-                               "sidforge never falls back to a random model silently")
+            raise WeightsError(
+                f"weights='random' for {spec.model_name} needs allow_random=True (--random-weights); "
+                "sidforge never falls back to a random model silently"
+            )
         torch.manual_seed(spec.seed)
         pretrained, weights_id = None, f"random-seed{spec.seed}"
     elif _looks_like_path(spec.weights) or Path(spec.weights).is_file():
         path = Path(spec.weights)
         if not path.is_file():
-            raise WeightsError(f"checkpoint file {path} does not exist; download the weights there or pass a "
-                               "pretrained tag")
+            raise WeightsError(
+                f"checkpoint file {path} does not exist; download the weights there or pass a pretrained tag"
+            )
         pretrained, weights_id = str(path), _file_id(path)
     else:
         tags = open_clip.list_pretrained_tags_by_model(spec.model_name)
         if spec.weights not in tags:
-            raise WeightsError(f"{spec.weights!r} is not a pretrained tag of {spec.model_name} (known: {tags}) "
-                               "and not a checkpoint file")
+            raise WeightsError(
+                f"{spec.weights!r} is not a pretrained tag of {spec.model_name} (known: {tags}) "
+                "and not a checkpoint file"
+            )
         pretrained, weights_id = spec.weights, spec.weights
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            spec.model_name, pretrained=pretrained, precision=precision, device=device, weights_only=True)
+            spec.model_name, pretrained=pretrained, precision=precision, device=device, weights_only=True
+        )
     except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-        offline = (" (HF_HUB_OFFLINE is set: put the weights in the Hugging Face cache or pass a file)"
-                   if os.environ.get("HF_HUB_OFFLINE") else "")
+        offline = (
+            " (HF_HUB_OFFLINE is set: put the weights in the Hugging Face cache or pass a file)"
+            if os.environ.get("HF_HUB_OFFLINE")
+            else ""
+        )
         raise WeightsError(f"cannot load weights {spec.weights!r} for {spec.model_name}{offline}: {exc}") from exc
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec.model_name)

@@ -72,18 +72,19 @@ def _gr_instructions(path: Path, o: ReadOptions) -> Iterator[Parsed]:
 
 
 def _item_embeddings(path: Path, o: ReadOptions) -> Iterator[Parsed]:
-    return read_item_embeddings(path, model=o.model or "algr-item-emb", dim=o.dim, ds=o.ds, span=o.span,
-                                limits=o.limits)
+    return read_item_embeddings(
+        path, model=o.model or "algr-item-emb", dim=o.dim, ds=o.ds, span=o.span, limits=o.limits
+    )
 
 
 def _item_sids(path: Path, o: ReadOptions) -> Iterator[Parsed]:
-    return read_item_sids(path, build_id=o.build_id or "algr", codebook_size=o.codebook_size, ds=o.ds,
-                          span=o.span, limits=o.limits)
+    return read_item_sids(
+        path, build_id=o.build_id or "algr", codebook_size=o.codebook_size, ds=o.ds, span=o.span, limits=o.limits
+    )
 
 
 def _npz(path: Path, o: ReadOptions) -> Iterator[Parsed]:
-    return read_npz(path, model=o.model or f"npz-{path.stem}", trust_pickle=o.trust_pickle, ds=o.ds,
-                    limits=o.limits)
+    return read_npz(path, model=o.model or f"npz-{path.stem}", trust_pickle=o.trust_pickle, ds=o.ds, limits=o.limits)
 
 
 def _items(path: Path, o: ReadOptions) -> Iterator[Parsed]:
@@ -91,16 +92,27 @@ def _items(path: Path, o: ReadOptions) -> Iterator[Parsed]:
 
 
 _TEXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.zst", ".csv.bz2")
-FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("events", "interactions", (*_TEXT, ".parquet"), _events, DEDUP_KEYS, splittable=True),
-    Format("algr-sequences", "user_sequences", _TEXT, _sequences, splittable=True),
-    Format("algr-item-emb", "item_embeddings", _TEXT, _item_embeddings, ("item_id",), splittable=True),
-    Format("algr-item-sid", "item_sids", _TEXT, _item_sids, ("item_id",), splittable=True),
-    Format("algr-gr-tsv", "user_sequences", _TEXT, _gr_instructions),
-    Format("npz", "item_embeddings", (".npz",), _npz, ("item_id",)),
-    Format("items", "items", (*_TEXT, ".parquet"), _items, ("item_id",), merge=True,
-           keep_on_update=("first_seen_ds",), splittable=True),
-]}
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in [
+        Format("events", "interactions", (*_TEXT, ".parquet"), _events, DEDUP_KEYS, splittable=True),
+        Format("algr-sequences", "user_sequences", _TEXT, _sequences, splittable=True),
+        Format("algr-item-emb", "item_embeddings", _TEXT, _item_embeddings, ("item_id",), splittable=True),
+        Format("algr-item-sid", "item_sids", _TEXT, _item_sids, ("item_id",), splittable=True),
+        Format("algr-gr-tsv", "user_sequences", _TEXT, _gr_instructions),
+        Format("npz", "item_embeddings", (".npz",), _npz, ("item_id",)),
+        Format(
+            "items",
+            "items",
+            (*_TEXT, ".parquet"),
+            _items,
+            ("item_id",),
+            merge=True,
+            keep_on_update=("first_seen_ds",),
+            splittable=True,
+        ),
+    ]
+}
 
 
 def get_format(name: str) -> Format:
@@ -118,8 +130,9 @@ def expand_paths(paths: Sequence[str | Path], fmt: Format) -> list[Path]:
     for raw in paths:
         path = normalise(raw)
         if path.is_dir():
-            found = sorted(normalise(p) for p in path.rglob("*")
-                           if p.is_file() and p.name.lower().endswith(fmt.suffixes))
+            found = sorted(
+                normalise(p) for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(fmt.suffixes)
+            )
             if not found:
                 raise SourceError(f"{path}: no {fmt.name} files ({', '.join(fmt.suffixes)}) in this folder")
             files += found

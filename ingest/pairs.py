@@ -18,6 +18,8 @@ def item_pairs(sequences: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(pair_item_id=pl.col("items").shift(-1).over("seq"))
         .filter(pl.col("pair_item_id").is_not_null() & (pl.col("items") != pl.col("pair_item_id")))
     )
-    return (steps.group_by(pl.col("items").alias("item_id"), "pair_item_id")
-            .agg(weight=pl.len().cast(pl.Float32))
-            .sort("item_id", "pair_item_id"))
+    return (
+        steps.group_by(pl.col("items").alias("item_id"), "pair_item_id")
+        .agg(weight=pl.len().cast(pl.Float32))
+        .sort("item_id", "pair_item_id")
+    )

@@ -53,7 +53,8 @@ class IngestReport:
         if self.rows_read != self.rows_written + self.rows_quarantined:
             raise RuntimeError(
                 f"ingest of {self.files} lost records: read {self.rows_read}, wrote {self.rows_written}, "
-                f"quarantined {self.rows_quarantined}")
+                f"quarantined {self.rows_quarantined}"
+            )
 
     def as_dict(self) -> dict:
         """Plain dict for metadata and JSON output."""
@@ -111,22 +112,45 @@ def duplicates_to_rejects(dups: pl.DataFrame, keys: Sequence[str]) -> pl.DataFra
     """Quarantine records for duplicate rows (columns source_file, line, the keys and maybe ds): the keys as
     raw text, in the same form whichever engine found them."""
     ds = pl.col("ds") if "ds" in dups.columns else pl.lit(today())
-    raw = pl.concat_str([pl.col(k).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") if dups.schema[k].is_temporal()
-                         else pl.col(k).cast(pl.String) for k in keys], separator=",")
-    return dups.select(source_file=pl.col("source_file"), line=pl.col("line").cast(pl.Int64), raw=raw,
-                       reason=pl.lit(duplicate_reason(keys)), ds=ds)
+    raw = pl.concat_str(
+        [
+            pl.col(k).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+            if dups.schema[k].is_temporal()
+            else pl.col(k).cast(pl.String)
+            for k in keys
+        ],
+        separator=",",
+    )
+    return dups.select(
+        source_file=pl.col("source_file"),
+        line=pl.col("line").cast(pl.Int64),
+        raw=raw,
+        reason=pl.lit(duplicate_reason(keys)),
+        ds=ds,
+    )
 
 
 def conform_rejects(rejects: pl.DataFrame, table_name: str, run_id: str) -> pl.DataFrame:
     """Quarantine rows with every catalog column; a record without a day gets today's (UTC)."""
     now = dt.datetime.now(dt.UTC)
-    return rejects.cast(dict(REJECT_SCHEMA)).with_columns(
-        pl.col("ds").fill_null(now.date().isoformat()), pl.col("reason").fill_null("rejected"),
-        table=pl.lit(table_name), run_id=pl.lit(run_id), quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")))
+    return rejects.cast(REJECT_SCHEMA).with_columns(
+        pl.col("ds").fill_null(now.date().isoformat()),
+        pl.col("reason").fill_null("rejected"),
+        table=pl.lit(table_name),
+        run_id=pl.lit(run_id),
+        quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")),
+    )
 
 
-def plan_commit(job: Job, report: IngestReport, staged: Staged, rejects: pl.DataFrame, read_version: int,
-                replace_partition: bool, q_staging: str) -> CommitPlan:
+def plan_commit(
+    job: Job,
+    report: IngestReport,
+    staged: Staged,
+    rejects: pl.DataFrame,
+    read_version: int,
+    replace_partition: bool,
+    q_staging: str,
+) -> CommitPlan:
     """The run's commits: its staged files in, the same inputs' earlier files out (whole partitions if asked)."""
     lake, spec, keys, opts = job.lake, job.fmt, job.keys, job.opts
     tspec = table(spec.table)
@@ -142,8 +166,7 @@ def plan_commit(job: Job, report: IngestReport, staged: Staged, rejects: pl.Data
         partitions = [dict(zip(tspec.partition_by, p, strict=True)) for p in sorted(written, key=str)]
     elif replace_partition:
         raise ValueError(f"--replace-partition: table {spec.table!r} has no partitions (it merges by key)")
-    old = files_of(lake.files(spec.table, read_version) if read_version >= 0 else pl.DataFrame(), replacing,
-                   partitions)
+    old = files_of(lake.files(spec.table, read_version) if read_version >= 0 else pl.DataFrame(), replacing, partitions)
     report.rows_replaced = int(old["num_records"].sum()) if old.height else 0
     touched = {tuple(p) for p in staged.partitions}
     if old.height and tspec.partition_by:
@@ -155,10 +178,18 @@ def plan_commit(job: Job, report: IngestReport, staged: Staged, rejects: pl.Data
         q_writer.write(group, keys.get(str(source)) or source_key(spec.name, str(source)))
     days = [{"table": spec.table, "ds": p["ds"]} for p in partitions if "ds" in p]
     quarantine = lake.files("quarantine")
-    q_old = files_of(quarantine.filter(pl.col("partition.table") == spec.table) if quarantine.height else quarantine,
-                     replacing, days)
+    q_old = files_of(
+        quarantine.filter(pl.col("partition.table") == spec.table) if quarantine.height else quarantine, replacing, days
+    )
     return CommitPlan(
-        spec.table, report.run_id, report.files, data_files=staged.files, data_remove=old["path"].to_list(),
-        merge_keep=list(spec.keep_on_update) if spec.merge else None, quarantine_files=q_writer.close(),
-        quarantine_remove=q_old["path"].to_list(), read_version=read_version,
-        extra={"fingerprints": {f: fingerprint(Path(f)) for f in keys}, "replaced_partitions": partitions})
+        spec.table,
+        report.run_id,
+        report.files,
+        data_files=staged.files,
+        data_remove=old["path"].to_list(),
+        merge_keep=list(spec.keep_on_update) if spec.merge else None,
+        quarantine_files=q_writer.close(),
+        quarantine_remove=q_old["path"].to_list(),
+        read_version=read_version,
+        extra={"fingerprints": {f: fingerprint(Path(f)) for f in keys}, "replaced_partitions": partitions},
+    )

@@ -91,8 +91,9 @@ class PolarsEngine:
                         rows, dups = dedup.split(block.rows)
                         rejects.append(block.rejects)
                         if dups.height:
-                            rejects.append(duplicates_to_rejects(
-                                dups.with_columns(source_file=pl.lit(str(path))), spec.dedup))
+                            rejects.append(
+                                duplicates_to_rejects(dups.with_columns(source_file=pl.lit(str(path))), spec.dedup)
+                            )
                         rows = rows.with_columns(run_id=pl.lit(report.run_id)).select(tspec.schema.names)
                         report.rows_written += rows.height
                         pending.append(pool.submit(writer.write, rows, key))
@@ -106,7 +107,7 @@ class PolarsEngine:
                     writer.discard(key)
                     report.rows_read, report.rows_written = before[0] + 1, before[1]
                     valid.pop(str(path), None)
-                    rejects[before[2]:] = [whole_file_reject(path, exc.reason, opts.ds)]
+                    rejects[before[2] :] = [whole_file_reject(path, exc.reason, opts.ds)]
             for future in pending:
                 future.result()
         finally:

@@ -39,11 +39,22 @@ def make_engine(name: EngineName, spark_master: str | None = None) -> Engine:
     return PolarsEngine()
 
 
-def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None = None,
-           engine: EngineName = "polars",
-           run_id: str | None = None, model: str | None = None, build_id: str | None = None,
-           trust_pickle: bool = False, spark_master: str | None = None, replace_partition: bool = False,
-           limits: Limits | None = None, progress: Progress | None = None) -> IngestReport:
+def ingest(
+    lake: Lake,
+    paths: Sequence[str | Path],
+    fmt: str,
+    *,
+    ds: str | None = None,
+    engine: EngineName = "polars",
+    run_id: str | None = None,
+    model: str | None = None,
+    build_id: str | None = None,
+    trust_pickle: bool = False,
+    spark_master: str | None = None,
+    replace_partition: bool = False,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
     """Ingest `paths` (files or folders) of format `fmt` into the lake and return the checked report.
 
     Each input replaces the rows it wrote before; `replace_partition` also removes every other row of the
@@ -52,9 +63,13 @@ def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None 
     spec = get_format(fmt)
     strategy = make_engine(engine, spark_master)
     files = expand_paths(paths, spec)
-    opts = ReadOptions(ds=ds, trust_pickle=trust_pickle, limits=limits or Limits(),
-                       model=model or (default_model(spec, files) if spec.table == "item_embeddings" else None),
-                       build_id=build_id or (default_build(files) if spec.table == "item_sids" else None))
+    opts = ReadOptions(
+        ds=ds,
+        trust_pickle=trust_pickle,
+        limits=limits or Limits(),
+        model=model or (default_model(spec, files) if spec.table == "item_embeddings" else None),
+        build_id=build_id or (default_build(files) if spec.table == "item_sids" else None),
+    )
     run_id = run_id or new_run_id()
     recover(lake)
     for attempt in (1, 2):
@@ -64,12 +79,21 @@ def ingest(lake: Lake, paths: Sequence[str | Path], fmt: str, *, ds: str | None 
             if attempt == 2:
                 raise ConcurrentWriteError(
                     f"{exc}. The ingest was retried once and lost again; nothing of run {run_id} was committed. "
-                    "Run the command again once the other ingest has finished.") from None
+                    "Run the command again once the other ingest has finished."
+                ) from None
     raise AssertionError("unreachable")
 
 
-def _ingest_once(lake: Lake, spec: Format, files: Sequence[Path], opts: ReadOptions, strategy: Engine,
-                 run_id: str, replace_partition: bool, progress: Progress | None) -> IngestReport:
+def _ingest_once(
+    lake: Lake,
+    spec: Format,
+    files: Sequence[Path],
+    opts: ReadOptions,
+    strategy: Engine,
+    run_id: str,
+    replace_partition: bool,
+    progress: Progress | None,
+) -> IngestReport:
     started = time.perf_counter()
     report = IngestReport(spec.table, spec.name, strategy.name, run_id, [str(f) for f in files])
     keys = {str(f): source_key(spec.name, f) for f in files}
@@ -100,8 +124,13 @@ def _ingest_once(lake: Lake, spec: Format, files: Sequence[Path], opts: ReadOpti
         raise
     journal.clear(lake, intent)
     if spec.table == "item_sids" and report.rows_written:
-        levels = (lake.scan("item_sids").filter(pl.col("build_id") == opts.build_id)
-                  .select(pl.col("codes").list.len().max()).collect().item())
+        levels = (
+            lake.scan("item_sids")
+            .filter(pl.col("build_id") == opts.build_id)
+            .select(pl.col("codes").list.len().max())
+            .collect()
+            .item()
+        )
         BuildRegistry(lake).record_imported(opts.build_id or "", report.files, levels, opts.codebook_size, run_id)
     report.seconds = time.perf_counter() - started
     return report

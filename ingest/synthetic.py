@@ -25,10 +25,50 @@ from sid_index.codec import ALGR_CODEBOOK_SIZE, render
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BEHAVIOR_P = {"pv": 0.85, "cart": 0.05, "fav": 0.04, "buy": 0.06}
 STAGES = 3
-_WORDS = ["red", "slim", "classic", "soft", "smart", "mini", "pro", "cotton", "steel", "eco", "retro",
-          "travel", "kids", "winter", "summer", "wireless", "leather", "organic", "deluxe", "compact"]
-_NOUNS = ["dress", "phone case", "sneaker", "lamp", "mug", "backpack", "watch", "jacket", "kettle", "toy car",
-          "headphones", "notebook", "scarf", "blender", "tent", "lipstick", "charger", "sofa", "rug", "bottle"]
+_WORDS = [
+    "red",
+    "slim",
+    "classic",
+    "soft",
+    "smart",
+    "mini",
+    "pro",
+    "cotton",
+    "steel",
+    "eco",
+    "retro",
+    "travel",
+    "kids",
+    "winter",
+    "summer",
+    "wireless",
+    "leather",
+    "organic",
+    "deluxe",
+    "compact",
+]
+_NOUNS = [
+    "dress",
+    "phone case",
+    "sneaker",
+    "lamp",
+    "mug",
+    "backpack",
+    "watch",
+    "jacket",
+    "kettle",
+    "toy car",
+    "headphones",
+    "notebook",
+    "scarf",
+    "blender",
+    "tent",
+    "lipstick",
+    "charger",
+    "sofa",
+    "rug",
+    "bottle",
+]
 
 
 @dataclass(frozen=True)
@@ -101,9 +141,12 @@ class Generator:
         starts = np.concatenate([[0], np.cumsum(counts)])
         self.cat_start, self.cat_count = starts[:-1], counts
         # Per-category popularity CDFs laid end to end: category c occupies [c, c + 1].
-        self.global_cdf = np.concatenate([
-            c + np.cumsum(self.popularity[a:b]) / self.popularity[a:b].sum()
-            for c, (a, b) in enumerate(itertools.pairwise(starts))])
+        self.global_cdf = np.concatenate(
+            [
+                c + np.cumsum(self.popularity[a:b]) / self.popularity[a:b].sum()
+                for c, (a, b) in enumerate(itertools.pairwise(starts))
+            ]
+        )
 
     # -- items ------------------------------------------------------------------------------
     def embeddings(self) -> np.ndarray:
@@ -165,12 +208,14 @@ class Generator:
         epoch0 = int(dt.datetime.combine(self.base, dt.time(), dt.UTC).timestamp())
         behaviors = np.array(list(BEHAVIOR_P))[rng.choice(len(BEHAVIOR_P), len(item_idx), p=list(BEHAVIOR_P.values()))]
         user_names = np.array(base62(np.arange(s.users) + 62**6, width=8), dtype=object)
-        return pl.DataFrame({
-            "user_id": user_names[user_idx],
-            "item_id": self.item_ids[item_idx],
-            "behavior": behaviors,
-            "timestamp": epoch0 + offsets,
-        }).sort("user_id", "timestamp", maintain_order=True)
+        return pl.DataFrame(
+            {
+                "user_id": user_names[user_idx],
+                "item_id": self.item_ids[item_idx],
+                "behavior": behaviors,
+                "timestamp": epoch0 + offsets,
+            }
+        ).sort("user_id", "timestamp", maintain_order=True)
 
     # -- writers ----------------------------------------------------------------------------
     def write(self, out: str | Path) -> dict:
@@ -187,8 +232,13 @@ class Generator:
         self._write_item_sid(out / "algr" / "item_sid", codes)
         n = min(self.scale.items, self.scale.npz_items)
         np.savez(out / "algr" / "item_embeddings.npz", ids=self.item_ids[:n].astype(str), embeds=vectors[:n])
-        manifest = {"scale": asdict(self.scale), "seed": self.seed, "base_ds": self.base.isoformat(),
-                    "counts": counts, "days": [self._day(d) for d in range(self.scale.days)]}
+        manifest = {
+            "scale": asdict(self.scale),
+            "seed": self.seed,
+            "base_ds": self.base.isoformat(),
+            "counts": counts,
+            "days": [self._day(d) for d in range(self.scale.days)],
+        }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
         return manifest
 
@@ -211,14 +261,16 @@ class Generator:
         palette = np.random.default_rng(self.seed + 6).integers(30, 226, (self.scale.categories, 3))
         for c in range(self.scale.categories):
             for v in range(self.scale.image_variants):
-                color = tuple(int(x) for x in palette[c])
-                (images / f"c{c:05d}_v{v}.png").write_bytes(_png(color, v))  # type: ignore[arg-type]
-        pl.DataFrame({
-            "item_id": self.item_ids,
-            "title": self.titles(),
-            "category": [f"cat{c:05d}/sub{c % 7}" for c in self.item_cat],
-            "image": [f"images/c{c:05d}_v{v}.png" for c, v in zip(self.item_cat, variant, strict=True)],
-        }).write_csv(folder / "items.csv")
+                red, green, blue = (int(x) for x in palette[c])
+                (images / f"c{c:05d}_v{v}.png").write_bytes(_png((red, green, blue), v))
+        pl.DataFrame(
+            {
+                "item_id": self.item_ids,
+                "title": self.titles(),
+                "category": [f"cat{c:05d}/sub{c % 7}" for c in self.item_cat],
+                "image": [f"images/c{c:05d}_v{v}.png" for c, v in zip(self.item_cat, variant, strict=True)],
+            }
+        ).write_csv(folder / "items.csv")
 
     def _write_sequences(self, folder: Path, events: pl.DataFrame, codes: np.ndarray) -> dict:
         """Origin-Sequence-Data and GR instruction files per stage, train and test."""
@@ -235,14 +287,17 @@ class Generator:
                 on_day = ev.filter(pl.col("day") == target_day).group_by("user_id", maintain_order=True)
                 take = (lambda c: c.tail(2)) if split == "train" else (lambda c: c.head(2))
                 targets = on_day.agg(take(pl.col("item_id")).alias("target"), take(pl.col("pos")).min().alias("cut"))
-                hist = (ev.join(targets.select("user_id", "cut"), on="user_id").filter(pl.col("pos") < pl.col("cut"))
-                        .group_by("user_id", maintain_order=True)
-                        .agg(pl.col("item_id").tail(50).reverse().alias("history")))
+                hist = (
+                    ev.join(targets.select("user_id", "cut"), on="user_id")
+                    .filter(pl.col("pos") < pl.col("cut"))
+                    .group_by("user_id", maintain_order=True)
+                    .agg(pl.col("item_id").tail(50).reverse().alias("history"))
+                )
                 rows = hist.join(targets, on="user_id", how="inner", maintain_order="left")
                 name = f"s{stage}" if split == "train" else f"s{stage}_test"
-                rows.select(user_history=pl.col("history").list.join(";"),
-                            target_item=pl.col("target").list.join(";")).write_csv(
-                    folder / "origin_behavior" / f"{name}.csv")
+                rows.select(
+                    user_history=pl.col("history").list.join(";"), target_item=pl.col("target").list.join(";")
+                ).write_csv(folder / "origin_behavior" / f"{name}.csv")
                 counts[f"sequences_{name}"] = rows.height
                 self._write_gr(folder / f"{split}_data" / f"{name}.tsv", rows, sid)
         return counts
@@ -250,25 +305,37 @@ class Generator:
     @staticmethod
     def _write_gr(path: Path, rows: pl.DataFrame, sid: pl.DataFrame) -> None:
         lookup = dict(zip(sid["item_id"], sid["tokens"], strict=True))
-        user = [USER_PREFIX + "".join(lookup[i] for i in reversed(h))
-                for h in rows["history"]]
+        user = [USER_PREFIX + "".join(lookup[i] for i in reversed(h)) for h in rows["history"]]
         answer = ["".join(lookup[i] for i in t) for t in rows["target"]]
-        pl.DataFrame({"id": [f"{path.stem}-{i}" for i in range(rows.height)], "system": [SYSTEM_PROMPT] * rows.height,
-                      "user": user, "answer": answer}).write_csv(path, separator="\t")
+        pl.DataFrame(
+            {
+                "id": [f"{path.stem}-{i}" for i in range(rows.height)],
+                "system": [SYSTEM_PROMPT] * rows.height,
+                "user": user,
+                "answer": answer,
+            }
+        ).write_csv(path, separator="\t")
 
     def _write_item_emb(self, folder: Path, vectors: np.ndarray, shard_rows: int = 200_000) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         raw = vectors.astype("<f4")
         for shard, start in enumerate(range(0, len(raw), shard_rows)):
-            part = raw[start:start + shard_rows]
+            part = raw[start : start + shard_rows]
             features = [base64.b64encode(row.tobytes()).decode("ascii") for row in part]
-            pl.DataFrame({"base62_string": self.item_ids[start:start + len(part)], "feature": features}).write_csv(
-                folder / f"item_emb_{shard:03d}.csv")
+            pl.DataFrame({"base62_string": self.item_ids[start : start + len(part)], "feature": features}).write_csv(
+                folder / f"item_emb_{shard:03d}.csv"
+            )
 
     def _write_item_sid(self, folder: Path, codes: np.ndarray) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        pl.DataFrame({"base62_string": self.item_ids, "codebook_lv1": codes[:, 0], "codebook_lv2": codes[:, 1],
-                      "codebook_lv3": codes[:, 2]}).write_csv(folder / "item_sid_final.csv")
+        pl.DataFrame(
+            {
+                "base62_string": self.item_ids,
+                "codebook_lv1": codes[:, 0],
+                "codebook_lv2": codes[:, 1],
+                "codebook_lv3": codes[:, 2],
+            }
+        ).write_csv(folder / "item_sid_final.csv")
 
 
 def generate(out: str | Path, scale: str = "tiny", seed: int = 0, base_ds: str = ALGR_BASE_DS) -> dict:

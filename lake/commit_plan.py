@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from lake import journal
 from lake.catalog import table
 from lake.faults import crash_point
+from lake.frames import to_frame
 from lake.lake import Lake, partition_folders, partition_values
 from lake.provenance import SOURCE_FOLDER, key_of_file
 
@@ -80,7 +81,7 @@ class StagedWriter:
     def partitions(self) -> list[tuple]:
         """The partitions the kept files lie in (from their folders), sorted."""
         spec = self.spec
-        found = {tuple(partition_values(p[len(self.dir):], spec)[0][c] for c in spec.partition_by) for p in self.files}
+        found = {tuple(partition_values(p[len(self.dir) :], spec)[0][c] for c in spec.partition_by) for p in self.files}
         return sorted(found, key=str)
 
     def discard(self, key: str) -> None:
@@ -126,7 +127,7 @@ def files_of(live: pl.DataFrame, keys: Iterable[str], partitions: Sequence[dict[
     if not live.height:
         return pl.DataFrame(schema={"path": pl.String, "num_records": pl.Int64})
     wanted = set(keys)
-    mine = pl.Series([key_of_file(p) in wanted for p in live["path"]], dtype=pl.Boolean)
+    mine = pl.lit(pl.Series([key_of_file(p) in wanted for p in live["path"]], dtype=pl.Boolean))
     for part in partitions:
         mine = mine | pl.all_horizontal(pl.col(f"partition.{c}") == v for c, v in part.items()).fill_null(False)
     return live.filter(mine)
@@ -141,19 +142,41 @@ def apply(lake: Lake, plan: CommitPlan, *, check: bool = True) -> int:
     crash_point("before-data-commit")
     if plan.merge_keep is not None:
         fs = lake.filesystem()[0]
-        frames = [pl.from_arrow(pq.read_table(f, filesystem=fs)) for f in plan.data_files
-                  if fs.get_file_info(f).type == pafs.FileType.File]
+        frames = [
+            to_frame(pq.read_table(f, filesystem=fs))
+            for f in plan.data_files
+            if fs.get_file_info(f).type == pafs.FileType.File
+        ]
         spec = table(plan.table)
-        frame = pl.concat(frames) if frames else pl.from_arrow(spec.schema.empty_table())
-        version = lake.merge(plan.table, frame.select(spec.schema.names), run_id=plan.run_id,  # type: ignore[union-attr]
-                             sources=plan.sources, keep=plan.merge_keep, app_id=plan.app_id)
+        frame = pl.concat(frames) if frames else to_frame(spec.schema.empty_table())
+        version = lake.merge(
+            plan.table,
+            frame.select(spec.schema.names),
+            run_id=plan.run_id,
+            sources=plan.sources,
+            keep=plan.merge_keep,
+            app_id=plan.app_id,
+        )
     else:
-        version = lake.commit_files(plan.table, plan.data_files, run_id=plan.run_id, sources=plan.sources,
-                                    remove=plan.data_remove, app_id=plan.app_id, extra=plan.extra,
-                                    read_version=plan.read_version if check else None)
+        version = lake.commit_files(
+            plan.table,
+            plan.data_files,
+            run_id=plan.run_id,
+            sources=plan.sources,
+            remove=plan.data_remove,
+            app_id=plan.app_id,
+            extra=plan.extra,
+            read_version=plan.read_version if check else None,
+        )
     crash_point("after-data-commit")
-    lake.commit_files("quarantine", plan.quarantine_files, run_id=plan.run_id, sources=plan.sources,
-                      remove=plan.quarantine_remove, app_id=plan.app_id)
+    lake.commit_files(
+        "quarantine",
+        plan.quarantine_files,
+        run_id=plan.run_id,
+        sources=plan.sources,
+        remove=plan.quarantine_remove,
+        app_id=plan.app_id,
+    )
     crash_point("after-quarantine-commit")
     return version
 

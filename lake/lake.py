@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeAlias
 from urllib.parse import quote, unquote
 
 import polars as pl
@@ -19,11 +20,12 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, RemoveAction
 
 from lake.catalog import TABLES, TableSpec, table
+from lake.frames import to_frame
 from lake.provenance import SOURCE_FOLDER
 from lake.settings import DEFAULT_LAKE
 from lake.stats import parquet_stats
 
-ArrowData = pa.Table | pa.RecordBatchReader | pl.DataFrame
+ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader | pl.DataFrame
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -41,10 +43,7 @@ def sql_literal(value: object) -> str:
 
 def partition_predicate(partitions: Iterable[Mapping[str, str]]) -> str:
     """A Delta SQL predicate matching any of the given partitions, e.g. `(ds = '2025-01-01')`."""
-    clauses = [
-        "(" + " AND ".join(f"{k} = {sql_literal(v)}" for k, v in part.items()) + ")"
-        for part in partitions
-    ]
+    clauses = ["(" + " AND ".join(f"{k} = {sql_literal(v)}" for k, v in part.items()) + ")" for part in partitions]
     return " OR ".join(clauses) if clauses else "false"
 
 
@@ -95,8 +94,13 @@ class Lake:
         if not self.exists(name):
             try:
                 DeltaTable.create(
-                    self.uri(name), spec.schema, mode="ignore", partition_by=list(spec.partition_by) or None,
-                    name=spec.name, description=spec.description, storage_options=self.storage_options,
+                    self.uri(name),
+                    spec.schema,
+                    mode="ignore",
+                    partition_by=list(spec.partition_by) or None,
+                    name=spec.name,
+                    description=spec.description,
+                    storage_options=self.storage_options,
                 )
             except (CommitFailedError, DeltaError):
                 if not self.exists(name):  # another writer created it at the same moment: use theirs
@@ -107,13 +111,19 @@ class Lake:
         """Lazy Polars scan of table `name`, optionally as of a Delta version or a timestamp."""
         spec = table(name)
         if not self.exists(name):
-            return pl.from_arrow(spec.schema.empty_table()).lazy()  # type: ignore[union-attr]
+            return to_frame(spec.schema.empty_table()).lazy()
         return pl.scan_delta(self.uri(name), version=version, storage_options=self.storage_options)
 
     def version(self, name: str) -> int | None:
         """Current Delta version of `name`, or None when the table does not exist yet."""
-        return DeltaTable(self.uri(name), storage_options=self.storage_options).version() if self.exists(
-            name) else None
+        return DeltaTable(self.uri(name), storage_options=self.storage_options).version() if self.exists(name) else None
+
+    def _written_version(self, name: str) -> int:
+        """The version a write just made (the table exists after any write)."""
+        version = self.version(name)
+        if version is None:
+            raise RuntimeError(f"table {name!r} does not exist after a write to {self.uri(name)}")
+        return version
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """Commits of `name`, newest first, with their operation and sidforge commit metadata."""
@@ -125,8 +135,11 @@ class Lake:
         """The live data files of `name` (path, size, records, partition values), optionally at a version."""
         if not self.exists(name):
             return pl.DataFrame()
-        return pl.DataFrame(DeltaTable(self.uri(name), version=version, storage_options=self.storage_options)
-                            .get_add_actions(flatten=True))
+        return pl.DataFrame(
+            DeltaTable(self.uri(name), version=version, storage_options=self.storage_options).get_add_actions(
+                flatten=True
+            )
+        )
 
     def file_uris(self, name: str) -> list[str]:
         """Absolute locations of the live files of `name` (what Spark must read, never a listing)."""
@@ -147,8 +160,10 @@ class Lake:
         latest = versions.sort("created_at").select("path").collect()
         if not latest.height:
             which = f" of build {build_id!r}" if build_id is not None else ""
-            raise LookupError(f"no published dataset {name!r}{which} in {self.root}; run `sidforge publish` or the "
-                              "gr_training_data asset first")
+            raise LookupError(
+                f"no published dataset {name!r}{which} in {self.root}; run `sidforge publish` or the "
+                "gr_training_data asset first"
+            )
         return latest["path"][-1]
 
     def row_count(self, name: str) -> int:
@@ -161,21 +176,27 @@ class Lake:
         rows = []
         for name, spec in TABLES.items():
             files = self.files(name)
-            rows.append({
-                "table": name,
-                "version": self.version(name),
-                "rows": int(files["num_records"].sum()) if files.height else 0,
-                "files": files.height,
-                "bytes": int(files["size_bytes"].sum()) if files.height else 0,
-                "partitioned_by": ",".join(spec.partition_by),
-            })
+            rows.append(
+                {
+                    "table": name,
+                    "version": self.version(name),
+                    "rows": int(files["num_records"].sum()) if files.height else 0,
+                    "files": files.height,
+                    "bytes": int(files["size_bytes"].sum()) if files.height else 0,
+                    "partitioned_by": ",".join(spec.partition_by),
+                }
+            )
         return pl.DataFrame(rows, schema_overrides={"version": pl.Int64})
 
     # -- writes ------------------------------------------------------------------------------
     @staticmethod
-    def _commit_properties(run_id: str, sources: Sequence[str], app_id: str | None = None,
-                           extra: Mapping[str, object] | None = None, retries: int | None = None
-                           ) -> CommitProperties:
+    def _commit_properties(
+        run_id: str,
+        sources: Sequence[str],
+        app_id: str | None = None,
+        extra: Mapping[str, object] | None = None,
+        retries: int | None = None,
+    ) -> CommitProperties:
         meta: dict[str, object] = {"sidforge.run_id": run_id, "sidforge.sources": json.dumps(list(sources))}
         meta.update({f"sidforge.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
         txns = [Transaction(app_id, 1, int(time.time() * 1000))] if app_id else None
@@ -197,24 +218,42 @@ class Lake:
         """Append rows to `name`; returns the new table version."""
         spec = table(name)
         self.delta(name)
-        write_deltalake(self.uri(name), self.conform(spec, data), mode="append",
-                        partition_by=list(spec.partition_by) or None, storage_options=self.storage_options,
-                        commit_properties=self._commit_properties(run_id, sources))
-        return self.version(name)  # type: ignore[return-value]
+        write_deltalake(
+            self.uri(name),
+            self.conform(spec, data),
+            mode="append",
+            partition_by=list(spec.partition_by) or None,
+            storage_options=self.storage_options,
+            commit_properties=self._commit_properties(run_id, sources),
+        )
+        return self._written_version(name)
 
-    def overwrite(self, name: str, data: ArrowData, *, run_id: str, where: str | None = None,
-                  sources: Sequence[str] = ()) -> int:
+    def overwrite(
+        self, name: str, data: ArrowData, *, run_id: str, where: str | None = None, sources: Sequence[str] = ()
+    ) -> int:
         """Replace the rows of `name` matching the SQL predicate `where` (all rows when None)."""
         spec = table(name)
         self.delta(name)
-        write_deltalake(self.uri(name), self.conform(spec, data), mode="overwrite", predicate=where,
-                        partition_by=list(spec.partition_by) or None, storage_options=self.storage_options,
-                        commit_properties=self._commit_properties(run_id, sources))
-        return self.version(name)  # type: ignore[return-value]
+        write_deltalake(
+            self.uri(name),
+            self.conform(spec, data),
+            mode="overwrite",
+            predicate=where,
+            partition_by=list(spec.partition_by) or None,
+            storage_options=self.storage_options,
+            commit_properties=self._commit_properties(run_id, sources),
+        )
+        return self._written_version(name)
 
-    def replace_partitions(self, name: str, data: ArrowData, *, run_id: str,
-                           partitions: Sequence[Mapping[str, str]] | None = None,
-                           sources: Sequence[str] = ()) -> int:
+    def replace_partitions(
+        self,
+        name: str,
+        data: ArrowData,
+        *,
+        run_id: str,
+        partitions: Sequence[Mapping[str, str]] | None = None,
+        sources: Sequence[str] = (),
+    ) -> int:
         """Replace whole partitions of `name` (those in `data`, plus `partitions`) in one commit."""
         spec = table(name)
         if not spec.partition_by:
@@ -222,13 +261,21 @@ class Lake:
         arrow = self.conform(spec, data)
         parts = {tuple(p[c] for c in spec.partition_by) for p in partitions or []}
         if arrow.num_rows:
-            present = pl.from_arrow(arrow.select(list(spec.partition_by))).unique()  # type: ignore[union-attr]
+            present = to_frame(arrow.select(list(spec.partition_by))).unique()
             parts |= set(present.iter_rows())
         where = partition_predicate(dict(zip(spec.partition_by, p, strict=True)) for p in sorted(parts))
         return self.overwrite(name, arrow, run_id=run_id, where=where, sources=sources)
 
-    def merge(self, name: str, data: ArrowData, *, run_id: str, sources: Sequence[str] = (),
-              keep: Sequence[str] = (), app_id: str | None = None) -> int:
+    def merge(
+        self,
+        name: str,
+        data: ArrowData,
+        *,
+        run_id: str,
+        sources: Sequence[str] = (),
+        keep: Sequence[str] = (),
+        app_id: str | None = None,
+    ) -> int:
         """Upsert `data` into `name` by the table's key columns; matched rows keep their `keep` columns.
 
         With `app_id`, a retried merge is applied once."""
@@ -239,15 +286,33 @@ class Lake:
             return dt_.version()
         on = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
         updates = {c: f"s.{c}" for c in spec.schema.names if c not in keep}
-        (dt_.merge(arrow, on, source_alias="s", target_alias="t",
-                   commit_properties=self._commit_properties(run_id, sources, app_id))
-         .when_matched_update(updates).when_not_matched_insert_all().execute())
-        return self.version(name)  # type: ignore[return-value]
+        (
+            dt_.merge(
+                arrow,
+                on,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=self._commit_properties(run_id, sources, app_id),
+            )
+            .when_matched_update(updates)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return self._written_version(name)
 
-    def commit_files(self, name: str, files: Sequence[str], *, run_id: str, sources: Sequence[str] = (),
-                     replace: Sequence[Mapping[str, str]] = (), remove: Sequence[str] = (),
-                     app_id: str | None = None, extra: Mapping[str, object] | None = None,
-                     read_version: int | None = None) -> int:
+    def commit_files(
+        self,
+        name: str,
+        files: Sequence[str],
+        *,
+        run_id: str,
+        sources: Sequence[str] = (),
+        replace: Sequence[Mapping[str, str]] = (),
+        remove: Sequence[str] = (),
+        app_id: str | None = None,
+        extra: Mapping[str, object] | None = None,
+        read_version: int | None = None,
+    ) -> int:
         """Commit Parquet files written outside delta-rs (Spark, the polars engine) as one Delta commit.
 
         `files` are paths under `<lake>/_staging/<table>/<run>/` or already under the table folder, in
@@ -274,12 +339,12 @@ class Lake:
                 values = {c: row[f"partition.{c}"] for c in spec.partition_by}
                 if row["path"] in dropping or tuple(values.values()) in wanted:
                     actions.append(RemoveAction(row["path"], True, now_ms, row["size_bytes"], values))
-        props = self._commit_properties(run_id, sources, app_id, extra,
-                                        retries=0 if read_version is not None else None)
+        props = self._commit_properties(run_id, sources, app_id, extra, retries=0 if read_version is not None else None)
         while True:
             try:
-                dt_.create_write_transaction(actions, "append", spec.schema, list(spec.partition_by) or None,
-                                             commit_properties=props)
+                dt_.create_write_transaction(
+                    actions, "append", spec.schema, list(spec.partition_by) or None, commit_properties=props
+                )
                 break
             except CommitFailedError:
                 if read_version is None:
@@ -309,8 +374,7 @@ class Lake:
             size = fh.size()
         return AddAction(rel, size, values, now_ms, True, parquet_stats(meta, spec.schema))
 
-    def _check_concurrent(self, spec: TableSpec, since: int, actions: Sequence[AddAction | RemoveAction]
-                          ) -> DeltaTable:
+    def _check_concurrent(self, spec: TableSpec, since: int, actions: Sequence[AddAction | RemoveAction]) -> DeltaTable:
         """After a lost commit race: the table at its newest version when the commits since `since` left our
         partitions alone, else `ConcurrentWriteError` naming the run that got there first."""
         latest = DeltaTable(self.uri(spec.name), storage_options=self.storage_options)
@@ -329,7 +393,8 @@ class Lake:
                     where = ", ".join(f"{c}={values.get(c)}" for c in spec.partition_by) or "the whole table"
                     raise ConcurrentWriteError(
                         f"another writer (run {run or 'unknown'}) committed to {spec.name} ({where}) as version "
-                        f"{version} while this run was writing; nothing of this run was committed")
+                        f"{version} while this run was writing; nothing of this run was committed"
+                    )
         return latest
 
 
@@ -349,5 +414,7 @@ def partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None],
 
 def partition_folders(spec: TableSpec, values: Sequence[object]) -> list[str]:
     """The `key=value` folder names of one partition (values quoted as Delta and Spark write them)."""
-    return [f"{c}={'__HIVE_DEFAULT_PARTITION__' if v is None else quote(str(v), safe='-_.:')}"
-            for c, v in zip(spec.partition_by, values, strict=True)]
+    return [
+        f"{c}={'__HIVE_DEFAULT_PARTITION__' if v is None else quote(str(v), safe='-_.:')}"
+        for c, v in zip(spec.partition_by, values, strict=True)
+    ]

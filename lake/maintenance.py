@@ -46,8 +46,9 @@ def vacuum(lake: Lake, *, retention_hours: float = DEFAULT_RETENTION_HOURS, dry_
     for name in TABLES:
         if lake.exists(name):
             delta = DeltaTable(lake.uri(name), storage_options=lake.storage_options)
-            removed = delta.vacuum(retention_hours=int(retention_hours), dry_run=dry_run,
-                                   enforce_retention_duration=False, full=True)
+            removed = delta.vacuum(
+                retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False, full=True
+            )
             if removed:
                 report.table_files[name] = sorted(removed)
     fs, root = lake.filesystem()
@@ -68,8 +69,11 @@ def _stale_staging(lake: Lake, fs: pafs.FileSystem, staging: str) -> list[str]:
     for table_dir in fs.get_file_info(pafs.FileSelector(staging)):
         if table_dir.type != pafs.FileType.Directory or table_dir.base_name == journal.FOLDER[1]:
             continue
-        stale += [run.path for run in fs.get_file_info(pafs.FileSelector(table_dir.path))
-                  if run.type == pafs.FileType.Directory and run.path not in claimed]
+        stale += [
+            run.path
+            for run in fs.get_file_info(pafs.FileSelector(table_dir.path))
+            if run.type == pafs.FileType.Directory and run.path not in claimed
+        ]
     return sorted(stale)
 
 
@@ -84,8 +88,11 @@ def _unregistered_versions(lake: Lake, fs: pafs.FileSystem, published: str, rete
         if dataset.type != pafs.FileType.Directory:
             continue
         for version in fs.get_file_info(pafs.FileSelector(dataset.path)):
-            if (version.type == pafs.FileType.Directory and version.path not in registered
-                    and _newest_mtime(fs, version.path) < cutoff):
+            if (
+                version.type == pafs.FileType.Directory
+                and version.path not in registered
+                and _newest_mtime(fs, version.path) < cutoff
+            ):
                 found.append(version.path)
     return sorted(found)
 

@@ -11,8 +11,9 @@ import polars as pl
 from lake.lake import Lake, sql_literal
 
 
-def replace_records(lake: Lake, table_name: str, source: str, checked: Sequence[str],
-                    rejects: Sequence[tuple[str, str]], run_id: str) -> int | None:
+def replace_records(
+    lake: Lake, table_name: str, source: str, checked: Sequence[str], rejects: Sequence[tuple[str, str]], run_id: str
+) -> int | None:
     """Replace the quarantine records of `table_name` from `source` whose raw key is among `checked` with
     `rejects` (raw key, reason): a key that fails again keeps one record, one that now passes loses its record.
     Returns the commit's version, None when there was nothing to write or remove."""
@@ -22,10 +23,21 @@ def replace_records(lake: Lake, table_name: str, source: str, checked: Sequence[
     if not failing:
         return None
     now = dt.datetime.now(dt.UTC)
-    frame = pl.DataFrame({
-        "source_file": source, "line": None, "raw": [r[0] for r in rejects], "reason": [r[1] for r in rejects],
-        "run_id": run_id, "quarantined_at": now, "table": table_name, "ds": now.date().isoformat(),
-    }, schema_overrides={"line": pl.Int64})
-    where = (f"\"table\" = {sql_literal(table_name)} AND source_file = {sql_literal(source)} "
-             f"AND raw IN ({', '.join(map(sql_literal, failing))})")
+    frame = pl.DataFrame(
+        {
+            "source_file": source,
+            "line": None,
+            "raw": [r[0] for r in rejects],
+            "reason": [r[1] for r in rejects],
+            "run_id": run_id,
+            "quarantined_at": now,
+            "table": table_name,
+            "ds": now.date().isoformat(),
+        },
+        schema_overrides={"line": pl.Int64},
+    )
+    where = (
+        f'"table" = {sql_literal(table_name)} AND source_file = {sql_literal(source)} '
+        f"AND raw IN ({', '.join(map(sql_literal, failing))})"
+    )
     return lake.overwrite("quarantine", frame, run_id=run_id, where=where, sources=[source])

@@ -25,6 +25,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {  # variable -> (default, what it
     "SIDFORGE_CLIP_CONFIG": (None, "an extra OpenCLIP model config JSON"),
     "SIDFORGE_CLIP_RANDOM_WEIGHTS": ("", "1 to allow random encoder weights"),
     "SIDFORGE_DEVICE": ("auto", "torch device for embeddings: auto, cpu or cuda"),
+    "SIDFORGE_NIGHTLY_HOUR": ("2", "hour of the nightly SID rebuild (read when the definitions load)"),
+    "SIDFORGE_TIMEZONE": ("UTC", "time zone of the schedules (read when the definitions load)"),
 }
 
 

@@ -25,8 +25,7 @@ def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
     files = lake.files(name)
     if not files.height:
         return spark.createDataFrame([], from_arrow_schema(spec.schema, prefer_timestamp_ntz=False))
-    stored = from_arrow_schema(pa.schema([spec.schema.field(c) for c in spec.data_columns]),
-                               prefer_timestamp_ntz=False)
+    stored = from_arrow_schema(pa.schema([spec.schema.field(c) for c in spec.data_columns]), prefer_timestamp_ntz=False)
     # The Delta log's own file URIs (never a listing), keyed by their path inside the table.
     uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): lake.file_uri(u) for u in lake.file_uris(name)}
     keys = [f"partition.{c}" for c in spec.partition_by]
@@ -46,8 +45,9 @@ def stored_type(spec: TableSpec, column: str) -> str:
     return field.dataType.simpleString()
 
 
-def spark_session(master: str | None = None, app_name: str = "sidforge",
-                  conf: dict[str, str] | None = None) -> SparkSession:
+def spark_session(
+    master: str | None = None, app_name: str = "sidforge", conf: dict[str, str] | None = None
+) -> SparkSession:
     """Get or create the Spark session at `master` (default local[2]); `conf` adds or overrides settings.
 
     In local mode the driver and its block manager listen on 127.0.0.1 only."""

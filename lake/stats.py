@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _json_value(value: object, arrow_type: pa.DataType) -> object:
+def _json_value(value: Any, arrow_type: pa.DataType) -> Any:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
@@ -51,11 +52,13 @@ def parquet_stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
             if lo is None or hi is None:
                 complete.discard(name)
                 continue
-            mins[name] = lo if name not in mins else min(mins[name], lo)  # type: ignore[type-var]
-            maxs[name] = hi if name not in maxs else max(maxs[name], hi)  # type: ignore[type-var]
-    return json.dumps({
-        "numRecords": metadata.num_rows,
-        "minValues": {k: v for k, v in mins.items() if k in complete},
-        "maxValues": {k: v for k, v in maxs.items() if k in complete},
-        "nullCount": nulls,
-    })
+            mins[name] = lo if name not in mins else min(mins[name], lo)
+            maxs[name] = hi if name not in maxs else max(maxs[name], hi)
+    return json.dumps(
+        {
+            "numRecords": metadata.num_rows,
+            "minValues": {k: v for k, v in mins.items() if k in complete},
+            "maxValues": {k: v for k, v in maxs.items() if k in complete},
+            "nullCount": nulls,
+        }
+    )

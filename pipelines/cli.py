@@ -17,8 +17,9 @@ def _day(value: str) -> str:
     from lake.catalog import is_day
 
     if not is_day(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a calendar day in the form YYYY-MM-DD "
-                                         "(for example 2025-01-04)")
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a calendar day in the form YYYY-MM-DD (for example 2025-01-04)"
+        )
     return value
 
 
@@ -45,9 +46,13 @@ def _hours(value: str) -> float:
 
 
 def _lake_arg(parser: argparse.ArgumentParser, must_exist: bool = True) -> None:
-    parser.add_argument("--lake", default=None, metavar="DIR",
-                        help="lake root, a folder or an object-store URI (default: $SIDFORGE_LAKE or ./data/lake)"
-                        + ("" if must_exist else "; created when missing"))
+    parser.add_argument(
+        "--lake",
+        default=None,
+        metavar="DIR",
+        help="lake root, a folder or an object-store URI (default: $SIDFORGE_LAKE or ./data/lake)"
+        + ("" if must_exist else "; created when missing"),
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,24 +70,50 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="./data/raw", metavar="DIR", help="output folder (default ./data/raw)")
 
     ing = sub.add_parser("ingest", help="ingest files or folders into the lake")
-    ing.add_argument("paths", nargs="+", metavar="PATH",
-                     help="files or folders (searched recursively; .gz, .bz2 and .zst are read transparently)")
-    ing.add_argument("--format", required=True, choices=list(FORMATS), dest="fmt",
-                     help="what the files hold and which table they go to (see README, Ingest)")
+    ing.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files or folders (searched recursively; .gz, .bz2 and .zst are read transparently)",
+    )
+    ing.add_argument(
+        "--format",
+        required=True,
+        choices=list(FORMATS),
+        dest="fmt",
+        help="what the files hold and which table they go to (see README, Ingest)",
+    )
     _lake_arg(ing, must_exist=False)
-    ing.add_argument("--ds", default=None, type=_day, metavar="YYYY-MM-DD",
-                     help="partition day (events: the day every event must fall on; AL-GR stages: day of stage 1)")
-    ing.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
-                     help="polars on this machine (default) or spark")
-    ing.add_argument("--spark-master", default=None, metavar="URL",
-                     help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])")
+    ing.add_argument(
+        "--ds",
+        default=None,
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="partition day (events: the day every event must fall on; AL-GR stages: day of stage 1)",
+    )
+    ing.add_argument(
+        "--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="polars on this machine (default) or spark"
+    )
+    ing.add_argument(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])",
+    )
     ing.add_argument("--trust-pickle", action="store_true", help="allow the pickled itemEncID of an npz file")
     ing.add_argument("--model", default=None, help="model name for precomputed embeddings (npz: default npz-<stem>)")
-    ing.add_argument("--build-id", default=None, metavar="ID",
-                     help="build id for imported AL-GR semantic IDs (default algr-<file stem>)")
-    ing.add_argument("--replace-partition", action="store_true",
-                     help="also remove every other row of the partitions written (and of --ds), not only the rows "
-                          "these inputs wrote before")
+    ing.add_argument(
+        "--build-id",
+        default=None,
+        metavar="ID",
+        help="build id for imported AL-GR semantic IDs (default algr-<file stem>)",
+    )
+    ing.add_argument(
+        "--replace-partition",
+        action="store_true",
+        help="also remove every other row of the partitions written (and of --ds), not only the rows "
+        "these inputs wrote before",
+    )
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
 
     tab = sub.add_parser("tables", help="list the lake's tables with version, rows and size")
@@ -91,53 +122,99 @@ def _parser() -> argparse.ArgumentParser:
     pub = sub.add_parser("publish", help="publish sharded GR training data for a SID build")
     _lake_arg(pub)
     pub.add_argument("--build", default=None, metavar="BUILD_ID", help="SID build (default: the published build)")
-    pub.add_argument("--source", choices=["user_sequences", "interactions"], default="user_sequences",
-                     help="AL-GR samples from user_sequences (default), or each event of interactions with the "
-                          "user's earlier items")
+    pub.add_argument(
+        "--source",
+        choices=["user_sequences", "interactions"],
+        default="user_sequences",
+        help="AL-GR samples from user_sequences (default), or each event of interactions with the user's earlier items",
+    )
     pub.add_argument("--dataset", default="gr", help="dataset name under <lake>/published/ (default gr)")
-    pub.add_argument("--rows-per-shard", type=_positive, default=500_000, metavar="N",
-                     help="examples per Parquet shard (default 500000)")
-    pub.add_argument("--test-day", action="append", default=[], type=_day, metavar="YYYY-MM-DD",
-                     help="--source interactions: a day whose examples form the test split (repeatable)")
-    pub.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
-                     help="polars on this machine (default) or spark")
-    pub.add_argument("--spark-master", default=None, metavar="URL",
-                     help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])")
+    pub.add_argument(
+        "--rows-per-shard",
+        type=_positive,
+        default=500_000,
+        metavar="N",
+        help="examples per Parquet shard (default 500000)",
+    )
+    pub.add_argument(
+        "--test-day",
+        action="append",
+        default=[],
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="--source interactions: a day whose examples form the test split (repeatable)",
+    )
+    pub.add_argument(
+        "--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="polars on this machine (default) or spark"
+    )
+    pub.add_argument(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="Spark master URL for --engine spark (default $SIDFORGE_SPARK_MASTER or local[2])",
+    )
 
     exp = sub.add_parser("export", help="export for FORGE's tools: AL-GR TSV, item→SID CSV, SID→items")
     _lake_arg(exp)
-    exp.add_argument("--format", required=True, choices=["algr-tsv", "item-sid-csv", "sid-items"], dest="fmt",
-                     help="algr-tsv (a published dataset as AL-GR GR data), item-sid-csv (AL-GR Item-SID layout) "
-                          "or sid-items (each SID and its items)")
+    exp.add_argument(
+        "--format",
+        required=True,
+        choices=["algr-tsv", "item-sid-csv", "sid-items"],
+        dest="fmt",
+        help="algr-tsv (a published dataset as AL-GR GR data), item-sid-csv (AL-GR Item-SID layout) "
+        "or sid-items (each SID and its items)",
+    )
     exp.add_argument("--out", required=True, metavar="DIR", help="folder the export is written to")
-    exp.add_argument("--build", default=None, metavar="BUILD_ID",
-                     help="SID build (default: the published build); algr-tsv: the latest published dataset of "
-                          "this build")
+    exp.add_argument(
+        "--build",
+        default=None,
+        metavar="BUILD_ID",
+        help="SID build (default: the published build); algr-tsv: the latest published dataset of this build",
+    )
     exp.add_argument("--dataset", default="gr", help="algr-tsv: the published dataset to export (default gr)")
-    exp.add_argument("--version-path", default=None, metavar="PATH",
-                     help="algr-tsv: a published dataset version folder (default: the latest)")
-    exp.add_argument("--token-stride", type=_positive, default=8192, metavar="STRIDE",
-                     help="tokens of level l start at l x STRIDE (default 8192, AL-GR's and FORGE's layout); a level "
-                          "larger than the stride is refused")
+    exp.add_argument(
+        "--version-path",
+        default=None,
+        metavar="PATH",
+        help="algr-tsv: a published dataset version folder (default: the latest)",
+    )
+    exp.add_argument(
+        "--token-stride",
+        type=_positive,
+        default=8192,
+        metavar="STRIDE",
+        help="tokens of level l start at l x STRIDE (default 8192, AL-GR's and FORGE's layout); a level "
+        "larger than the stride is refused",
+    )
 
     rep = sub.add_parser("report", help="print a SID build's metrics and the path of its HTML report")
-    rep.add_argument("build_id", nargs="?", default=None, metavar="BUILD_ID",
-                     help="build id (default: the published build)")
+    rep.add_argument(
+        "build_id", nargs="?", default=None, metavar="BUILD_ID", help="build id (default: the published build)"
+    )
     _lake_arg(rep)
 
     vac = sub.add_parser("vacuum", help="finish or clean up killed runs; remove files no live version needs")
     _lake_arg(vac)
     vac.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
-    vac.add_argument("--retention-hours", type=_hours, default=None, metavar="HOURS",
-                     help="keep files that a version of the last HOURS still references (default 168)")
+    vac.add_argument(
+        "--retention-hours",
+        type=_hours,
+        default=None,
+        metavar="HOURS",
+        help="keep files that a version of the last HOURS still references (default 168)",
+    )
 
     demo = sub.add_parser("demo", help="generate demo data and run every job through Dagster")
     demo.add_argument("--scale", choices=list(SCALES), default="demo", help=f"{scales} (default demo)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the generated data (default 0)")
     _lake_arg(demo, must_exist=False)
     demo.add_argument("--raw", default="./data/raw", metavar="DIR", help="generated raw files (default ./data/raw)")
-    demo.add_argument("--log", default="./data/demo.log", metavar="FILE",
-                      help="the full Dagster and library log (default ./data/demo.log)")
+    demo.add_argument(
+        "--log",
+        default="./data/demo.log",
+        metavar="FILE",
+        help="the full Dagster and library log (default ./data/demo.log)",
+    )
 
     dev = sub.add_parser("dev", help="serve the Dagster UI with the settings `sidforge demo` used")
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -159,8 +236,10 @@ def _existing_lake(root: str | None):
     lake = Lake(root)
     filesystem, path = lake.filesystem()
     if filesystem.get_file_info(path).type == FileType.NotFound and not any(lake.exists(n) for n in TABLES):
-        raise UsageError(f"--lake {root or lake.root}: no lake at {lake.root}; ingest data first "
-                         "(`sidforge ingest` or `make demo`) or pass --lake DIR")
+        raise UsageError(
+            f"--lake {root or lake.root}: no lake at {lake.root}; ingest data first "
+            "(`sidforge ingest` or `make demo`) or pass --lake DIR"
+        )
     return lake
 
 
@@ -186,8 +265,10 @@ def _print_tables(lake) -> None:
     print(f"{'table':<20}{'version':>8}{'rows':>12}{'files':>7}{'bytes':>14}  partitioned by")
     for row in frame.iter_rows(named=True):
         version = "-" if row["version"] is None else str(row["version"])
-        print(f"{row['table']:<20}{version:>8}{row['rows']:>12,}{row['files']:>7}{row['bytes']:>14,}  "
-              f"{row['partitioned_by']}")
+        print(
+            f"{row['table']:<20}{version:>8}{row['rows']:>12,}{row['files']:>7}{row['bytes']:>14,}  "
+            f"{row['partitioned_by']}"
+        )
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -198,21 +279,36 @@ def _ingest(args: argparse.Namespace) -> int:
     from lake import Lake
 
     lake = Lake(args.lake)
-    with tqdm(desc=f"ingest {args.fmt}", unit=" rec", unit_scale=True, file=sys.stderr,
-              disable=not sys.stderr.isatty()) as bar:
-        report = ingest(lake, args.paths, args.fmt, ds=args.ds, engine=args.engine, model=args.model,
-                        build_id=args.build_id, trust_pickle=args.trust_pickle, spark_master=args.spark_master,
-                        replace_partition=args.replace_partition, progress=bar.update,
-                        limits=Limits.from_environment(os.environ))
+    with tqdm(
+        desc=f"ingest {args.fmt}", unit=" rec", unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty()
+    ) as bar:
+        report = ingest(
+            lake,
+            args.paths,
+            args.fmt,
+            ds=args.ds,
+            engine=args.engine,
+            model=args.model,
+            build_id=args.build_id,
+            trust_pickle=args.trust_pickle,
+            spark_master=args.spark_master,
+            replace_partition=args.replace_partition,
+            progress=bar.update,
+            limits=Limits.from_environment(os.environ),
+        )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(f"{report.table}: read {report.rows_read:,}, written {report.rows_written:,}, "
-              f"quarantined {report.rows_quarantined:,} ({report.engine}, {report.seconds:.2f}s, "
-              f"version {report.version}, run {report.run_id})")
+        print(
+            f"{report.table}: read {report.rows_read:,}, written {report.rows_written:,}, "
+            f"quarantined {report.rows_quarantined:,} ({report.engine}, {report.seconds:.2f}s, "
+            f"version {report.version}, run {report.run_id})"
+        )
         whole = "; ".join("partition " + ",".join(f"{k}={v}" for k, v in p.items()) for p in report.replaced_partitions)
-        print(f"  replaced {report.rows_replaced:,} rows " + (f"({whole}, replaced whole)" if whole else
-                                                              "that these inputs wrote before"))
+        print(
+            f"  replaced {report.rows_replaced:,} rows "
+            + (f"({whole}, replaced whole)" if whole else "that these inputs wrote before")
+        )
         for path in report.empty_inputs:
             print(f"  {path}: no valid rows; what it wrote before is kept (--replace-partition removes it)")
         if report.rows_quarantined:
@@ -257,14 +353,23 @@ def _publish(lake, args: argparse.Namespace) -> int:
 
     if args.test_day and args.source != "interactions":
         raise UsageError("--test-day applies to --source interactions (AL-GR sequences carry their own split)")
-    report = publish_training_data(lake, build_id=_build(lake, args.build), source=args.source,
-                                   dataset=args.dataset, rows_per_shard=args.rows_per_shard,
-                                   test_days=args.test_day, engine=args.engine, spark_master=args.spark_master)
+    report = publish_training_data(
+        lake,
+        build_id=_build(lake, args.build),
+        source=args.source,
+        dataset=args.dataset,
+        rows_per_shard=args.rows_per_shard,
+        test_days=args.test_day,
+        engine=args.engine,
+        spark_master=args.spark_master,
+    )
     manifest = report.published.manifest
-    print(f"published {manifest['dataset']} version {manifest['version']} (build {manifest['sid_build']}): "
-          f"{report.examples:,} examples in {len(manifest['shards'])} shards at {report.published.path}; "
-          f"{report.skipped_without_target_sid:,} without a target SID, "
-          f"{report.history_unknown_items:,} history items without a SID")
+    print(
+        f"published {manifest['dataset']} version {manifest['version']} (build {manifest['sid_build']}): "
+        f"{report.examples:,} examples in {len(manifest['shards'])} shards at {report.published.path}; "
+        f"{report.skipped_without_target_sid:,} without a target SID, "
+        f"{report.history_unknown_items:,} history items without a SID"
+    )
     return 0
 
 

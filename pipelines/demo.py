@@ -38,12 +38,15 @@ def _asset_lines(result: ExecuteInProcessResult) -> list[str]:
         shown = [f"{k} {_stage(metadata[k])}" for k in ROW_KEYS if k in metadata][:2]
         name = event.asset_key.to_user_string()
         lines.append(f"  {name:<24}{', '.join(shown):<58}{seconds.get(event.step_key, 0.0):6.1f} s")
-    checks = [e.asset_check_evaluation_data for e in result.all_events
-              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [
+        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     if checks:
         failed = [c.check_name for c in checks if not c.passed]
-        lines.append(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed"
-                     + (f"; failed: {', '.join(failed)}" if failed else ""))
+        lines.append(
+            f"  checks: {len(checks) - len(failed)} of {len(checks)} passed"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
     return lines
 
 
@@ -51,16 +54,19 @@ def _append_log(log: Path, instance: DagsterInstance, result: ExecuteInProcessRe
     with log.open("a") as out:
         for entry in instance.all_logs(result.run_id):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.timestamp))
-            out.write(f"{when} {logging.getLevelName(entry.level):<7} {result.job_def.name} "
-                      f"{entry.step_key or '-'}: {entry.message or entry.dagster_event_type}\n")
+            out.write(
+                f"{when} {logging.getLevelName(entry.level):<7} {result.job_def.name} "
+                f"{entry.step_key or '-'}: {entry.message or entry.dagster_event_type}\n"
+            )
 
 
 def _run(instance: DagsterInstance, log: Path, label: str, job: str, **kwargs) -> None:
     from pipelines.definitions import defs
 
     started = time.monotonic()
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
-                                                          **kwargs)
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET, **kwargs
+    )
     _append_log(log, instance, result)
     print(f"{label} ({time.monotonic() - started:.1f} s)", flush=True)
     for line in _asset_lines(result):
@@ -71,16 +77,24 @@ def _run(instance: DagsterInstance, log: Path, label: str, job: str, **kwargs) -
         raise RuntimeError(f"{label} failed: {cause} (full log: {log}; run {result.run_id} in `make dev`)")
 
 
-def run_demo(scale: str = "demo", seed: int = 0, raw: str = "./data/raw", lake_root: str | None = None,
-             log: str = "./data/demo.log") -> Lake:
+def run_demo(
+    scale: str = "demo",
+    seed: int = 0,
+    raw: str = "./data/raw",
+    lake_root: str | None = None,
+    log: str = "./data/demo.log",
+) -> Lake:
     """Generate data (unless already there for this scale and seed), ingest every day, run the nightly job."""
     manifest_path = Path(raw, "manifest.json")
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     if not manifest or manifest["seed"] != seed or manifest["scale"] != asdict(SCALES[scale]):
         started = time.monotonic()
         manifest = generate(raw, scale, seed)
-        print(f"generated {scale} data (seed {seed}) in {raw}: {json.dumps(manifest['counts'])} "
-              f"({time.monotonic() - started:.1f} s)", flush=True)
+        print(
+            f"generated {scale} data (seed {seed}) in {raw}: {json.dumps(manifest['counts'])} "
+            f"({time.monotonic() - started:.1f} s)",
+            flush=True,
+        )
     local_profile(raw, lake_root)
     log_path = Path(log).resolve()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +125,15 @@ def summary(lake: Lake) -> str:
     if build:
         metrics = build.metrics
         lines.append(f"published SID build {build.build_id} ({build.method}, sizes {build.sizes})")
-        for key in ("gini", "collision_rate", "unique_sid_rate", "max_items_per_sid", "embedding_hitrate",
-                    "embedding_hitrate_raw", "embedding_hitrate_random"):
+        for key in (
+            "gini",
+            "collision_rate",
+            "unique_sid_rate",
+            "max_items_per_sid",
+            "embedding_hitrate",
+            "embedding_hitrate_raw",
+            "embedding_hitrate_random",
+        ):
             lines.append(f"  {key:<26}{metrics[key]:.4f}")
         lines.append(f"report: {metrics.get('report')}")
     data = lake.scan("published_datasets").sort("created_at").collect()

@@ -7,10 +7,11 @@ from assets import embeddings, ingest, publish, quality, sids
 from assets.maintenance import vacuum_lake
 
 ingest_daily = define_asset_job(
-    "ingest_daily", selection=AssetSelection.assets(ingest.interactions),
+    "ingest_daily",
+    selection=AssetSelection.assets(ingest.interactions),
     description="Ingest one day of user events into `interactions` (each file replaces what it wrote before; "
-                "config replace_partition empties the day first). Backfill a range of days from the UI or "
-                "`dagster job backfill`.",
+    "config replace_partition empties the day first). Backfill a range of days from the UI or "
+    "`dagster job backfill`.",
 )
 ingest_catalog = define_asset_job(
     "ingest_catalog",
@@ -19,24 +20,34 @@ ingest_catalog = define_asset_job(
 )
 nightly_sid_rebuild = define_asset_job(
     "nightly_sid_rebuild",
-    selection=AssetSelection.assets(ingest.user_sequences, ingest.items, ingest.precomputed_embeddings,
-                                    embeddings.item_embeddings, sids.sid_codebooks, sids.item_sids,
-                                    quality.published_sids, publish.gr_training_data),
+    selection=AssetSelection.assets(
+        ingest.user_sequences,
+        ingest.items,
+        ingest.precomputed_embeddings,
+        embeddings.item_embeddings,
+        sids.sid_codebooks,
+        sids.item_sids,
+        quality.published_sids,
+        publish.gr_training_data,
+    ),
     description="Embed new or changed items, rebuild SIDs, run the blocking quality checks, publish the build "
-                "and its training data (nothing is published when a check fails).",
+    "and its training data (nothing is published when a check fails).",
     executor_def=in_process_executor,  # one process: models and GX contexts load once, not per step
 )
 
 align_embeddings = define_asset_job(
-    "align_embeddings", selection=AssetSelection.assets(embeddings.aligned_embeddings),
+    "align_embeddings",
+    selection=AssetSelection.assets(embeddings.aligned_embeddings),
     description="Train the collaborative alignment projection (FORGE Eq. 2) on item_pairs over frozen embeddings "
-                "(config base_model, default algr-item-emb) and write model `<base_model>+align`; a SID build uses "
-                "it when sid_codebooks' embedding_model names it.",
+    "(config base_model, default algr-item-emb) and write model `<base_model>+align`; a SID build uses "
+    "it when sid_codebooks' embedding_model names it.",
 )
 
 
-@job(description="Weekly lake maintenance: finish or clean up killed runs, then remove table files no Delta "
-                 "version within the retention references, stale staging and unregistered published versions.")
+@job(
+    description="Weekly lake maintenance: finish or clean up killed runs, then remove table files no Delta "
+    "version within the retention references, stale staging and unregistered published versions."
+)
 def lake_maintenance() -> None:
     """Vacuum the lake (config: retention_hours, dry_run)."""
     vacuum_lake()

@@ -15,15 +15,29 @@ from lake.settings import DEFAULT_LAKE, DEFAULT_LANDING
 
 DAGSTER_HOME = "./.dagster"
 TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
-TINY_ENCODER = {"SIDFORGE_CLIP_MODEL": "sidforge-tiny", "SIDFORGE_CLIP_CONFIG": str(TINY_CONFIG),
-                "SIDFORGE_CLIP_RANDOM_WEIGHTS": "1"}
+TINY_ENCODER = {
+    "SIDFORGE_CLIP_MODEL": "sidforge-tiny",
+    "SIDFORGE_CLIP_CONFIG": str(TINY_CONFIG),
+    "SIDFORGE_CLIP_RANDOM_WEIGHTS": "1",
+}
 PROFILES: dict[str, dict[str, str]] = {
-    "local": {"GX_ANALYTICS_ENABLED": "false", "DAGSTER_HOME": DAGSTER_HOME, "SIDFORGE_LAKE": DEFAULT_LAKE,
-              "SIDFORGE_LANDING": DEFAULT_LANDING, **TINY_ENCODER},
-    "production": {"GX_ANALYTICS_ENABLED": "false", "SIDFORGE_LAKE": "s3://bucket/sidforge/lake",
-                   "SIDFORGE_LANDING": "/mnt/landing", "SIDFORGE_ENGINE": "spark",
-                   "SIDFORGE_SPARK_MASTER": "spark://master:7077", "SIDFORGE_CLIP_MODEL": "ViT-B-32",
-                   "SIDFORGE_CLIP_WEIGHTS": "/models/open_clip_vit_b_32.bin", "SIDFORGE_DEVICE": "cuda"},
+    "local": {
+        "GX_ANALYTICS_ENABLED": "false",
+        "DAGSTER_HOME": DAGSTER_HOME,
+        "SIDFORGE_LAKE": DEFAULT_LAKE,
+        "SIDFORGE_LANDING": DEFAULT_LANDING,
+        **TINY_ENCODER,
+    },
+    "production": {
+        "GX_ANALYTICS_ENABLED": "false",
+        "SIDFORGE_LAKE": "s3://bucket/sidforge/lake",
+        "SIDFORGE_LANDING": "/mnt/landing",
+        "SIDFORGE_ENGINE": "spark",
+        "SIDFORGE_SPARK_MASTER": "spark://master:7077",
+        "SIDFORGE_CLIP_MODEL": "ViT-B-32",
+        "SIDFORGE_CLIP_WEIGHTS": "/models/open_clip_vit_b_32.bin",
+        "SIDFORGE_DEVICE": "cuda",
+    },
 }
 
 
@@ -35,8 +49,9 @@ def local_profile(raw: str | None = None, lake_root: str | None = None) -> dict[
     weights (its model id says `random`); real weights are used as soon as that variable names them.
     """
     folders = ("DAGSTER_HOME", "SIDFORGE_LANDING", "SIDFORGE_LAKE")
-    local = {k: str(Path(v).resolve()) if k in folders else v for k, v in PROFILES["local"].items()
-             if k not in TINY_ENCODER}
+    local = {
+        k: str(Path(v).resolve()) if k in folders else v for k, v in PROFILES["local"].items() if k not in TINY_ENCODER
+    }
     chosen = {k: v for k, v in local.items() if not os.environ.get(k)}
     if raw:
         chosen["SIDFORGE_LANDING"] = str(Path(raw).resolve())

@@ -20,9 +20,13 @@ def day_run_key(folder: Path) -> str:
     return f"{folder.name}:{digest.hexdigest()[:16]}"
 
 
-@sensor(job=ingest_daily, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
-        description="Watches `<landing>/events/ds=YYYY-MM-DD/`: adds each landed day as a partition of "
-                    "`interactions` and starts `ingest_daily` for it once per new or changed set of files.")
+@sensor(
+    job=ingest_daily,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Watches `<landing>/events/ds=YYYY-MM-DD/`: adds each landed day as a partition of "
+    "`interactions` and starts `ingest_daily` for it once per new or changed set of files.",
+)
 def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
     """Add landed days as partitions and request `ingest_daily` for every day whose files are new or changed."""
     events = Path(landing.root, "events")
@@ -38,4 +42,5 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
     known = set(context.instance.get_dynamic_partitions(daily.name))
     return SensorResult(
         run_requests=[RunRequest(run_key=day_run_key(folder), partition_key=day) for day, folder in days.items()],
-        dynamic_partitions_requests=[daily.build_add_request(sorted(set(days) - known))] if set(days) - known else [])
+        dynamic_partitions_requests=[daily.build_add_request(sorted(set(days) - known))] if set(days) - known else [],
+    )

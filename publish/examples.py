@@ -17,12 +17,24 @@ import pyarrow as pa
 from sid_index.codec import TOKEN, offsets
 
 MAX_HISTORY = 100
-EXAMPLE_SCHEMA = {
-    "user_id": pl.String, "history": pl.List(pl.String), "target": pl.List(pl.String), "stage": pl.Int16,
-    "split": pl.String, "ds": pl.String, "id_space": pl.String, "example": pl.String,
-    "history_codes": pl.List(pl.List(pl.Int32)), "history_tokens": pl.List(pl.Int32), "history_unknown": pl.Int32,
-    "target_codes": pl.List(pl.List(pl.Int32)), "target_tokens": pl.List(pl.Int32), "target_unknown": pl.Int32,
-}
+EXAMPLE_SCHEMA = pl.Schema(
+    {
+        "user_id": pl.String(),
+        "history": pl.List(pl.String),
+        "target": pl.List(pl.String),
+        "stage": pl.Int16(),
+        "split": pl.String(),
+        "ds": pl.String(),
+        "id_space": pl.String(),
+        "example": pl.String(),
+        "history_codes": pl.List(pl.List(pl.Int32)),
+        "history_tokens": pl.List(pl.Int32),
+        "history_unknown": pl.Int32(),
+        "target_codes": pl.List(pl.List(pl.Int32)),
+        "target_tokens": pl.List(pl.Int32),
+        "target_unknown": pl.Int32(),
+    }
+)
 
 
 def sid_map(item_sids: pl.LazyFrame, build_id: str) -> pl.DataFrame:
@@ -30,15 +42,17 @@ def sid_map(item_sids: pl.LazyFrame, build_id: str) -> pl.DataFrame:
     return item_sids.filter(pl.col("build_id") == build_id).select("item_id", "codes").collect()
 
 
-def from_interactions(interactions: pl.LazyFrame, test_days: Sequence[str] = (),
-                      max_history: int = MAX_HISTORY) -> pl.LazyFrame:
+def from_interactions(
+    interactions: pl.LazyFrame, test_days: Sequence[str] = (), max_history: int = MAX_HISTORY
+) -> pl.LazyFrame:
     """One example per event after a user's first: its item is the target, the last items before it the history.
 
     Events are ordered per user by time (then item id); each history is a window of that order, gathered by
     index in one pass, so the work is the size of the output.
     """
-    ordered = (interactions.select("user_id", "item_id", "event_ts", "ds").sort("user_id", "event_ts", "item_id")
-               .collect())
+    ordered = (
+        interactions.select("user_id", "item_id", "event_ts", "ds").sort("user_id", "event_ts", "item_id").collect()
+    )
     n = ordered.height
     first = ordered["user_id"].is_first_distinct().to_numpy()
     user_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
@@ -50,18 +64,35 @@ def from_interactions(interactions: pl.LazyFrame, test_days: Sequence[str] = (),
     gather = np.repeat(lo - offsets[:-1], lengths) + np.arange(offsets[-1])
     items = ordered["item_id"].to_arrow(compat_level=pl.CompatLevel.oldest())
     history = pa.LargeListArray.from_arrays(pa.array(offsets), items.take(pa.array(gather)))
-    examples = ordered[rows].select("user_id", "item_id", "ds").with_columns(
-        history=pl.Series("history", history), pos=pl.Series("pos", pos[rows]))
+    examples = (
+        ordered[rows]
+        .select("user_id", "item_id", "ds")
+        .with_columns(history=pl.Series("history", history), pos=pl.Series("pos", pos[rows]))
+    )
     return examples.lazy().select(
-        "user_id", "history", target=pl.concat_list("item_id"), stage=pl.lit(1, pl.Int16),
+        "user_id",
+        "history",
+        target=pl.concat_list("item_id"),
+        stage=pl.lit(1, pl.Int16),
         split=pl.when(pl.col("ds").is_in(list(test_days))).then(pl.lit("test")).otherwise(pl.lit("train")),
-        ds="ds", id_space=pl.lit("item"), example=pl.format("{}#{}", pl.col("user_id"), pl.col("pos")))
+        ds="ds",
+        id_space=pl.lit("item"),
+        example=pl.format("{}#{}", pl.col("user_id"), pl.col("pos")),
+    )
 
 
 def from_sequences(sequences: pl.LazyFrame) -> pl.LazyFrame:
     """The AL-GR samples as they are (history oldest first), with a stable example id."""
-    return sequences.select("user_id", "history", "target", "stage", "split", "ds", "id_space",
-                            example=pl.format("{}:{}", pl.col("source"), pl.col("line")))
+    return sequences.select(
+        "user_id",
+        "history",
+        "target",
+        "stage",
+        "split",
+        "ds",
+        "id_space",
+        example=pl.format("{}:{}", pl.col("source"), pl.col("line")),
+    )
 
 
 def _item_lists(frame: pl.DataFrame, column: str) -> tuple[pa.Array, np.ndarray]:
@@ -84,8 +115,9 @@ def _parse_sids(text: pl.Series, sizes: Sequence[int]) -> tuple[np.ndarray, np.n
     return codes.astype(np.int32), in_range
 
 
-def _side(frame: pl.DataFrame, column: str, book: np.ndarray, index: pl.DataFrame,
-          sizes: Sequence[int]) -> dict[str, pl.Series]:
+def _side(
+    frame: pl.DataFrame, column: str, book: np.ndarray, index: pl.DataFrame, sizes: Sequence[int]
+) -> dict[str, pl.Series]:
     """Codes, token ids and unknown counts of one list column (history or target), in list order."""
     flat, lengths = _item_lists(frame, column)
     rows = np.repeat(np.arange(frame.height), lengths)
@@ -104,13 +136,15 @@ def _side(frame: pl.DataFrame, column: str, book: np.ndarray, index: pl.DataFram
     levels = book.shape[1]
     per_row = np.bincount(rows[known], minlength=frame.height)
     outer = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
-    inner = pa.LargeListArray.from_arrays(pa.array(np.arange(0, kept.size + 1, levels, dtype=np.int64)),
-                                          pa.array(kept.ravel()))
+    inner = pa.LargeListArray.from_arrays(
+        pa.array(np.arange(0, kept.size + 1, levels, dtype=np.int64)), pa.array(kept.ravel())
+    )
     tokens = (kept + np.asarray(offsets(sizes), dtype=np.int32)).ravel()
     return {
         f"{column}_codes": pl.Series(f"{column}_codes", pa.LargeListArray.from_arrays(pa.array(outer), inner)),
-        f"{column}_tokens": pl.Series(f"{column}_tokens", pa.LargeListArray.from_arrays(
-            pa.array(outer * levels), pa.array(tokens))),
+        f"{column}_tokens": pl.Series(
+            f"{column}_tokens", pa.LargeListArray.from_arrays(pa.array(outer * levels), pa.array(tokens))
+        ),
         f"{column}_unknown": pl.Series(f"{column}_unknown", (lengths - per_row).astype(np.int32)),
     }
 
@@ -122,8 +156,11 @@ def map_to_sids(examples: pl.DataFrame, sids: pl.DataFrame, sizes: Sequence[int]
     in-range token per level is unknown); item ids are looked up in `sids` (`item_id`, `codes`). Vectorised:
     one join of the flat item ids, then the lists are rebuilt from their offsets, in their original order.
     """
-    book = (sids["codes"].list.to_array(len(sizes)).to_numpy().astype(np.int32) if sids.height
-            else np.zeros((0, len(sizes)), dtype=np.int32))
+    book = (
+        sids["codes"].list.to_array(len(sizes)).to_numpy().astype(np.int32)
+        if sids.height
+        else np.zeros((0, len(sizes)), dtype=np.int32)
+    )
     index = sids.select("item_id", _sid=pl.int_range(pl.len(), dtype=pl.Int64))
     columns = {**_side(examples, "history", book, index, sizes), **_side(examples, "target", book, index, sizes)}
-    return examples.with_columns(**columns).cast(EXAMPLE_SCHEMA).select(list(EXAMPLE_SCHEMA))  # type: ignore[arg-type]
+    return examples.with_columns(**columns).cast(EXAMPLE_SCHEMA).select(list(EXAMPLE_SCHEMA))

@@ -23,11 +23,17 @@ from sid_index.codec import ALGR_CODEBOOK_SIZE, TokenLayout, render_expr
 FORMATS = ("algr-tsv", "item-sid-csv", "sid-items")
 
 
-def _write_manifest(out: Path, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[Path],
-                    **extra: object) -> Path:
+def _write_manifest(
+    out: Path, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[Path], **extra: object
+) -> Path:
     path = out / f"{fmt}.manifest.json"
-    body = {"format": fmt, "build_id": build_id, "token_layout": layout.as_dict(),
-            "files": [f.name for f in files], **extra}
+    body = {
+        "format": fmt,
+        "build_id": build_id,
+        "token_layout": layout.as_dict(),
+        "files": [f.name for f in files],
+        **extra,
+    }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
     tmp.replace(path)
@@ -54,9 +60,12 @@ def export_algr_tsv(version: str | Path, out: str | Path, stride: int = ALGR_COD
         files = [version / s["path"] for s in manifest["shards"] if s["split"] == split]
         frame = pl.read_parquet(files, columns=["example", "history_tokens", "target_tokens"]).sort("example")
         path = out / f"{split}.tsv"
-        frame.select(id=pl.col("example"), system=pl.lit(SYSTEM_PROMPT),
-                     user=pl.lit(USER_PREFIX) + tokens("history_tokens"),
-                     answer=tokens("target_tokens")).write_csv(path, separator="\t")
+        frame.select(
+            id=pl.col("example"),
+            system=pl.lit(SYSTEM_PROMPT),
+            user=pl.lit(USER_PREFIX) + tokens("history_tokens"),
+            answer=tokens("target_tokens"),
+        ).write_csv(path, separator="\t")
         written.append(path)
     _write_manifest(out, "algr-tsv", layout, manifest["sid_build"], written, dataset_version=str(version))
     return written
@@ -77,8 +86,9 @@ def export_item_sid_csv(lake: Lake, build_id: str, out: str | Path, stride: int 
     out = Path(out)
     path = out / f"item_sid_{build_id}.csv"
     out.mkdir(parents=True, exist_ok=True)
-    frame.sort("item_id").select("item_id", *[pl.col("codes").list.get(i).alias(f"codebook_lv{i + 1}")
-                                              for i in range(len(layout.sizes))]).write_csv(path)
+    frame.sort("item_id").select(
+        "item_id", *[pl.col("codes").list.get(i).alias(f"codebook_lv{i + 1}") for i in range(len(layout.sizes))]
+    ).write_csv(path)
     _write_manifest(out, "item-sid-csv", layout, build_id, [path])
     return path
 
@@ -90,7 +100,6 @@ def export_sid_items(lake: Lake, build_id: str, out: str | Path, stride: int = A
     path = out / f"sid_items_{build_id}.csv"
     out.mkdir(parents=True, exist_ok=True)
     sid = render_expr(pl.col("codes"), layout.level_sizes)
-    (frame.group_by(sid=sid).agg(items=pl.col("item_id").sort().str.join(";"))
-     .sort("sid").write_csv(path))
+    (frame.group_by(sid=sid).agg(items=pl.col("item_id").sort().str.join(";")).sort("sid").write_csv(path))
     _write_manifest(out, "sid-items", layout, build_id, [path])
     return path

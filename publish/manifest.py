@@ -22,6 +22,7 @@ def read_manifest(path: str | Path) -> dict:
     """The manifest of a published version; a clear error when the version was never completed."""
     file = Path(path) / MANIFEST
     if not file.is_file():
-        raise FileNotFoundError(f"{path} has no {MANIFEST}: it is not a published version (a crash before the "
-                                "manifest, or the wrong path)")
+        raise FileNotFoundError(
+            f"{path} has no {MANIFEST}: it is not a published version (a crash before the manifest, or the wrong path)"
+        )
     return json.loads(file.read_text())

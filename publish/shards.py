@@ -25,8 +25,21 @@ from lake.hashing import row_hashes
 from publish.manifest import MANIFEST, sha256_of
 from sid_index.codec import offsets
 
-SHARD_COLUMNS = ["example", "user_id", "stage", "split", "ds", "history", "history_codes", "history_tokens",
-                 "history_unknown", "target", "target_codes", "target_tokens", "target_unknown"]
+SHARD_COLUMNS = [
+    "example",
+    "user_id",
+    "stage",
+    "split",
+    "ds",
+    "history",
+    "history_codes",
+    "history_tokens",
+    "history_unknown",
+    "target",
+    "target_codes",
+    "target_tokens",
+    "target_unknown",
+]
 
 
 @dataclass(frozen=True)
@@ -48,8 +61,14 @@ def version_id(build_id: str, content: str, params: Mapping[str, object]) -> str
 
 def token_layout(sizes: Sequence[int]) -> dict:
     """The token layout written into every manifest."""
-    return {"levels": len(sizes), "sizes": list(sizes), "offsets": offsets(sizes),
-            "vocabulary_size": int(sum(sizes)), "pad_token": int(sum(sizes)), "render": "C{token}"}
+    return {
+        "levels": len(sizes),
+        "sizes": list(sizes),
+        "offsets": offsets(sizes),
+        "vocabulary_size": int(sum(sizes)),
+        "pad_token": int(sum(sizes)),
+        "render": "C{token}",
+    }
 
 
 def write_shards(examples: pl.DataFrame, out: Path, rows_per_shard: int = 500_000) -> list[dict]:
@@ -65,8 +84,15 @@ def write_shards(examples: pl.DataFrame, out: Path, rows_per_shard: int = 500_00
             rows = part.filter(pl.col("_shard") == shard).sort("user_id", "example").select(SHARD_COLUMNS)
             path = folder / f"shard-{shard:05d}.parquet"
             rows.write_parquet(path, compression="zstd", row_group_size=65_536, statistics=True)
-            shards.append({"path": f"{split}/{path.name}", "split": split, "rows": rows.height,
-                           "bytes": path.stat().st_size, "sha256": sha256_of(path)})
+            shards.append(
+                {
+                    "path": f"{split}/{path.name}",
+                    "split": split,
+                    "rows": rows.height,
+                    "bytes": path.stat().st_size,
+                    "sha256": sha256_of(path),
+                }
+            )
     return shards
 
 
@@ -79,15 +105,26 @@ def examples_digest(examples: pl.DataFrame) -> str:
 def split_stats(examples: pl.DataFrame) -> dict:
     """Examples, users and unknown-item counts per split."""
     stats = examples.group_by("split").agg(
-        examples=pl.len(), users=pl.col("user_id").n_unique(),
-        history_unknown_items=pl.col("history_unknown").sum(), target_unknown_items=pl.col("target_unknown").sum(),
-        mean_history_tokens=pl.col("history_tokens").list.len().mean())
+        examples=pl.len(),
+        users=pl.col("user_id").n_unique(),
+        history_unknown_items=pl.col("history_unknown").sum(),
+        target_unknown_items=pl.col("target_unknown").sum(),
+        mean_history_tokens=pl.col("history_tokens").list.len().mean(),
+    )
     return {r["split"]: {k: v for k, v in r.items() if k != "split"} for r in stats.sort("split").iter_rows(named=True)}
 
 
-def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, sizes: Sequence[int],
-            inputs: Mapping[str, object], params: Mapping[str, object], rows_per_shard: int = 500_000,
-            skipped: int = 0) -> Published:
+def publish(
+    examples: pl.DataFrame,
+    root: Path,
+    dataset: str,
+    build_id: str,
+    sizes: Sequence[int],
+    inputs: Mapping[str, object],
+    params: Mapping[str, object],
+    rows_per_shard: int = 500_000,
+    skipped: int = 0,
+) -> Published:
     """Write shards, then the manifest; returns the version (the caller registers it in the lake).
 
     The same examples give the same version; a version whose manifest exists already is returned as it is
@@ -95,8 +132,9 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
     name first and is renamed into place, so it is whole or absent.
     """
     content = examples_digest(examples)
-    version = version_id(build_id, f"{content}:{examples.height}:{skipped}", {**params,
-                                                                                "rows_per_shard": rows_per_shard})
+    version = version_id(
+        build_id, f"{content}:{examples.height}:{skipped}", {**params, "rows_per_shard": rows_per_shard}
+    )
     out = root / dataset / version
     if (out / MANIFEST).is_file():
         text = (out / MANIFEST).read_text()
@@ -107,10 +145,17 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
     shards = write_shards(examples, out, rows_per_shard)
     schema = pa.schema([(f.name, f.type) for f in examples.select(SHARD_COLUMNS).to_arrow().schema])
     manifest = {
-        "format": "sidforge-gr/1", "dataset": dataset, "version": version, "sid_build": build_id,
-        "token_layout": token_layout(sizes), "inputs": dict(inputs), "params": dict(params),
-        "schema": [{"name": f.name, "type": str(f.type)} for f in schema], "shards": shards,
-        "splits": split_stats(examples), "examples": examples.height,
+        "format": "sidforge-gr/1",
+        "dataset": dataset,
+        "version": version,
+        "sid_build": build_id,
+        "token_layout": token_layout(sizes),
+        "inputs": dict(inputs),
+        "params": dict(params),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "shards": shards,
+        "splits": split_stats(examples),
+        "examples": examples.height,
         "examples_without_target_sid": skipped,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
@@ -122,8 +167,17 @@ def publish(examples: pl.DataFrame, root: Path, dataset: str, build_id: str, siz
 
 def registration(published: Published, run_id: str) -> pl.DataFrame:
     """The `published_datasets` row of a version."""
-    return pl.DataFrame([{
-        "dataset": published.dataset, "version": published.version, "path": str(published.path),
-        "manifest_sha256": published.manifest_sha256, "build_id": published.manifest["sid_build"],
-        "inputs": json.dumps(published.manifest["inputs"], sort_keys=True),
-        "created_at": dt.datetime.now(dt.UTC), "run_id": run_id}])
+    return pl.DataFrame(
+        [
+            {
+                "dataset": published.dataset,
+                "version": published.version,
+                "path": str(published.path),
+                "manifest_sha256": published.manifest_sha256,
+                "build_id": published.manifest["sid_build"],
+                "inputs": json.dumps(published.manifest["inputs"], sort_keys=True),
+                "created_at": dt.datetime.now(dt.UTC),
+                "run_id": run_id,
+            }
+        ]
+    )

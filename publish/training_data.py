@@ -39,23 +39,33 @@ def _check_test_days(lake: Lake, source: str, test_days: Sequence[str]) -> None:
     present = set(lake.scan("interactions").select(pl.col("ds").unique()).collect()["ds"].cast(pl.String))
     missing = sorted(set(test_days) - present)
     if missing:
-        raise ValueError(f"test day {', '.join(missing)} holds no interactions in {lake.root} "
-                         f"(days present: {', '.join(sorted(present)) or 'none'})")
+        raise ValueError(
+            f"test day {', '.join(missing)} holds no interactions in {lake.root} "
+            f"(days present: {', '.join(sorted(present)) or 'none'})"
+        )
 
 
-def publish_training_data(lake: Lake, *, build_id: str | None = None, source: str = "user_sequences",
-                          dataset: str = "gr", rows_per_shard: int = 500_000, test_days: Sequence[str] = (),
-                          run_id: str = "cli", engine: EngineName = "polars", spark_master: str | None = None
-                          ) -> PublishReport:
+def publish_training_data(
+    lake: Lake,
+    *,
+    build_id: str | None = None,
+    source: str = "user_sequences",
+    dataset: str = "gr",
+    rows_per_shard: int = 500_000,
+    test_days: Sequence[str] = (),
+    run_id: str = "cli",
+    engine: EngineName = "polars",
+    spark_master: str | None = None,
+) -> PublishReport:
     """Examples from `source` mapped to `build_id` (default: the published build), as a new dataset version."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     registry = BuildRegistry(lake)
     if build_id is None:
-        published = registry.published()
-        if published is None:
+        current = registry.published()
+        if current is None:
             raise ValueError("no published SID build: pass --build BUILD_ID or publish a build first")
-        build_id = published.build_id
+        build_id = current.build_id
     sizes = registry.sizes(build_id)
     _check_test_days(lake, source, test_days)
     if check_engine(engine) == "spark":
@@ -64,18 +74,44 @@ def publish_training_data(lake: Lake, *, build_id: str | None = None, source: st
 
         examples = examples_with_spark(spark_session(spark_master), lake, source, build_id, sizes, test_days)
     else:
-        raw = (from_sequences(lake.scan("user_sequences")) if source == "user_sequences"
-               else from_interactions(lake.scan("interactions"), test_days))
+        raw = (
+            from_sequences(lake.scan("user_sequences"))
+            if source == "user_sequences"
+            else from_interactions(lake.scan("interactions"), test_days)
+        )
         examples = map_to_sids(raw.collect(), sid_map(lake.scan("item_sids"), build_id), sizes)
     usable = examples.filter(pl.col("target_tokens").list.len() > 0)
-    inputs = {source: lake.version(source), "item_sids": lake.version("item_sids"),
-              BUILDS_TABLE: registry.version()}
+    inputs = {source: lake.version(source), "item_sids": lake.version("item_sids"), BUILDS_TABLE: registry.version()}
     params = {"source": source, "test_days": sorted(test_days)}
-    published = publish(usable, Path(lake.path("published")), dataset, build_id, sizes, inputs, params,
-                        rows_per_shard, examples.height - usable.height)
-    known = lake.scan("published_datasets").filter(
-        (pl.col("dataset") == dataset) & (pl.col("version") == published.version)).collect().height
-    version = None if known else lake.merge("published_datasets", registration(published, run_id), run_id=run_id,
-                                            sources=[str(published.path)])
-    return PublishReport(published, usable.height, examples.height - usable.height,
-                         int(examples["history_unknown"].sum()), int(examples["target_unknown"].sum()), version)
+    published = publish(
+        usable,
+        Path(lake.path("published")),
+        dataset,
+        build_id,
+        sizes,
+        inputs,
+        params,
+        rows_per_shard,
+        examples.height - usable.height,
+    )
+    known = (
+        lake.scan("published_datasets")
+        .filter((pl.col("dataset") == dataset) & (pl.col("version") == published.version))
+        .collect()
+        .height
+    )
+    version = (
+        None
+        if known
+        else lake.merge(
+            "published_datasets", registration(published, run_id), run_id=run_id, sources=[str(published.path)]
+        )
+    )
+    return PublishReport(
+        published,
+        usable.height,
+        examples.height - usable.height,
+        int(examples["history_unknown"].sum()),
+        int(examples["target_unknown"].sum()),
+        version,
+    )

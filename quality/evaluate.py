@@ -17,9 +17,20 @@ from quality.sid_metrics import (
     reconstruction_error,
 )
 
-REQUIRED_KEYS = ("gini", "gini_padded_to_items", "collision_rate", "unique_sid_rate", "max_items_per_sid",
-                 "perplexity_per_level", "utilisation_per_level", "dead_codes_per_level", "embedding_hitrate",
-                 "embedding_hitrate_resolved", "embedding_hitrate_raw", "embedding_hitrate_random")
+REQUIRED_KEYS = (
+    "gini",
+    "gini_padded_to_items",
+    "collision_rate",
+    "unique_sid_rate",
+    "max_items_per_sid",
+    "perplexity_per_level",
+    "utilisation_per_level",
+    "dead_codes_per_level",
+    "embedding_hitrate",
+    "embedding_hitrate_resolved",
+    "embedding_hitrate_raw",
+    "embedding_hitrate_random",
+)
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,16 @@ def gallery_rows(n: int, targets: np.ndarray, size: int, seed: int) -> np.ndarra
     return np.unique(np.concatenate([targets, extra]))[: max(size, len(np.unique(targets)))]
 
 
-def evaluate_build(raw_codes: np.ndarray, codes: np.ndarray, sizes: Sequence[int], embeddings: np.ndarray,
-                   decode: Callable[[np.ndarray], np.ndarray], sessions: Sessions,
-                   settings: EvalSettings = EvalSettings(), resolved_sizes: Sequence[int] | None = None) -> dict:
+def evaluate_build(
+    raw_codes: np.ndarray,
+    codes: np.ndarray,
+    sizes: Sequence[int],
+    embeddings: np.ndarray,
+    decode: Callable[[np.ndarray], np.ndarray],
+    sessions: Sessions,
+    settings: EvalSettings = EvalSettings(),
+    resolved_sizes: Sequence[int] | None = None,
+) -> dict:
     """All metrics of a build, rows aligned: the model's `raw_codes` (levels `sizes`), the resolved `codes`
     (levels `resolved_sizes`, which a suffix policy lengthens by one), `embeddings`; sessions index those rows.
 
@@ -60,15 +78,20 @@ def evaluate_build(raw_codes: np.ndarray, codes: np.ndarray, sizes: Sequence[int
     metrics |= {"occupied_sids_raw": len(raw_counts), "gini_raw": gini(raw_counts)}
     reconstructed = decode(raw_codes)
     metrics["reconstruction_error"] = reconstruction_error(embeddings, reconstructed)
-    metrics["neighbour_recall_at_k"] = neighbour_recall(embeddings, reconstructed, settings.recall_k,
-                                                        seed=settings.seed)
+    metrics["neighbour_recall_at_k"] = neighbour_recall(
+        embeddings, reconstructed, settings.recall_k, seed=settings.seed
+    )
     floor = decode(random_codes(len(codes), sizes, settings.seed))
     k, device = settings.k, settings.device
-    metrics.update({
-        "embedding_hitrate": embedding_hitrate(sessions, reconstructed, k, device),
-        "embedding_hitrate_resolved": embedding_hitrate(sessions, decode(codes[:, : len(sizes)]), k, device),
-        "embedding_hitrate_raw": embedding_hitrate(sessions, embeddings, k, device),
-        "embedding_hitrate_random": embedding_hitrate(sessions, floor, k, device),
-        "hitrate_sessions": len(sessions), "hitrate_k": k, "gallery_items": len(codes),
-    })
+    metrics.update(
+        {
+            "embedding_hitrate": embedding_hitrate(sessions, reconstructed, k, device),
+            "embedding_hitrate_resolved": embedding_hitrate(sessions, decode(codes[:, : len(sizes)]), k, device),
+            "embedding_hitrate_raw": embedding_hitrate(sessions, embeddings, k, device),
+            "embedding_hitrate_random": embedding_hitrate(sessions, floor, k, device),
+            "hitrate_sessions": len(sessions),
+            "hitrate_k": k,
+            "gallery_items": len(codes),
+        }
+    )
     return metrics

@@ -70,13 +70,22 @@ def derived(name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None =
         return frame.with_columns(
             embedding_len_ok=pl.col("embedding").list.len() == pl.col("dim"),
             finite=pl.col("embedding").list.eval(pl.element().is_finite()).list.all(),
-            unit_norm=(pl.col("modalities") == "precomputed") | ((norm - 1).abs() < 1e-3))
+            unit_norm=(pl.col("modalities") == "precomputed") | ((norm - 1).abs() < 1e-3),
+        )
     if name == "item_sids":
         limits = pl.col("build_id").replace_strict(
-            {b: s for b, s in (sizes or {}).items()}, default=None, return_dtype=pl.List(pl.Int64))
-        return frame.with_columns(codes_in_range=pl.struct(pl.col("codes"), limits.alias("limit")).map_elements(
-            lambda r: r["limit"] is not None and len(r["codes"]) == len(r["limit"])
-            and all(0 <= c < s for c, s in zip(r["codes"], r["limit"], strict=True)), return_dtype=pl.Boolean))
+            {b: s for b, s in (sizes or {}).items()}, default=None, return_dtype=pl.List(pl.Int64)
+        )
+        return frame.with_columns(
+            codes_in_range=pl.struct(pl.col("codes"), limits.alias("limit")).map_elements(
+                lambda r: (
+                    r["limit"] is not None
+                    and len(r["codes"]) == len(r["limit"])
+                    and all(0 <= c < s for c, s in zip(r["codes"], r["limit"], strict=True))
+                ),
+                return_dtype=pl.Boolean,
+            )
+        )
     if name == "item_pairs":
         return frame.with_columns(distinct_items=pl.col("item_id") != pl.col("pair_item_id"))
     return frame
@@ -88,34 +97,49 @@ def expectations(name: str) -> list:
 
     e = gx.expectations
     spec = table(name)
-    out = [e.ExpectTableColumnsToMatchSet(column_set=list(spec.schema.names), exact_match=False)]
+    out: list[Any] = [e.ExpectTableColumnsToMatchSet(column_set=list(spec.schema.names), exact_match=False)]
     out += [e.ExpectColumnValuesToNotBeNull(column=k) for k in spec.keys]
-    out.append(e.ExpectCompoundColumnsToBeUnique(column_list=list(spec.keys)) if len(spec.keys) > 1
-               else e.ExpectColumnValuesToBeUnique(column=spec.keys[0]))
-    rules = {
-        "interactions": [e.ExpectColumnValuesToBeInSet(column="behavior", value_set=list(BEHAVIORS)),
-                         e.ExpectColumnPairValuesToBeEqual(column_A="event_day", column_B="ds")],
-        "user_sequences": [e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test"]),
-                           e.ExpectColumnValuesToBeInSet(column="id_space", value_set=["item", "sid"]),
-                           e.ExpectColumnValuesToBeBetween(column="stage", min_value=1, max_value=99),
-                           e.ExpectColumnValuesToBeBetween(column="history_len", min_value=0,
-                                                           max_value=MAX_SEQUENCE),
-                           e.ExpectColumnValuesToBeBetween(column="target_len", min_value=1,
-                                                           max_value=MAX_SEQUENCE)],
+    out.append(
+        e.ExpectCompoundColumnsToBeUnique(column_list=list(spec.keys))
+        if len(spec.keys) > 1
+        else e.ExpectColumnValuesToBeUnique(column=spec.keys[0])
+    )
+    rules: dict[str, list[Any]] = {
+        "interactions": [
+            e.ExpectColumnValuesToBeInSet(column="behavior", value_set=list(BEHAVIORS)),
+            e.ExpectColumnPairValuesToBeEqual(column_A="event_day", column_B="ds"),
+        ],
+        "user_sequences": [
+            e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test"]),
+            e.ExpectColumnValuesToBeInSet(column="id_space", value_set=["item", "sid"]),
+            e.ExpectColumnValuesToBeBetween(column="stage", min_value=1, max_value=99),
+            e.ExpectColumnValuesToBeBetween(column="history_len", min_value=0, max_value=MAX_SEQUENCE),
+            e.ExpectColumnValuesToBeBetween(column="target_len", min_value=1, max_value=MAX_SEQUENCE),
+        ],
         "items": [e.ExpectColumnValuesToNotBeNull(column="content_hash")],
-        "item_pairs": [e.ExpectColumnValuesToBeBetween(column="weight", min_value=0, strict_min=True),
-                       e.ExpectColumnValuesToBeInSet(column="distinct_items", value_set=[True])],
-        "item_embeddings": [e.ExpectColumnValuesToBeInSet(column=c, value_set=[True])
-                            for c in ("embedding_len_ok", "finite", "unit_norm")],
-        "item_sids": [e.ExpectColumnValuesToBeInSet(column="codes_in_range", value_set=[True]),
-                      e.ExpectColumnValuesToNotBeNull(column="sid")],
+        "item_pairs": [
+            e.ExpectColumnValuesToBeBetween(column="weight", min_value=0, strict_min=True),
+            e.ExpectColumnValuesToBeInSet(column="distinct_items", value_set=[True]),
+        ],
+        "item_embeddings": [
+            e.ExpectColumnValuesToBeInSet(column=c, value_set=[True])
+            for c in ("embedding_len_ok", "finite", "unit_norm")
+        ],
+        "item_sids": [
+            e.ExpectColumnValuesToBeInSet(column="codes_in_range", value_set=[True]),
+            e.ExpectColumnValuesToNotBeNull(column="sid"),
+        ],
         BUILDS_TABLE: [e.ExpectColumnValuesToBeInSet(column="status", value_set=[str(s) for s in BuildStatus])],
-        "codebooks": [e.ExpectColumnValuesToBeBetween(column="level", min_value=1),
-                      e.ExpectColumnValuesToBeBetween(column="code", min_value=0)],
-        "quarantine": [e.ExpectColumnValuesToNotBeNull(column="reason"),
-                       e.ExpectColumnValuesToBeInSet(column="table", value_set=list(TABLES))],
+        "codebooks": [
+            e.ExpectColumnValuesToBeBetween(column="level", min_value=1),
+            e.ExpectColumnValuesToBeBetween(column="code", min_value=0),
+        ],
+        "quarantine": [
+            e.ExpectColumnValuesToNotBeNull(column="reason"),
+            e.ExpectColumnValuesToBeInSet(column="table", value_set=list(TABLES)),
+        ],
     }
-    return out + rules.get(name, [])
+    return [*out, *rules.get(name, [])]
 
 
 def derived_spark(name: str, frame, sizes: dict[str, list[int]] | None = None):
@@ -128,17 +152,25 @@ def derived_spark(name: str, frame, sizes: dict[str, list[int]] | None = None):
         return frame.withColumn("history_len", F.size("history")).withColumn("target_len", F.size("target"))
     if name == "item_embeddings":
         norm = F.sqrt(F.aggregate("embedding", F.lit(0.0).cast("double"), lambda acc, x: acc + x * x))
-        return (frame.withColumn("embedding_len_ok", F.size("embedding") == F.col("dim"))
-                .withColumn("finite", F.forall("embedding", lambda x: ~F.isnan(x) & (F.abs(x) < float("inf"))))
-                .withColumn("unit_norm", (F.col("modalities") == "precomputed") | (F.abs(norm - 1) < 1e-3)))
+        return (
+            frame.withColumn("embedding_len_ok", F.size("embedding") == F.col("dim"))
+            .withColumn("finite", F.forall("embedding", lambda x: ~F.isnan(x) & (F.abs(x) < float("inf"))))
+            .withColumn("unit_norm", (F.col("modalities") == "precomputed") | (F.abs(norm - 1) < 1e-3))
+        )
     if name == "item_sids":
-        limits = F.create_map(*[v for b, s in (sizes or {}).items() for v in (F.lit(b), F.array(*map(F.lit, s)))]) \
-            if sizes else F.create_map()
+        limits = (
+            F.create_map(*[v for b, s in (sizes or {}).items() for v in (F.lit(b), F.array(*map(F.lit, s)))])
+            if sizes
+            else F.create_map()
+        )
         limit = limits[F.col("build_id")]
-        in_range = F.forall(F.arrays_zip(F.col("codes").alias("c"), limit.alias("s")),
-                            lambda z: (z["c"] >= 0) & (z["c"] < z["s"]))
-        return frame.withColumn("codes_in_range", F.coalesce(
-            limit.isNotNull() & (F.size("codes") == F.size(limit)) & in_range, F.lit(False)))
+        in_range = F.forall(
+            F.arrays_zip(F.col("codes").alias("c"), limit.alias("s")), lambda z: (z["c"] >= 0) & (z["c"] < z["s"])
+        )
+        return frame.withColumn(
+            "codes_in_range",
+            F.coalesce(limit.isNotNull() & (F.size("codes") == F.size(limit)) & in_range, F.lit(False)),
+        )
     if name == "item_pairs":
         return frame.withColumn("distinct_items", F.col("item_id") != F.col("pair_item_id"))
     return frame
@@ -156,7 +188,9 @@ class Validator:
             self.context = gx.get_context(mode="file", project_root_dir=str(reports))
         self.gx = gx
         self.reports = Path(reports)
-        self.context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_or_update_pandas("sidforge")
 
     def _checkpoint(self, name: str, source=None, suffix: str = ""):
@@ -166,39 +200,56 @@ class Validator:
             asset = source.get_asset(name)
         except LookupError:
             asset = source.add_dataframe_asset(name)
-        batch = next((b for b in asset.batch_definitions if b.name == "whole"), None) or \
-            asset.add_batch_definition_whole_dataframe("whole")
-        suite = self.context.suites.add_or_update(gx.ExpectationSuite(name=name + suffix,
-                                                                      expectations=expectations(name)))
+        batch = next(
+            (b for b in asset.batch_definitions if b.name == "whole"), None
+        ) or asset.add_batch_definition_whole_dataframe("whole")
+        suite = self.context.suites.add_or_update(
+            gx.ExpectationSuite(name=name + suffix, expectations=expectations(name))
+        )
         definition = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(data=batch, suite=suite, name=name + suffix))
-        return self.context.checkpoints.add_or_update(gx.Checkpoint(
-            name=name + suffix, validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+            gx.ValidationDefinition(data=batch, suite=suite, name=name + suffix)
+        )
+        return self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=name + suffix,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            )
+        )
 
     def _outcome(self, name: str, result, rows: int, validated: int, exact: dict, run: Run) -> Outcome:
         """The outcome of a checkpoint run, with its offline HTML report written beside the Data Docs."""
         every = expectation_rows(result)
         success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
-        report = write_validation_report(self.reports / "validations", name, run.name, run.partition, success,
-                                         rows, validated, exact, every)
+        report = write_validation_report(
+            self.reports / "validations", name, run.name, run.partition, success, rows, validated, exact, every
+        )
         failures = [{k: v for k, v in e.items() if k != "success"} for e in every if not e["success"]]
         return Outcome(name, success, rows, validated, failures, exact, self.docs_index(), str(report))
 
-    def validate(self, name: str, frame: pl.DataFrame, sizes: dict[str, list[int]] | None = None,
-                 sample_rows: int = SAMPLE_ROWS, seed: int = 0, run: Run = NO_RUN) -> Outcome:
+    def validate(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        sizes: dict[str, list[int]] | None = None,
+        sample_rows: int = SAMPLE_ROWS,
+        seed: int = 0,
+        run: Run = NO_RUN,
+    ) -> Outcome:
         """Validate a table (a seeded sample beyond `sample_rows`, keys exactly) and refresh Data Docs."""
         spec = table(name)
-        exact = {"null_keys": int(frame.select(pl.any_horizontal(pl.col(list(spec.keys)).is_null()).sum()).item()),
-                 "duplicate_keys": frame.height - frame.select(pl.struct(list(spec.keys)).n_unique()).item()
-                 if frame.height else 0}
+        exact = {
+            "null_keys": int(frame.select(pl.any_horizontal(pl.col(list(spec.keys)).is_null()).sum()).item()),
+            "duplicate_keys": frame.height - frame.select(pl.struct(list(spec.keys)).n_unique()).item()
+            if frame.height
+            else 0,
+        }
         sample = frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
         pandas = derived(name, sample, sizes).to_pandas(use_pyarrow_extension_array=True)
         result = self._checkpoint(name).run(batch_parameters={"dataframe": pandas}, run_id=run.identifier())
         return self._outcome(name, result, frame.height, sample.height, exact, run)
 
-    def validate_spark(self, name: str, frame, sizes: dict[str, list[int]] | None = None, run: Run = NO_RUN
-                       ) -> Outcome:
+    def validate_spark(self, name: str, frame, sizes: dict[str, list[int]] | None = None, run: Run = NO_RUN) -> Outcome:
         """Validate a Spark DataFrame of the table with the Spark data source (the Spark engine's path)."""
         from pyspark.sql import functions as F
 
@@ -206,17 +257,18 @@ class Validator:
         keys = list(spec.keys)
         total = frame.count()
         any_null = reduce(lambda a, b: a | b, [F.col(k).isNull() for k in keys])
-        stats = frame.agg(F.sum(F.when(any_null, 1).otherwise(0)).alias("n"),
-                          F.countDistinct(*keys).alias("d")).first()
+        stats = frame.agg(F.sum(F.when(any_null, 1).otherwise(0)).alias("n"), F.countDistinct(*keys).alias("d")).first()
         nulls, distinct = int(stats["n"] or 0), int(stats["d"] or 0)
         exact = {"null_keys": nulls, "duplicate_keys": total - nulls - distinct if total else 0}
         source = self.context.data_sources.add_or_update_spark("sidforge_spark")
         checkpoint = self._checkpoint(name, source, "_spark")
-        result = checkpoint.run(batch_parameters={"dataframe": derived_spark(name, frame, sizes)},
-                                run_id=run.identifier())
+        result = checkpoint.run(
+            batch_parameters={"dataframe": derived_spark(name, frame, sizes)}, run_id=run.identifier()
+        )
         return self._outcome(name, result, total, total, exact, run)
 
     def docs_index(self) -> str | None:
         """Path of the Data Docs index page."""
         sites = self.context.get_docs_sites_urls()
-        return sites[0]["site_url"].removeprefix("file://") if sites else None
+        url = sites[0]["site_url"] if sites else None
+        return url.removeprefix("file://") if url else None

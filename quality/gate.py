@@ -57,12 +57,18 @@ def evaluate(metrics: Mapping[str, Any], thresholds: Thresholds) -> GateResult:
         f"gini <= {t.max_gini}": metrics["gini"] <= t.max_gini,
         f"collision_rate <= {t.max_collision_rate}": metrics["collision_rate"] <= t.max_collision_rate,
         f"every level's raw perplexity >= max({t.min_level_perplexity}, "
-        f"{t.min_level_perplexity_share} x its size)":
-            all(p >= f for p, f in zip(metrics["perplexity_per_level"], floors, strict=True)),
-        f"every level's raw utilisation >= {t.min_level_utilisation}":
-            min(metrics["utilisation_per_level"]) >= t.min_level_utilisation,
+        f"{t.min_level_perplexity_share} x its size)": all(
+            p >= f for p, f in zip(metrics["perplexity_per_level"], floors, strict=True)
+        ),
+        f"every level's raw utilisation >= {t.min_level_utilisation}": min(metrics["utilisation_per_level"])
+        >= t.min_level_utilisation,
         f"embedding_hitrate >= {t.min_hitrate_share_of_raw} x raw": metrics["embedding_hitrate"] >= min_hitrate,
     }
-    limits = {"max_gini": t.max_gini, "max_collision_rate": t.max_collision_rate, "perplexity_floor": floors,
-              "min_level_utilisation": t.min_level_utilisation, "min_hitrate": min_hitrate}
+    limits = {
+        "max_gini": t.max_gini,
+        "max_collision_rate": t.max_collision_rate,
+        "perplexity_floor": floors,
+        "min_level_utilisation": t.min_level_utilisation,
+        "min_hitrate": min_hitrate,
+    }
     return GateResult(checks, limits)

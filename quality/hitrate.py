@@ -31,8 +31,13 @@ class Sessions:
         return len(self.target)
 
 
-def sessions_from_ids(histories: Sequence[Sequence[str]], targets: Sequence[str], gallery_ids: Sequence[str],
-                      limit: int = 5000, seed: int = 0) -> Sessions:
+def sessions_from_ids(
+    histories: Sequence[Sequence[str]],
+    targets: Sequence[str],
+    gallery_ids: Sequence[str],
+    limit: int = 5000,
+    seed: int = 0,
+) -> Sessions:
     """A seeded sample of up to `limit` sessions whose target and at least one history item are in the gallery."""
     position = {item: i for i, item in enumerate(gallery_ids)}
     usable = []
@@ -44,9 +49,11 @@ def sessions_from_ids(histories: Sequence[Sequence[str]], targets: Sequence[str]
     if len(usable) > limit:
         usable = [usable[i] for i in np.sort(rng.choice(len(usable), limit, replace=False))]
     lengths = [len(u[1]) for u in usable]
-    return Sessions(np.array([h for u in usable for h in u[1]], dtype=np.int64),
-                    np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                    np.array([u[2] for u in usable], dtype=np.int64))
+    return Sessions(
+        np.array([h for u in usable for h in u[1]], dtype=np.int64),
+        np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        np.array([u[2] for u in usable], dtype=np.int64),
+    )
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -82,27 +89,35 @@ class _Gallery:
         starts = np.concatenate([[0], np.cumsum(size)[:-1]])
         rank = np.empty(len(group), dtype=np.int64)
         rank[members] = np.arange(len(group)) - np.repeat(starts, size)
-        return _Gallery(torch.from_numpy(unit[first[order]]).to(device), group, torch.from_numpy(size).to(device),
-                        members, starts, rank)
+        return _Gallery(
+            torch.from_numpy(unit[first[order]]).to(device),
+            group,
+            torch.from_numpy(size).to(device),
+            members,
+            starts,
+            rank,
+        )
 
     def position(self, scores: torch.Tensor, row: int) -> int:
         """Items ranked above gallery `row` in a query's list: higher score, or equal score and earlier row."""
         s = scores[self.group[row]]
         above = int(self.size[scores > s].sum())
         for g in torch.nonzero(scores == s).flatten().tolist():
-            block = self.members[self.starts[g]:self.starts[g] + int(self.size[g])]
+            block = self.members[self.starts[g] : self.starts[g] + int(self.size[g])]
             above += int(np.searchsorted(block, row))
         return above
 
 
-def embedding_hitrate(sessions: Sessions, vectors: np.ndarray, k: int = 30, device: str = "auto",
-                      block_bytes: int = 1 << 28) -> float:
+def embedding_hitrate(
+    sessions: Sessions, vectors: np.ndarray, k: int = 30, device: str = "auto", block_bytes: int = 1 << 28
+) -> float:
     """Share of sessions whose target is among the union of the history items' k nearest neighbours, the
     item itself excluded, on L2-normalised `vectors` (FORGE's embedding hitrate, exact)."""
     if not len(sessions):
         return 0.0
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     gallery = _Gallery.of(vectors, dev)
     n_groups = len(gallery.size)
     session_of = np.repeat(np.arange(len(sessions)), np.diff(sessions.offsets))
@@ -114,11 +129,11 @@ def embedding_hitrate(sessions: Sessions, vectors: np.ndarray, k: int = 30, devi
     chunk = max(1, block_bytes // (4 * n_groups))
     kk = min(k + 1, n_groups)
     for start in range(0, len(groups), chunk):
-        block = groups[start:start + chunk]
+        block = groups[start : start + chunk]
         scores = gallery.vectors[torch.from_numpy(block).to(dev)] @ gallery.vectors.T
         top, top_group = torch.topk(scores, kk, dim=1)
         stop = first[start + chunk] if start + chunk < len(groups) else len(by_group)
-        pairs = by_group[first[start]:stop]
+        pairs = by_group[first[start] : stop]
         pairs = pairs[target[pairs] != query[pairs]]  # the item itself is never its own neighbour
         local = torch.from_numpy(np.searchsorted(block, query_group[pairs])).to(dev)
         t_group = torch.from_numpy(gallery.group[target[pairs]]).to(dev)
@@ -134,14 +149,23 @@ def embedding_hitrate(sessions: Sessions, vectors: np.ndarray, k: int = 30, devi
         position = (gallery.size[members] * (values > t_score[:, None])).sum(1)
         position += torch.from_numpy(gallery.rank[target[pairs]]).to(dev)
         # Ties with another group, or at the edge of the top k + 1: count over the whole row.
-        slow = (((values == t_score[:, None]) & (members != t_group[:, None])).any(1) |
-                ((t_score == values[:, -1]) & (kk < n_groups))).cpu().numpy()
-        position = position.cpu().numpy()
+        slow = (
+            (
+                ((values == t_score[:, None]) & (members != t_group[:, None])).any(1)
+                | ((t_score == values[:, -1]) & (kk < n_groups))
+            )
+            .cpu()
+            .numpy()
+        )
+        ranks = position.cpu().numpy()
         for i in np.flatnonzero(slow).tolist():
-            position[i] = gallery.position(scores[int(local[i])], int(target[pairs[i]]))
-        q_first = ((q_score > t_score) | ((q_score == t_score) &
-                                          torch.from_numpy(query[pairs] < target[pairs]).to(dev))).cpu().numpy()
-        np.logical_or.at(hits, session_of[pairs], position - q_first < k)
+            ranks[i] = gallery.position(scores[int(local[i])], int(target[pairs[i]]))
+        q_first = (
+            ((q_score > t_score) | ((q_score == t_score) & torch.from_numpy(query[pairs] < target[pairs]).to(dev)))
+            .cpu()
+            .numpy()
+        )
+        np.logical_or.at(hits, session_of[pairs], ranks - q_first < k)
     return float(hits.mean())
 
 

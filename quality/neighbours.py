@@ -14,7 +14,7 @@ def knn(queries: np.ndarray, gallery: np.ndarray, k: int, device: str = "auto", 
         g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32)).cuda()
         out = []
         for start in range(0, len(queries), chunk):
-            q = torch.from_numpy(np.ascontiguousarray(queries[start:start + chunk], dtype=np.float32)).cuda()
+            q = torch.from_numpy(np.ascontiguousarray(queries[start : start + chunk], dtype=np.float32)).cuda()
             out.append(torch.topk(q @ g.T, k, dim=1).indices.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
     import faiss

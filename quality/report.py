@@ -5,16 +5,27 @@ from __future__ import annotations
 import html
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from quality.sid_metrics import lorenz
 
-SUMMARY_KEYS = ("gini", "gini_padded_to_items", "collision_rate", "unique_sid_rate", "max_items_per_sid",
-                "embedding_hitrate", "embedding_hitrate_resolved", "embedding_hitrate_raw", "embedding_hitrate_random",
-                "reconstruction_error", "neighbour_recall_at_k")
+SUMMARY_KEYS = (
+    "gini",
+    "gini_padded_to_items",
+    "collision_rate",
+    "unique_sid_rate",
+    "max_items_per_sid",
+    "embedding_hitrate",
+    "embedding_hitrate_resolved",
+    "embedding_hitrate_raw",
+    "embedding_hitrate_random",
+    "reconstruction_error",
+    "neighbour_recall_at_k",
+)
 LEVEL_KEYS = ("perplexity_per_level", "utilisation_per_level", "dead_codes_per_level")
 LIMIT = {"color": "#d62728", "linestyle": "--", "linewidth": 1.2}
 
@@ -28,7 +39,7 @@ def _svg(fig) -> str:
     fig.savefig(buffer, format="svg")
     plt.close(fig)
     svg = buffer.getvalue()
-    return "<figure>" + svg[svg.index("<svg"):] + "</figure>"
+    return "<figure>" + svg[svg.index("<svg") :] + "</figure>"
 
 
 def _figure(title: str, x_label: str, y_label: str, size: tuple[float, float] = (5.2, 3.4)):
@@ -56,8 +67,15 @@ def lorenz_svg(counts: np.ndarray, gini: float | None = None) -> str:
     return _svg(fig)
 
 
-def bars_svg(title: str, labels: Sequence[str], values: Sequence[float], x_label: str, y_label: str,
-             limits: Sequence[float] | float | None = None, limit_label: str = "") -> str:
+def bars_svg(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    x_label: str,
+    y_label: str,
+    limits: Sequence[float] | float | None = None,
+    limit_label: str = "",
+) -> str:
     """A bar chart with each bar's value written on it and, when given, the threshold (one per bar or one line)."""
     fig, ax = _figure(title, x_label, y_label)
     bars = ax.bar(list(labels), list(values), color="#2ca02c")
@@ -75,15 +93,16 @@ def bars_svg(title: str, labels: Sequence[str], values: Sequence[float], x_label
     return _svg(fig)
 
 
-def history_svg(builds: Sequence[str], series: dict[str, Sequence[float]], limits: dict[str, float]) -> str:
+def history_svg(builds: Sequence[str], series: Mapping[str, Sequence[float]], limits: Mapping[str, Any]) -> str:
     """Metrics across builds (oldest first), a marker and value per build, with the gate's limits."""
     fig, ax = _figure(f"Metrics across builds ({len(builds)})", "build", "value", size=(6.4, 3.6))
     positions = list(range(len(builds)))
     for (name, values), colour in zip(series.items(), ["#1f77b4", "#ff7f0e", "#9467bd"], strict=False):
         ax.plot(positions, values, marker="o", color=colour, label=name)
         for x, v in zip(positions, values, strict=True):
-            ax.annotate(f"{v:.3f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8,
-                        color=colour)
+            ax.annotate(
+                f"{v:.3f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8, color=colour
+            )
         if name in limits:
             ax.axhline(limits[name], color=colour, linestyle="--", linewidth=1, label=f"{name} limit {limits[name]}")
     ax.set_xticks(positions, [b[-17:] for b in builds], rotation=20, ha="right", fontsize=7)
@@ -124,9 +143,16 @@ def markdown_summary(build_id: str, metrics: dict, checks: dict[str, bool], repo
     return "\n".join(lines)
 
 
-def write_report(folder: str | Path, build_id: str, metrics: dict, counts: np.ndarray,
-                 history: Sequence[tuple[str, dict]], checks: dict[str, bool], limits: dict[str, object],
-                 validations: Sequence[dict] = ()) -> Path:
+def write_report(
+    folder: str | Path,
+    build_id: str,
+    metrics: dict,
+    counts: np.ndarray,
+    history: Sequence[tuple[str, dict]],
+    checks: dict[str, bool],
+    limits: dict[str, Any],
+    validations: Sequence[dict] = (),
+) -> Path:
     """Write `index.html` (one self-contained file: charts as inline SVG) and `metrics.json` under `folder`.
 
     `limits`: the gate's thresholds (max_gini, max_collision_rate, perplexity_floor per level,
@@ -138,31 +164,63 @@ def write_report(folder: str | Path, build_id: str, metrics: dict, counts: np.nd
     levels = [f"level {i + 1}" for i in range(len(metrics.get("utilisation_per_level", [])))]
     names = [b for b, _ in history]
     series = {k: [float(m.get(k, 0.0)) for _, m in history] for k in ("gini", "collision_rate", "embedding_hitrate")}
-    hitrates = [("random codes\n(floor)", "embedding_hitrate_random"),
-                ("published\ncodes", "embedding_hitrate_resolved"), ("raw codes", "embedding_hitrate"),
-                ("raw embeddings\n(ceiling)", "embedding_hitrate_raw")]
-    hitrates = [(label, float(metrics[key])) for label, key in hitrates if key in metrics]
+    compared = [
+        ("random codes\n(floor)", "embedding_hitrate_random"),
+        ("published\ncodes", "embedding_hitrate_resolved"),
+        ("raw codes", "embedding_hitrate"),
+        ("raw embeddings\n(ceiling)", "embedding_hitrate_raw"),
+    ]
+    hitrates = [(label, float(metrics[key])) for label, key in compared if key in metrics]
     charts = [
         lorenz_svg(counts, metrics.get("gini")),
         bars_svg("Occupancy histogram", labels, values, "items per SID", "SIDs"),
-        bars_svg("Perplexity per level (raw codes)", levels, metrics.get("perplexity_per_level", []), "level",
-                 "perplexity", limits.get("perplexity_floor"), "gate: at least"),
-        bars_svg("Utilisation per level (raw codes)", levels, metrics.get("utilisation_per_level", []), "level",
-                 "share of codes used", limits.get("min_level_utilisation"), "gate: at least"),
-        bars_svg(f"Embedding hitrate@{metrics.get('hitrate_k', 30)}", [h[0] for h in hitrates],
-                 [h[1] for h in hitrates], "vectors compared", "hitrate", limits.get("min_hitrate"),
-                 "gate: raw codes at least"),
-        history_svg(names, series, {"gini": limits.get("max_gini"), "collision_rate": limits.get("max_collision_rate")}
-                    if "max_gini" in limits else {}),
+        bars_svg(
+            "Perplexity per level (raw codes)",
+            levels,
+            metrics.get("perplexity_per_level", []),
+            "level",
+            "perplexity",
+            limits.get("perplexity_floor"),
+            "gate: at least",
+        ),
+        bars_svg(
+            "Utilisation per level (raw codes)",
+            levels,
+            metrics.get("utilisation_per_level", []),
+            "level",
+            "share of codes used",
+            limits.get("min_level_utilisation"),
+            "gate: at least",
+        ),
+        bars_svg(
+            f"Embedding hitrate@{metrics.get('hitrate_k', 30)}",
+            [h[0] for h in hitrates],
+            [h[1] for h in hitrates],
+            "vectors compared",
+            "hitrate",
+            limits.get("min_hitrate"),
+            "gate: raw codes at least",
+        ),
+        history_svg(
+            names,
+            series,
+            {"gini": limits.get("max_gini"), "collision_rate": limits.get("max_collision_rate")}
+            if "max_gini" in limits
+            else {},
+        ),
     ]
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in metrics_table(metrics))
-    check_rows = "".join(f"<tr><td>{html.escape(k)}</td><td class={'ok' if v else 'bad'}>"
-                         f"{'passed' if v else 'FAILED'}</td></tr>" for k, v in checks.items())
+    check_rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td class={'ok' if v else 'bad'}>{'passed' if v else 'FAILED'}</td></tr>"
+        for k, v in checks.items()
+    )
     validation_rows = "".join(
         f"<tr><td>{html.escape(v['table'])}</td><td>{html.escape(v.get('partition') or '')}</td>"
         f"<td class={'ok' if v['success'] else 'bad'}>{'passed' if v['success'] else 'FAILED'}</td>"
         f"<td>{v['rows']:,}</td><td>{v['failed']}</td><td>{html.escape(v['run'])}</td>"
-        f"<td><a href=\"{html.escape(Path(v['report']).as_uri())}\">results</a></td></tr>" for v in validations)
+        f'<td><a href="{html.escape(Path(v["report"]).as_uri())}">results</a></td></tr>'
+        for v in validations
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SID build {html.escape(build_id)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}figure{{display:inline-block;margin:0.5em;vertical-align:top}}
 figure svg{{max-width:640px;height:auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}
@@ -175,6 +233,7 @@ figure svg{{max-width:640px;height:auto}}table{{border-collapse:collapse}}td,th{
 <th></th></tr>{validation_rows}</table>
 <h2>Metrics</h2><table>{rows}</table></body></html>"""
     (folder / "index.html").write_text(page)
-    (folder / "metrics.json").write_text(json.dumps({"build_id": build_id, "metrics": metrics, "checks": checks},
-                                                    indent=2, default=str))
+    (folder / "metrics.json").write_text(
+        json.dumps({"build_id": build_id, "metrics": metrics, "checks": checks}, indent=2, default=str)
+    )
     return folder / "index.html"

@@ -48,9 +48,15 @@ def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def per_level(codes: np.ndarray, sizes: Sequence[int], suffix: str = "") -> dict:
     """Utilisation, entropy, perplexity and dead codes of every level, as lists keyed `<figure>_per_level<suffix>`."""
     levels = [level_metrics(codes[:, i].astype(np.int64), int(s)) for i, s in enumerate(sizes)]
-    return {f"{key}_per_level{suffix}": [lv[name] for lv in levels] for key, name in (
-        ("utilisation", "utilisation"), ("entropy", "entropy_bits"), ("perplexity", "perplexity"),
-        ("dead_codes", "dead_codes"))}
+    return {
+        f"{key}_per_level{suffix}": [lv[name] for lv in levels]
+        for key, name in (
+            ("utilisation", "utilisation"),
+            ("entropy", "entropy_bits"),
+            ("perplexity", "perplexity"),
+            ("dead_codes", "dead_codes"),
+        )
+    }
 
 
 def distribution_metrics(codes: np.ndarray, sizes: Sequence[int]) -> dict:
@@ -60,7 +66,9 @@ def distribution_metrics(codes: np.ndarray, sizes: Sequence[int]) -> dict:
     counts = occupancy(codes, sizes)
     shared = counts[counts > 1].sum()
     return {
-        "items": n, "occupied_sids": len(counts), "gini": gini(counts),
+        "items": n,
+        "occupied_sids": len(counts),
+        "gini": gini(counts),
         "gini_padded_to_items": gini(counts, n),
         "collision_rate": float(shared / n) if n else 0.0,
         "unique_sid_rate": float(len(counts) / n) if n else 0.0,
@@ -75,8 +83,9 @@ def reconstruction_error(x: np.ndarray, x_hat: np.ndarray) -> float:
     return float(((x - x_hat) ** 2).sum(1).mean()) if len(x) else 0.0
 
 
-def neighbour_recall(raw: np.ndarray, reconstructed: np.ndarray, k: int = 10, queries: int = 2000,
-                     seed: int = 0) -> float:
+def neighbour_recall(
+    raw: np.ndarray, reconstructed: np.ndarray, k: int = 10, queries: int = 2000, seed: int = 0
+) -> float:
     """Recall@k of the raw-space nearest neighbours when searching the reconstructed space (inner product)."""
     from quality.neighbours import knn
 

@@ -17,10 +17,15 @@ def expectation_rows(result) -> list[dict]:
     for run in result.run_results.values():
         for item in run.results:
             cfg = item.expectation_config
-            rows.append({"expectation": cfg.type, "success": bool(item.success),
-                         "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
-                         "unexpected_count": item.result.get("unexpected_count"),
-                         "examples": [str(v) for v in (item.result.get("partial_unexpected_list") or [])[:5]]})
+            rows.append(
+                {
+                    "expectation": cfg.type,
+                    "success": bool(item.success),
+                    "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
+                    "unexpected_count": item.result.get("unexpected_count"),
+                    "examples": [str(v) for v in (item.result.get("partial_unexpected_list") or [])[:5]],
+                }
+            )
     return rows
 
 
@@ -29,24 +34,40 @@ def _cell(value: object) -> str:
     return html.escape(text if len(text) <= 300 else text[:299] + "…")
 
 
-def write_validation_report(folder: str | Path, table: str, run: str, partition: str | None, success: bool,
-                            rows: int, validated_rows: int, exact: dict, expectations: Sequence[dict]) -> Path:
+def write_validation_report(
+    folder: str | Path,
+    table: str,
+    run: str,
+    partition: str | None,
+    success: bool,
+    rows: int,
+    validated_rows: int,
+    exact: dict,
+    expectations: Sequence[dict],
+) -> Path:
     """Write `<folder>/<table>/<run>[_<partition>].html` and `<folder>/<table>/latest.json`; return the page."""
     target = Path(folder, table)
     target.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.=-]", "_", run + (f"_ds={partition}" if partition else ""))
     page = target / f"{stem}.html"
     failed = [e for e in expectations if not e["success"]]
-    summary = [("table", table), ("partition", partition or "whole table"), ("run", run),
-               ("result", "passed" if success else "FAILED"), ("rows", f"{rows:,}"),
-               ("validated rows", f"{validated_rows:,}"),
-               ("expectations", f"{len(expectations) - len(failed)} of {len(expectations)} passed"),
-               *((f"exact check: {k}", str(v)) for k, v in exact.items())]
+    summary = [
+        ("table", table),
+        ("partition", partition or "whole table"),
+        ("run", run),
+        ("result", "passed" if success else "FAILED"),
+        ("rows", f"{rows:,}"),
+        ("validated rows", f"{validated_rows:,}"),
+        ("expectations", f"{len(expectations) - len(failed)} of {len(expectations)} passed"),
+        *((f"exact check: {k}", str(v)) for k, v in exact.items()),
+    ]
     lines = "".join(
         f"<tr><td class={'ok' if e['success'] else 'bad'}>{'passed' if e['success'] else 'FAILED'}</td>"
         f"<td>{_cell(e['expectation'])}</td><td><code>{_cell(e['kwargs'])}</code></td>"
         f"<td>{'' if e['unexpected_count'] is None else e['unexpected_count']}</td>"
-        f"<td>{_cell(', '.join(e['examples']))}</td></tr>" for e in sorted(expectations, key=lambda e: e["success"]))
+        f"<td>{_cell(', '.join(e['examples']))}</td></tr>"
+        for e in sorted(expectations, key=lambda e: e["success"])
+    )
     page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(table)}: validation {html.escape(run)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1em}}
@@ -55,8 +76,16 @@ td,th{{border:1px solid #ccc;padding:2px 8px;vertical-align:top}}.ok{{color:#2a7
 <table>{"".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary)}</table>
 <h2>Expectations</h2><table><tr><th>result</th><th>expectation</th><th>arguments</th><th>unexpected</th>
 <th>examples</th></tr>{lines}</table></body></html>""")
-    latest = {"table": table, "partition": partition, "run": run, "success": success, "rows": rows,
-              "failed": len(failed), "report": str(page), "at": dt.datetime.now(dt.UTC).isoformat()}
+    latest = {
+        "table": table,
+        "partition": partition,
+        "run": run,
+        "success": success,
+        "rows": rows,
+        "failed": len(failed),
+        "report": str(page),
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+    }
     (target / "latest.json").write_text(json.dumps(latest))
     return page
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -46,14 +47,20 @@ class FeatureStore:
             if build_id is None:
                 first = self.timeline()
                 since = f"the first was published at {first['published_at'][0]}" if first.height else "none yet"
-                raise LookupError(f"no SID build was published {f'by {as_of}' if as_of else 'yet'} ({since}); "
-                                  "pass build_id= or a later as_of")
+                raise LookupError(
+                    f"no SID build was published {f'by {as_of}' if as_of else 'yet'} ({since}); "
+                    "pass build_id= or a later as_of"
+                )
         created = self._created("item_sids") if isinstance(as_of, dt.datetime) else None
-        if created is not None and as_of < created:
+        if created is not None and isinstance(as_of, dt.datetime) and as_of < created:
             raise LookupError(f"item_sids did not exist yet at {as_of} (created {created})")
-        return (self.lake.scan("item_sids", version=as_of)
-                .filter((pl.col("build_id") == build_id) & pl.col("item_id").is_in(item_ids))
-                .select("item_id", "build_id", "sid", "codes").sort("item_id").collect())
+        return (
+            self.lake.scan("item_sids", version=as_of)
+            .filter((pl.col("build_id") == build_id) & pl.col("item_id").is_in(item_ids))
+            .select("item_id", "build_id", "sid", "codes")
+            .sort("item_id")
+            .collect()
+        )
 
     def _created(self, name: str) -> dt.datetime | None:
         """When table `name` was created (None when it does not exist)."""
@@ -65,15 +72,25 @@ class FeatureStore:
 
     def embeddings(self, item_ids: list[str], model: str, as_of: AsOf = None) -> pl.DataFrame:
         """item_id, embedding and dim of the given items for `model`, as of a time or Delta version."""
-        return (self.lake.scan("item_embeddings", version=as_of)
-                .filter((pl.col("model") == model) & pl.col("item_id").is_in(item_ids))
-                .select("item_id", "embedding", "dim").sort("item_id").collect())
+        return (
+            self.lake.scan("item_embeddings", version=as_of)
+            .filter((pl.col("model") == model) & pl.col("item_id").is_in(item_ids))
+            .select("item_id", "embedding", "dim")
+            .sort("item_id")
+            .collect()
+        )
 
     def items_of(self, sids: list[str], build_id: str | None = None) -> pl.DataFrame:
         """sid → list of item ids in a build."""
         build_id = build_id or self.published_build()
-        return (self.lake.scan("item_sids").filter((pl.col("build_id") == build_id) & pl.col("sid").is_in(sids))
-                .group_by("sid").agg(pl.col("item_id").sort()).sort("sid").collect())
+        return (
+            self.lake.scan("item_sids")
+            .filter((pl.col("build_id") == build_id) & pl.col("sid").is_in(sids))
+            .group_by("sid")
+            .agg(pl.col("item_id").sort())
+            .sort("sid")
+            .collect()
+        )
 
     def valid_prefixes(self, build_id: str | None = None, out: str | Path | None = None) -> dict[int, np.ndarray]:
         """Sorted token-id prefixes of every length for constrained decoding (saved as .npz when `out` is given).
@@ -81,10 +98,18 @@ class FeatureStore:
         Level l holds one int64 per distinct prefix of l tokens (token ids packed in base vocabulary_size).
         """
         build_id = build_id or self.published_build()
+        if build_id is None:
+            raise LookupError("no SID build was published yet; pass build_id=")
         sizes = self.registry.sizes(build_id)
         vocab = vocabulary_size(sizes)
-        codes = np.asarray(self.lake.scan("item_sids").filter(pl.col("build_id") == build_id)
-                           .select("codes").collect()["codes"].to_list(), dtype=np.int64)
+        codes = np.asarray(
+            self.lake.scan("item_sids")
+            .filter(pl.col("build_id") == build_id)
+            .select("codes")
+            .collect()["codes"]
+            .to_list(),
+            dtype=np.int64,
+        )
         tokens = token_ids(codes, sizes)
         prefixes, key = {}, np.zeros(len(tokens), dtype=np.int64)
         for level in range(len(sizes)):
@@ -92,8 +117,8 @@ class FeatureStore:
             prefixes[level + 1] = np.unique(key)
         if out is not None:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(out, vocabulary_size=np.int64(vocab),
-                                **{f"level_{k}": v for k, v in prefixes.items()})
+            arrays: dict[str, Any] = {f"level_{k}": v for k, v in prefixes.items()}
+            np.savez_compressed(out, vocabulary_size=np.int64(vocab), **arrays)
         return prefixes
 
     def training_frame(self, events: pl.DataFrame, by: str = "data_day") -> pl.DataFrame:
@@ -106,16 +131,25 @@ class FeatureStore:
         """
         timeline = self.timeline().sort("published_at")
         if by == "published_at":
-            dated = events.sort("event_ts").join_asof(timeline.drop("data_through"), left_on="event_ts",
-                                                      right_on="published_at", strategy="backward")
+            dated = events.sort("event_ts").join_asof(
+                timeline.drop("data_through"), left_on="event_ts", right_on="published_at", strategy="backward"
+            )
             dated = dated.drop("published_at")
         elif by == "data_day":
-            builds = (timeline.filter(pl.col("data_through").is_not_null()).sort("data_through", "published_at")
-                      .unique("build_id", keep="first", maintain_order=True).select("data_through", "build_id"))
+            builds = (
+                timeline.filter(pl.col("data_through").is_not_null())
+                .sort("data_through", "published_at")
+                .unique("build_id", keep="first", maintain_order=True)
+                .select("data_through", "build_id")
+            )
             latest = timeline["build_id"][-1] if timeline.height else None
-            dated = (events.with_columns(event_day=pl.col("event_ts").dt.date()).sort("event_day")
-                     .join_asof(builds, left_on="event_day", right_on="data_through", strategy="forward")
-                     .with_columns(pl.col("build_id").fill_null(latest)).drop("event_day", "data_through"))
+            dated = (
+                events.with_columns(event_day=pl.col("event_ts").dt.date())
+                .sort("event_day")
+                .join_asof(builds, left_on="event_day", right_on="data_through", strategy="forward")
+                .with_columns(pl.col("build_id").fill_null(latest))
+                .drop("event_day", "data_through")
+            )
         else:
             raise ValueError(f"by={by!r}: choose 'data_day' or 'published_at'")
         sids = self.lake.scan("item_sids").select("build_id", "item_id", "sid").collect()
@@ -128,15 +162,21 @@ class FeatureStore:
         no_build = frame["build_id"].null_count()
         no_sid = frame["sid"].null_count() - no_build
         if no_build and not timeline.height:
-            warnings.warn(f"{no_build:,} of {frame.height:,} events have no SID: no SID build has been published",
-                          stacklevel=3)
+            warnings.warn(
+                f"{no_build:,} of {frame.height:,} events have no SID: no SID build has been published", stacklevel=3
+            )
         elif no_build:
-            warnings.warn(f"{no_build:,} of {frame.height:,} events have no SID: no build was published by their "
-                          f"time (the first was published at {timeline['published_at'][0]}); by='data_day' joins "
-                          "logs ingested after the fact", stacklevel=3)
+            warnings.warn(
+                f"{no_build:,} of {frame.height:,} events have no SID: no build was published by their "
+                f"time (the first was published at {timeline['published_at'][0]}); by='data_day' joins "
+                "logs ingested after the fact",
+                stacklevel=3,
+            )
         if no_sid:
-            warnings.warn(f"{no_sid:,} of {frame.height:,} events have no SID: their items are not in their "
-                          "event's build", stacklevel=3)
+            warnings.warn(
+                f"{no_sid:,} of {frame.height:,} events have no SID: their items are not in their event's build",
+                stacklevel=3,
+            )
 
 
 def is_valid_prefix(prefixes: dict[int, np.ndarray], tokens: list[int], vocabulary_size: int) -> bool:

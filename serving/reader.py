@@ -25,8 +25,17 @@ class GRShards(IterableDataset):
     example is read exactly once per epoch across all ranks and workers. `set_epoch` changes the shuffle.
     """
 
-    def __init__(self, path: str | Path, split: str = "train", *, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, verify: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        split: str = "train",
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        verify: bool = True,
+    ):
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         self.shards = [s for s in self.manifest["shards"] if s["split"] == split]
@@ -63,11 +72,15 @@ class GRShards(IterableDataset):
             history = table.column("history_tokens").to_pylist()
             target = table.column("target_tokens").to_pylist()
             for i in rows:
-                yield {"example": examples[i], "history": torch.tensor(history[i], dtype=torch.long),
-                       "target": torch.tensor(target[i], dtype=torch.long)}
+                yield {
+                    "example": examples[i],
+                    "history": torch.tensor(history[i], dtype=torch.long),
+                    "target": torch.tensor(target[i], dtype=torch.long),
+                }
 
     def collate(self, batch: list[dict]) -> dict:
         """Right-padded history and target token ids (pad = vocabulary size) with their lengths."""
+
         def pad(key: str) -> tuple[torch.Tensor, torch.Tensor]:
             lengths = torch.tensor([len(b[key]) for b in batch], dtype=torch.long)
             out = torch.full((len(batch), int(lengths.max()) if len(batch) else 0), self.pad, dtype=torch.long)
@@ -77,5 +90,10 @@ class GRShards(IterableDataset):
 
         history, history_len = pad("history")
         target, target_len = pad("target")
-        return {"example": [b["example"] for b in batch], "history": history, "history_len": history_len,
-                "target": target, "target_len": target_len}
+        return {
+            "example": [b["example"] for b in batch],
+            "history": history,
+            "history_len": history_len,
+            "target": target,
+            "target_len": target_len,
+        }

@@ -25,12 +25,21 @@ FORMAT = "sidforge-sid/1"
 def header(model: SidModel, extra: dict | None = None) -> dict:
     """The JSON header describing a model's codebooks and token layout."""
     sizes = model.sizes
-    out = {"format": FORMAT, "method": model.method, "sizes": sizes, "offsets": offsets(sizes),
-           "vocabulary_size": vocabulary_size(sizes), "token": "C{code + offset}",
-           "codebook_dim": int(model.codebooks[0].shape[1])}
+    out = {
+        "format": FORMAT,
+        "method": model.method,
+        "sizes": sizes,
+        "offsets": offsets(sizes),
+        "vocabulary_size": vocabulary_size(sizes),
+        "token": "C{code + offset}",
+        "codebook_dim": int(model.codebooks[0].shape[1]),
+    }
     if isinstance(model, RQVAE):
-        out["rqvae"] = {"hidden": list(model.params.hidden), "latent": model.params.latent,
-                        "input_dim": int(model.net.encoder[0].in_features)}
+        out["rqvae"] = {
+            "hidden": list(model.params.hidden),
+            "latent": model.params.latent,
+            "input_dim": model.net.input_dim,
+        }
     return {**out, **(extra or {})}
 
 
@@ -38,11 +47,18 @@ def save_artifact(model: SidModel, path: str | Path, extra: dict | None = None) 
     """Write the model to `path` (.safetensors)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"codebook.{level}": torch.from_numpy(np.ascontiguousarray(book, dtype=np.float32))
-               for level, book in enumerate(model.codebooks)}
+    tensors = {
+        f"codebook.{level}": torch.from_numpy(np.ascontiguousarray(book, dtype=np.float32))
+        for level, book in enumerate(model.codebooks)
+    }
     if isinstance(model, RQVAE):
-        tensors.update({f"net.{k}": v.detach().float().cpu().contiguous() for k, v in model.net.state_dict().items()
-                        if not k.startswith("codebooks.")})
+        tensors.update(
+            {
+                f"net.{k}": v.detach().float().cpu().contiguous()
+                for k, v in model.net.state_dict().items()
+                if not k.startswith("codebooks.")
+            }
+        )
     save_file(tensors, str(path), metadata={"sidforge": json.dumps(header(model, extra))})
     return path
 

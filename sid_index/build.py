@@ -49,10 +49,13 @@ class BuildConfig:
     rqvae_preset: Preset = "sidforge"
 
     def __post_init__(self) -> None:
-        for kind, value, choices in (("method", self.method, METHODS), ("backend", self.backend, BACKENDS),
-                                     ("precision", self.precision, PRECISIONS),
-                                     ("collision policy", self.collision, POLICIES),
-                                     ("RQ-VAE preset", self.rqvae_preset, tuple(PRESETS))):
+        for kind, value, choices in (
+            ("method", self.method, METHODS),
+            ("backend", self.backend, BACKENDS),
+            ("precision", self.precision, PRECISIONS),
+            ("collision policy", self.collision, POLICIES),
+            ("RQ-VAE preset", self.rqvae_preset, tuple(PRESETS)),
+        ):
             if value not in choices:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(choices)}")
         if self.sizes is not None and (not self.sizes or min(self.sizes) < 1):
@@ -86,15 +89,21 @@ class Assigned:
     def utilisation(self, raw: bool = False) -> list[float]:
         """Share of each level's codes used by at least one item (resolved codes, or raw ones)."""
         codes = self.raw.codes if raw else self.resolution.codes
-        return [float(len(np.unique(codes[:, level])) / size)
-                for level, size in enumerate(self.resolution.sizes[: codes.shape[1]])]
+        return [
+            float(len(np.unique(codes[:, level])) / size)
+            for level, size in enumerate(self.resolution.sizes[: codes.shape[1]])
+        ]
 
     def metrics(self) -> dict:
         """Collision, utilisation and reconstruction figures for the build record and asset metadata."""
         errors = self.raw.errors.mean(0).tolist() if len(self.raw.errors) else []
-        return {**self.resolution.report, "utilisation_per_level": self.utilisation(),
-                "utilisation_per_level_raw": self.utilisation(raw=True),
-                "reconstruction_error_per_level": errors, **self.timings}
+        return {
+            **self.resolution.report,
+            "utilisation_per_level": self.utilisation(),
+            "utilisation_per_level_raw": self.utilisation(raw=True),
+            "reconstruction_error_per_level": errors,
+            **self.timings,
+        }
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -111,13 +120,15 @@ def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarr
         backend = make_backend(config.backend, config.device, config.precision)
         params = KMeansParams(config.iters, config.seed, config.init, config.max_points_per_centroid)
         return train_rq_kmeans(sample, sizes, backend, params)
-    params = preset(config.rqvae_preset, epochs=config.rqvae_epochs, seed=config.seed,
-                    pair_weight=config.rqvae_pair_weight)
-    return train_rqvae(sample, sizes, params, config.device, pairs)
+    vae = preset(
+        config.rqvae_preset, epochs=config.rqvae_epochs, seed=config.seed, pair_weight=config.rqvae_pair_weight
+    )
+    return train_rqvae(sample, sizes, vae, config.device, pairs)
 
 
-def assign(model: SidModel, batches: Iterable[pa.RecordBatch], config: BuildConfig,
-           fixed: np.ndarray | None = None) -> Assigned:
+def assign(
+    model: SidModel, batches: Iterable[pa.RecordBatch], config: BuildConfig, fixed: np.ndarray | None = None
+) -> Assigned:
     """Encode every item of the stream, then resolve collisions (published `fixed` codes never move)."""
     started = time.perf_counter()
     ids: list[str] = []
@@ -132,18 +143,45 @@ def assign(model: SidModel, batches: Iterable[pa.RecordBatch], config: BuildConf
     started = time.perf_counter()
     if fixed is None and len(ids) > config.resolve_chunk_items:
         chunks = -(-len(ids) // config.resolve_chunk_items)
-        resolution = resolve_by_prefix(raw.codes, raw.candidates, raw.candidate_distances, model.sizes,
-                                       config.collision, config.capacity, config.seed, chunks)
+        resolution = resolve_by_prefix(
+            raw.codes,
+            raw.candidates,
+            raw.candidate_distances,
+            model.sizes,
+            config.collision,
+            config.capacity,
+            config.seed,
+            chunks,
+        )
     else:
-        resolution = resolve(raw.codes, raw.candidates, raw.candidate_distances, model.sizes, config.collision,
-                             config.capacity, config.seed, fixed)
-    return Assigned(ids, raw, resolution, {"assign_s": assigned_s, "resolve_s": time.perf_counter() - started,
-                                           "items_per_second_assign": len(ids) / max(assigned_s, 1e-9)})
+        resolution = resolve(
+            raw.codes,
+            raw.candidates,
+            raw.candidate_distances,
+            model.sizes,
+            config.collision,
+            config.capacity,
+            config.seed,
+            fixed,
+        )
+    return Assigned(
+        ids,
+        raw,
+        resolution,
+        {
+            "assign_s": assigned_s,
+            "resolve_s": time.perf_counter() - started,
+            "items_per_second_assign": len(ids) / max(assigned_s, 1e-9),
+        },
+    )
 
 
 def churn(previous: pl.DataFrame, current: pl.DataFrame) -> dict:
     """Share of items present in both builds (frames of item_id, sid) whose SID changed."""
     both = previous.select("item_id", old="sid").join(current.select("item_id", "sid"), on="item_id")
     changed = int((both["old"] != both["sid"]).sum())
-    return {"churn": changed / both.height if both.height else 0.0, "churn_items_compared": both.height,
-            "churn_items_changed": changed}
+    return {
+        "churn": changed / both.height if both.height else 0.0,
+        "churn_items_compared": both.height,
+        "churn_items_changed": changed,
+    }

@@ -62,8 +62,10 @@ class TokenLayout:
         too_big = [(level + 1, size) for level, size in enumerate(self.sizes) if size > self.stride]
         if too_big:
             detail = ", ".join(f"level {lv} has {size} codes" for lv, size in too_big)
-            raise ValueError(f"{detail}: more than the token stride {self.stride}, so its tokens would run into "
-                             f"the next level's; pass a larger --token-stride (FORGE's tools read 8192)")
+            raise ValueError(
+                f"{detail}: more than the token stride {self.stride}, so its tokens would run into "
+                f"the next level's; pass a larger --token-stride (FORGE's tools read 8192)"
+            )
 
     @property
     def level_sizes(self) -> list[int]:
@@ -72,9 +74,14 @@ class TokenLayout:
 
     def as_dict(self) -> dict:
         """What an export manifest records."""
-        return {"layout": "algr" if self.stride == ALGR_CODEBOOK_SIZE else "custom-stride", "stride": self.stride,
-                "levels": len(self.sizes), "sizes": list(self.sizes), "token": "C{code + level * stride}",
-                "token_ranges": [[lv * self.stride, lv * self.stride + s - 1] for lv, s in enumerate(self.sizes)]}
+        return {
+            "layout": "algr" if self.stride == ALGR_CODEBOOK_SIZE else "custom-stride",
+            "stride": self.stride,
+            "levels": len(self.sizes),
+            "sizes": list(self.sizes),
+            "token": "C{code + level * stride}",
+            "token_ranges": [[lv * self.stride, lv * self.stride + s - 1] for lv, s in enumerate(self.sizes)],
+        }
 
 
 def keys(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:

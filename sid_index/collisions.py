@@ -70,9 +70,16 @@ class _Occupancy:
         self.keys, self.counts = np.unique(merged, return_counts=True)
 
 
-def resolve(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.ndarray, sizes: Sequence[int],
-            method: Policy = "knn_capacity", capacity: int = 5, seed: int = 0,
-            fixed: np.ndarray | None = None) -> Resolution:
+def resolve(
+    codes: np.ndarray,
+    candidates: np.ndarray,
+    candidate_distances: np.ndarray,
+    sizes: Sequence[int],
+    method: Policy = "knn_capacity",
+    capacity: int = 5,
+    seed: int = 0,
+    fixed: np.ndarray | None = None,
+) -> Resolution:
     """Resolve collisions among `codes` (n, L); `fixed` are the (m, L) codes of published items."""
     if method not in METHODS:
         raise ValueError(f"unknown collision method {method!r}; choose one of {', '.join(METHODS)}")
@@ -80,12 +87,27 @@ def resolve(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.n
     fixed = np.zeros((0, len(sizes)), dtype=np.int32) if fixed is None else fixed
     sid = keys(codes, sizes)
     before, largest_before = group_stats(np.concatenate([sid, keys(fixed, sizes)]))
-    report = {"method": method, "capacity": capacity, "items": len(codes), "fixed_items": len(fixed),
-              "collision_rate_before": before, "largest_group_before": largest_before}
+    report = {
+        "method": method,
+        "capacity": capacity,
+        "items": len(codes),
+        "fixed_items": len(fixed),
+        "collision_rate_before": before,
+        "largest_group_before": largest_before,
+    }
     if method == "none":
-        return Resolution(codes.copy(), sizes, {**report, "collision_rate_after": before,
-                                                "largest_group_after": largest_before, "items_moved": 0,
-                                                "unplaced": 0, "unplaced_reasons": {}})
+        return Resolution(
+            codes.copy(),
+            sizes,
+            {
+                **report,
+                "collision_rate_after": before,
+                "largest_group_after": largest_before,
+                "items_moved": 0,
+                "unplaced": 0,
+                "unplaced_reasons": {},
+            },
+        )
     priority = candidate_distances[:, 0]
     if method == "suffix":
         occupied = _Occupancy(keys(fixed, sizes)).of(sid)
@@ -94,9 +116,19 @@ def resolve(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.n
         out = np.concatenate([codes, suffix[:, None]], axis=1)
         new_sizes = [*sizes, int(suffix.max()) + 1 if len(suffix) else 1]
         after, largest = group_stats(keys(out, new_sizes))
-        return Resolution(out, new_sizes, {**report, "collision_rate_after": after, "largest_group_after": largest,
-                                           "items_moved": 0, "unplaced": 0, "unplaced_reasons": {},
-                                           "suffix_size": new_sizes[-1]})
+        return Resolution(
+            out,
+            new_sizes,
+            {
+                **report,
+                "collision_rate_after": after,
+                "largest_group_after": largest,
+                "items_moved": 0,
+                "unplaced": 0,
+                "unplaced_reasons": {},
+                "suffix_size": new_sizes[-1],
+            },
+        )
     return _capacity(codes, candidates, candidate_distances, sizes, method, capacity, seed, fixed, report)
 
 
@@ -137,20 +169,41 @@ def _capacity(codes, candidates, candidate_distances, sizes, method, capacity, s
     if len(unplaced):
         per_prefix = _Occupancy(np.concatenate([prefix_keys(fixed, sizes), prefix])).of(prefix[unplaced])
         full = per_prefix > capacity * last
-        reasons = {k: int(v) for k, v in {
-            f"prefix full (more than {capacity} x {last} items under the prefix)": int(full.sum()),
-            f"no free code among its {proposals.shape[1]} candidate last-level codes": int((~full).sum()),
-        }.items() if v}
+        reasons = {
+            k: int(v)
+            for k, v in {
+                f"prefix full (more than {capacity} x {last} items under the prefix)": int(full.sum()),
+                f"no free code among its {proposals.shape[1]} candidate last-level codes": int((~full).sum()),
+            }.items()
+            if v
+        }
     after, largest = group_stats(np.concatenate([keys(out, sizes), keys(fixed, sizes)]))
-    moved &= (out[:, -1] != codes[:, -1])
-    return Resolution(out, list(sizes), {**report, "collision_rate_after": after, "largest_group_after": largest,
-                                         "items_moved": int(moved.sum()), "unplaced": len(unplaced),
-                                         "unplaced_reasons": reasons}, unplaced)
+    moved &= out[:, -1] != codes[:, -1]
+    return Resolution(
+        out,
+        list(sizes),
+        {
+            **report,
+            "collision_rate_after": after,
+            "largest_group_after": largest,
+            "items_moved": int(moved.sum()),
+            "unplaced": len(unplaced),
+            "unplaced_reasons": reasons,
+        },
+        unplaced,
+    )
 
 
-def resolve_by_prefix(codes: np.ndarray, candidates: np.ndarray, candidate_distances: np.ndarray,
-                      sizes: Sequence[int], method: str = "knn_capacity", capacity: int = 5, seed: int = 0,
-                      chunks: int = 8) -> Resolution:
+def resolve_by_prefix(
+    codes: np.ndarray,
+    candidates: np.ndarray,
+    candidate_distances: np.ndarray,
+    sizes: Sequence[int],
+    method: Policy = "knn_capacity",
+    capacity: int = 5,
+    seed: int = 0,
+    chunks: int = 8,
+) -> Resolution:
     """The same resolution computed in `chunks` independent parts split by SID prefix.
 
     Items only ever move within their prefix, so each part can run on its own (one after the other here,
@@ -160,13 +213,13 @@ def resolve_by_prefix(codes: np.ndarray, candidates: np.ndarray, candidate_dista
         return resolve(codes, candidates, candidate_distances, sizes, method, capacity, seed)
     part_of = prefix_keys(codes, sizes) % chunks
     out = codes.copy()
-    moved, unplaced, reasons = 0, [], {}
+    moved, unplaced = 0, []
+    reasons: dict[str, int] = {}
     for part in range(chunks):
         rows = np.flatnonzero(part_of == part)
         if not len(rows):
             continue
-        res = resolve(codes[rows], candidates[rows], candidate_distances[rows], sizes, method, capacity,
-                      seed + part)
+        res = resolve(codes[rows], candidates[rows], candidate_distances[rows], sizes, method, capacity, seed + part)
         out[rows] = res.codes
         moved += res.report["items_moved"]
         unplaced.append(rows[res.unplaced])
@@ -175,8 +228,22 @@ def resolve_by_prefix(codes: np.ndarray, candidates: np.ndarray, candidate_dista
     before, largest_before = group_stats(keys(codes, sizes))
     after, largest_after = group_stats(keys(out, sizes))
     lost = np.concatenate(unplaced) if unplaced else np.zeros(0, dtype=np.int64)
-    return Resolution(out, list(sizes), {
-        "method": method, "capacity": capacity, "items": len(codes), "fixed_items": 0, "chunks": chunks,
-        "collision_rate_before": before, "largest_group_before": largest_before, "collision_rate_after": after,
-        "largest_group_after": largest_after, "items_moved": moved, "unplaced": len(lost),
-        "unplaced_reasons": reasons}, lost)
+    return Resolution(
+        out,
+        list(sizes),
+        {
+            "method": method,
+            "capacity": capacity,
+            "items": len(codes),
+            "fixed_items": 0,
+            "chunks": chunks,
+            "collision_rate_before": before,
+            "largest_group_before": largest_before,
+            "collision_rate_after": after,
+            "largest_group_after": largest_after,
+            "items_moved": moved,
+            "unplaced": len(lost),
+            "unplaced_reasons": reasons,
+        },
+        lost,
+    )

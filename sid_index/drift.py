@@ -15,6 +15,8 @@ def error_ratio(model: SidModel, vectors: np.ndarray, reference: float, batch: i
     """
     if not len(vectors):
         return 0.0
-    total = sum(float(model.encode(vectors[start:start + batch], top=1).errors[:, -1].sum())
-                for start in range(0, len(vectors), batch))
+    total = sum(
+        float(model.encode(vectors[start : start + batch], top=1).errors[:, -1].sum())
+        for start in range(0, len(vectors), batch)
+    )
     return total / len(vectors) / max(reference, 1e-12)

@@ -8,7 +8,7 @@ data and device type give the same centroids and codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -108,18 +108,19 @@ def _seedable(x: torch.Tensor, k: int) -> torch.Tensor:
 class TorchBackend:
     """k-means in PyTorch on `device` (CPU or CUDA); float32, TF32 or bf16 matrix products."""
 
-    def __init__(self, device: str = "auto", precision: Precision = "fp32",
-                 chunk: int | None = None):
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
+    def __init__(self, device: str = "auto", precision: Precision = "fp32", chunk: int | None = None):
+        self.device = torch.device(
+            "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+        )
         self.precision, self.chunk = precision, chunk
         self.name = f"torch-{self.device.type}"
 
     def _matmul_dtype(self) -> torch.dtype:
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
-    def _nearest(self, x: torch.Tensor, c: torch.Tensor, top: int,
-                 distances: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def _nearest(
+        self, x: torch.Tensor, c: torch.Tensor, top: int, distances: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Top-`top` squared distances (None unless `distances`) and indices for each row of x, chunk by chunk."""
         c_norm = (c * c).sum(1)
         cm = c.to(self._matmul_dtype())
@@ -129,7 +130,7 @@ class TorchBackend:
         torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
         try:
             for start in range(0, len(x), chunk):
-                xb = x[start:start + chunk]
+                xb = x[start : start + chunk]
                 # ||c||² - 2 x·c in one fused product; ||x||² is added to the winners only.
                 if cm.dtype == torch.float32:
                     partial = torch.addmm(c_norm, xb, cm.T, beta=1.0, alpha=-2.0)
@@ -159,7 +160,7 @@ class TorchBackend:
         # one that lowers the total distance most.
         pool = x[torch.randperm(n, generator=gen)[: min(n, max(20 * k, 4096))].to(x.device)]
         trials = 2 + int(np.log(k))
-        first = torch.randint(len(pool), (1,), generator=gen).item()
+        first = int(torch.randint(len(pool), (1,), generator=gen).item())
         centroids = [pool[first]]
         best = ((pool - pool[first]) ** 2).sum(1)
         for _ in range(1, k):
@@ -223,16 +224,29 @@ class FaissBackend:
         self.name = "faiss-gpu" if self.gpu else "faiss-cpu"
 
     def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
-        init = (self.faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS if params.init == "kmeans++"
-                else self.faiss.ClusteringInitMethod_RANDOM)
-        km = self.faiss.Kmeans(x.shape[1], k, niter=params.iters, seed=params.seed, gpu=self.gpu,
-                               max_points_per_centroid=params.max_points_per_centroid, init_method=init,
-                               min_points_per_centroid=1, nredo=params.restarts)
+        init = (
+            self.faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
+            if params.init == "kmeans++"
+            else self.faiss.ClusteringInitMethod_RANDOM
+        )
+        km = self.faiss.Kmeans(
+            x.shape[1],
+            k,
+            niter=params.iters,
+            seed=params.seed,
+            gpu=self.gpu,
+            max_points_per_centroid=params.max_points_per_centroid,
+            init_method=init,
+            min_points_per_centroid=1,
+            nredo=params.restarts,
+        )
         km.train(np.ascontiguousarray(x, dtype=np.float32))
+        if km.centroids is None:
+            raise RuntimeError("faiss k-means returned no centroids")
         return km.centroids.astype(np.float32)
 
     def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
-        index = self.faiss.IndexFlatL2(centroids.shape[1])
+        index: Any = self.faiss.IndexFlatL2(centroids.shape[1])
         if self.gpu:
             index = self.faiss.index_cpu_to_gpu(self.faiss.StandardGpuResources(), 0, index)
         index.add(np.ascontiguousarray(centroids, dtype=np.float32))

@@ -11,5 +11,11 @@ def level_metrics(codes: np.ndarray, size: int) -> dict:
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * np.log2(p)).sum())
     used = int((counts > 0).sum())
-    return {"size": size, "used": used, "utilisation": used / size, "dead_codes": size - used,
-            "entropy_bits": entropy, "perplexity": float(2**entropy)}
+    return {
+        "size": size,
+        "used": used,
+        "utilisation": used / size,
+        "dead_codes": size - used,
+        "entropy_bits": entropy,
+        "perplexity": float(2**entropy),
+    }

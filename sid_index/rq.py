@@ -33,15 +33,21 @@ class Encoded:
     @staticmethod
     def concat(parts: Sequence[Encoded]) -> Encoded:
         """One Encoded from several batches, in order."""
-        return Encoded(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                         ("codes", "candidates", "candidate_distances", "errors")))
+        return Encoded(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("codes", "candidates", "candidate_distances", "errors")
+            )
+        )
 
 
 class SidModel(Protocol):
     """A trained semantic-ID model: codebooks per level, encode and decode."""
 
     method: str
-    codebooks: list[np.ndarray]
+
+    @property
+    def codebooks(self) -> list[np.ndarray]: ...
 
     @property
     def sizes(self) -> list[int]: ...
@@ -80,7 +86,7 @@ class RQKMeans:
                 cands, cand_d = a.candidates, a.candidate_distances
             residual -= book[a.codes]
             errors[:, level] = (residual * residual).sum(1)
-        if cands is None:
+        if cands is None or cand_d is None:
             cands, cand_d = codes[:, -1:].copy(), errors[:, -1:].copy()
         return Encoded(codes, cands, cand_d, errors)
 
@@ -102,8 +108,9 @@ def collapsed(codes: np.ndarray, size: int) -> bool:
     return level_metrics(codes.astype(np.int64), size)["perplexity"] < max(min(2.0, size / 2), 0.1 * size)
 
 
-def _train_level(backend: Backend, residual: np.ndarray, size: int, params: KMeansParams,
-                 level: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _train_level(
+    backend: Backend, residual: np.ndarray, size: int, params: KMeansParams, level: int
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Centroids of one level and the codes of `residual`; a collapsed level is retrained with other seeds
     (at most `collapse_retries` times; the first that does not collapse, else the last). Also the retries used."""
     for attempt in range(params.collapse_retries + 1):
@@ -114,8 +121,9 @@ def _train_level(backend: Backend, residual: np.ndarray, size: int, params: KMea
     return centroids, codes, attempt
 
 
-def train_rq_kmeans(sample: np.ndarray, sizes: Sequence[int], backend: Backend,
-                    params: KMeansParams | None = None) -> RQKMeans:
+def train_rq_kmeans(
+    sample: np.ndarray, sizes: Sequence[int], backend: Backend, params: KMeansParams | None = None
+) -> RQKMeans:
     """Train one k-means per level on the residual left by the previous levels."""
     params = params or KMeansParams()
     residual = np.array(sample, dtype=np.float32, copy=True)
@@ -143,8 +151,14 @@ def vectors_of(batch: pa.RecordBatch | pa.Table, column: str = "embedding") -> n
     return values.reshape(len(arr), -1)
 
 
-def encode_batches(model: SidModel, batches: Iterable[pa.RecordBatch], *, id_column: str = "item_id",
-                   column: str = "embedding", top: int = CANDIDATES) -> Iterator[tuple[list[str], Encoded]]:
+def encode_batches(
+    model: SidModel,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    id_column: str = "item_id",
+    column: str = "embedding",
+    top: int = CANDIDATES,
+) -> Iterator[tuple[list[str], Encoded]]:
     """Encode a stream of Arrow record batches; memory is bounded by the batch size, not the item count."""
     for batch in batches:
         if batch.num_rows:

@@ -60,8 +60,15 @@ class RQVAEParams:
 Preset = Literal["sidforge", "forge"]
 PRESETS: dict[str, RQVAEParams] = {
     "sidforge": RQVAEParams(),
-    "forge": RQVAEParams(batch_size=2048, lr=0.002, optimizer="adamw", weight_decay=1e-4, schedule="cosine",
-                         warmup_share=40 / 150, min_lr=1e-7),
+    "forge": RQVAEParams(
+        batch_size=2048,
+        lr=0.002,
+        optimizer="adamw",
+        weight_decay=1e-4,
+        schedule="cosine",
+        warmup_share=40 / 150,
+        min_lr=1e-7,
+    ),
 }
 
 
@@ -100,12 +107,14 @@ class RQVAENet(nn.Module):
 
     def __init__(self, dim: int, sizes: Sequence[int], params: RQVAEParams):
         super().__init__()
+        self.input_dim = dim
         self.encoder = _mlp([dim, *params.hidden, params.latent])
         self.decoder = _mlp([params.latent, *reversed(params.hidden), dim])
         self.codebooks = nn.ParameterList([nn.Parameter(torch.randn(k, params.latent) * 0.1) for k in sizes])
 
-    def quantize(self, z: torch.Tensor, balanced: bool = False, eps: float = 0.05, iters: int = 3
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def quantize(
+        self, z: torch.Tensor, balanced: bool = False, eps: float = 0.05, iters: int = 3
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantised latent, codes (n, L), codebook loss and commitment loss."""
         residual, quantised = z, torch.zeros_like(z)
         codes, book_loss, commit_loss = [], z.new_zeros(()), z.new_zeros(())
@@ -149,7 +158,7 @@ class RQVAE:
         """Nearest-code assignment in the latent space; errors are measured on the decoded embedding."""
         parts = []
         for start in range(0, len(x), chunk):
-            xb = torch.tensor(x[start:start + chunk], dtype=torch.float32, device=self.device)
+            xb = torch.tensor(x[start : start + chunk], dtype=torch.float32, device=self.device)
             residual = self.net.encoder(xb)
             partial = torch.zeros_like(residual)
             codes, errors = [], []
@@ -164,8 +173,14 @@ class RQVAE:
                 codes.append(code)
                 errors.append((self.net.decoder(partial) - xb).pow(2).sum(1))
             assert cands is not None and cand_d is not None
-            parts.append(Encoded(torch.stack(codes, 1).int().cpu().numpy(), cands.int().cpu().numpy(),
-                                 cand_d.float().cpu().numpy(), torch.stack(errors, 1).float().cpu().numpy()))
+            parts.append(
+                Encoded(
+                    torch.stack(codes, 1).int().cpu().numpy(),
+                    cands.int().cpu().numpy(),
+                    cand_d.float().cpu().numpy(),
+                    torch.stack(errors, 1).float().cpu().numpy(),
+                )
+            )
         return Encoded.concat(parts)
 
     @torch.inference_mode()
@@ -183,11 +198,17 @@ def _info_nce(za: torch.Tensor, zb: torch.Tensor, temperature: float) -> torch.T
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def train_rqvae(x: np.ndarray, sizes: Sequence[int], params: RQVAEParams = RQVAEParams(), device: str = "auto",
-                pairs: np.ndarray | None = None) -> RQVAE:
+def train_rqvae(
+    x: np.ndarray,
+    sizes: Sequence[int],
+    params: RQVAEParams = RQVAEParams(),
+    device: str = "auto",
+    pairs: np.ndarray | None = None,
+) -> RQVAE:
     """Train on `x` (n, d); `pairs` (m, 2) row indices of co-occurring items add the InfoNCE term."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     torch.manual_seed(params.seed)
     gen = torch.Generator().manual_seed(params.seed)
     started = time.perf_counter()
@@ -201,7 +222,8 @@ def train_rqvae(x: np.ndarray, sizes: Sequence[int], params: RQVAEParams = RQVAE
     if params.optimizer not in ("adam", "adamw"):
         raise ValueError(f"unknown optimizer {params.optimizer!r}; choose adam or adamw")
     optimiser = (torch.optim.AdamW if params.optimizer == "adamw" else torch.optim.Adam)(
-        net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        net.parameters(), lr=params.lr, weight_decay=params.weight_decay
+    )
     steps = -(-len(data) // params.batch_size)
     pair_t = torch.from_numpy(pairs.astype(np.int64)) if pairs is not None and len(pairs) else None
     history: list[float] = []
@@ -212,15 +234,16 @@ def train_rqvae(x: np.ndarray, sizes: Sequence[int], params: RQVAEParams = RQVAE
         for step, start in enumerate(range(0, len(data), params.batch_size)):
             for group in optimiser.param_groups:
                 group["lr"] = params.lr_at(epoch + step / steps)
-            xb = data[order[start:start + params.batch_size]].to(dev)
+            xb = data[order[start : start + params.batch_size]].to(dev)
             z = net.encoder(xb)
             zq, codes, book_loss, commit_loss = net.quantize(z, True, params.sinkhorn_eps, params.sinkhorn_iters)
             x_hat = net.decoder(z + (zq - z).detach())
             loss = F.mse_loss(x_hat, xb) + book_loss + params.beta * commit_loss
             if pair_t is not None and params.pair_weight > 0:
                 pick = pair_t[torch.randint(len(pair_t), (min(params.batch_size, len(pair_t)),), generator=gen)]
-                loss = loss + params.pair_weight * _info_nce(net.encoder(data[pick[:, 0]].to(dev)),
-                                                             net.encoder(data[pick[:, 1]].to(dev)), params.temperature)
+                loss = loss + params.pair_weight * _info_nce(
+                    net.encoder(data[pick[:, 0]].to(dev)), net.encoder(data[pick[:, 1]].to(dev)), params.temperature
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -235,8 +258,9 @@ def train_rqvae(x: np.ndarray, sizes: Sequence[int], params: RQVAEParams = RQVAE
 
 
 @torch.no_grad()
-def _restart_dead_codes(net: RQVAENet, data: torch.Tensor, usage: list[torch.Tensor], gen: torch.Generator,
-                        dev: torch.device) -> None:
+def _restart_dead_codes(
+    net: RQVAENet, data: torch.Tensor, usage: list[torch.Tensor], gen: torch.Generator, dev: torch.device
+) -> None:
     """Codes no item used during the epoch restart at residuals of random items."""
     sample = data[torch.randperm(len(data), generator=gen)[:4096]].to(dev)
     residual = net.encoder(sample)

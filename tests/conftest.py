@@ -47,8 +47,9 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from embeddings.model import EncoderSpec, load_encoder
 
-    encoder = load_encoder(EncoderSpec("sidforge-tiny", "random", allow_random=True, device="cpu",
-                                       config=str(TINY_CONFIG), seed=7))
+    encoder = load_encoder(
+        EncoderSpec("sidforge-tiny", "random", allow_random=True, device="cpu", config=str(TINY_CONFIG), seed=7)
+    )
     path = tmp_path_factory.mktemp("weights") / "sidforge-tiny.pt"
     torch.save(encoder.model.state_dict(), path)
     return path

@@ -59,14 +59,25 @@ def purity(codes: np.ndarray, labels: np.ndarray) -> float:
 def pipeline_defs(tmp_path: Path, raw: Path, checkpoint: Path) -> Definitions:
     """The pipeline's assets, checks and nightly job over a lake in `tmp_path`, landing `raw` and the tiny encoder."""
     resources = {
-        "lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(raw)),
-        "engine": EngineResource(), "spark": SparkResource(), "quality": QualityResource(device="cpu"),
-        "encoder": EncoderResource(model_name="sidforge-tiny", weights=str(checkpoint), config_file=str(TINY_CONFIG),
-                                   device="cpu", num_workers=0),
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "landing": LandingResource(root=str(raw)),
+        "engine": EngineResource(),
+        "spark": SparkResource(),
+        "quality": QualityResource(device="cpu"),
+        "encoder": EncoderResource(
+            model_name="sidforge-tiny",
+            weights=str(checkpoint),
+            config_file=str(TINY_CONFIG),
+            device="cpu",
+            num_workers=0,
+        ),
     }
-    return Definitions(assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
-                       asset_checks=[*TABLE_CHECKS, sid_build_quality], jobs=[nightly_sid_rebuild],
-                       resources=resources)
+    return Definitions(
+        assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
+        asset_checks=[*TABLE_CHECKS, sid_build_quality],
+        jobs=[nightly_sid_rebuild],
+        resources=resources,
+    )
 
 
 def published_build(lake: Lake) -> str | None:

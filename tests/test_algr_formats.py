@@ -38,13 +38,15 @@ def test_item_embeddings_decode_exactly_and_reject_bad_vectors(lake: Lake, tmp_p
     good = np.linspace(-1, 1, 512, dtype=np.float32)
     nan = good.copy()
     nan[3] = np.nan
-    text = ("base62_string,feature\n"
-            f"aaa,{_b64(good)}\n"
-            f"bbb,{_b64(good[:500])}\n"
-            f"ccc,{_b64(nan)}\n"
-            "ddd,***notbase64***\n"
-            f",{_b64(good)}\n"
-            f"aaa,{_b64(-good)}\n")
+    text = (
+        "base62_string,feature\n"
+        f"aaa,{_b64(good)}\n"
+        f"bbb,{_b64(good[:500])}\n"
+        f"ccc,{_b64(nan)}\n"
+        "ddd,***notbase64***\n"
+        f",{_b64(good)}\n"
+        f"aaa,{_b64(-good)}\n"
+    )
     path = write(tmp_path / "item_emb.csv", text)
     report = ingest(lake, [path], "algr-item-emb")
     assert (report.rows_read, report.rows_written, report.rows_quarantined) == (6, 1, 5)
@@ -60,8 +62,10 @@ def test_item_embeddings_decode_exactly_and_reject_bad_vectors(lake: Lake, tmp_p
 
 
 def test_item_sids_render_algr_tokens_and_register_the_build(lake: Lake, tmp_path):
-    path = write(tmp_path / "tiny_item_sid_final.csv",
-                 "base62_string,codebook_lv1,codebook_lv2,codebook_lv3\nA1,1,2,3\nB2,8191,0,17\nC3,,1,2\nD4,1,9000,2\n")
+    path = write(
+        tmp_path / "tiny_item_sid_final.csv",
+        "base62_string,codebook_lv1,codebook_lv2,codebook_lv3\nA1,1,2,3\nB2,8191,0,17\nC3,,1,2\nD4,1,9000,2\n",
+    )
     report = ingest(lake, [path], "algr-item-sid")
     assert (report.rows_written, report.rows_quarantined) == (2, 2)
     rows = lake.scan("item_sids").sort("item_id").collect()
@@ -74,10 +78,12 @@ def test_item_sids_render_algr_tokens_and_register_the_build(lake: Lake, tmp_pat
 
 
 def test_gr_instruction_tsv_becomes_sequences_in_sid_space(lake: Lake, tmp_path):
-    text = ("id\tsystem\tuser\tanswer\n"
-            "x1\tYou are a recommender, predict next.\tHistory: C1C8193C16385C2C8194C16386\tC3C8195C16387\n"
-            "x2\tsys\tHistory: C1C8193\tC3C8195C16387\n"
-            "x3\tsys\tHistory:\t\n")
+    text = (
+        "id\tsystem\tuser\tanswer\n"
+        "x1\tYou are a recommender, predict next.\tHistory: C1C8193C16385C2C8194C16386\tC3C8195C16387\n"
+        "x2\tsys\tHistory: C1C8193\tC3C8195C16387\n"
+        "x3\tsys\tHistory:\t\n"
+    )
     path = write(tmp_path / "test_data" / "s1_test.tsv", text)
     report = ingest(lake, [path], "algr-gr-tsv")
     assert (report.rows_written, report.rows_quarantined) == (1, 2)
@@ -111,11 +117,20 @@ def test_pickled_npz_is_refused_unless_trusted(lake: Lake, tmp_path):
 
 
 def test_generated_algr_files_ingest_in_every_format(lake: Lake, tiny_raw):
-    for fmt, path in [("algr-sequences", "algr/origin_behavior"), ("algr-gr-tsv", "algr/train_data"),
-                      ("algr-item-emb", "algr/item_emb"), ("algr-item-sid", "algr/item_sid"),
-                      ("npz", "algr/item_embeddings.npz"), ("items", "items/items.csv")]:
+    for fmt, path in [
+        ("algr-sequences", "algr/origin_behavior"),
+        ("algr-gr-tsv", "algr/train_data"),
+        ("algr-item-emb", "algr/item_emb"),
+        ("algr-item-sid", "algr/item_sid"),
+        ("npz", "algr/item_embeddings.npz"),
+        ("items", "items/items.csv"),
+    ]:
         report = ingest(lake, [tiny_raw / path], fmt)
         assert report.rows_quarantined == 0 and report.rows_written == report.rows_read > 0, fmt
-    norms = lake.scan("item_embeddings").select(
-        pl.col("embedding").list.eval(pl.element().pow(2)).list.sum().sqrt()).collect().to_series()
+    norms = (
+        lake.scan("item_embeddings")
+        .select(pl.col("embedding").list.eval(pl.element().pow(2)).list.sum().sqrt())
+        .collect()
+        .to_series()
+    )
     assert (norms - 1).abs().max() < 1e-5

@@ -22,14 +22,20 @@ TOKEN = re.compile(r"C(\d+)")
 @pytest.fixture(scope="module")
 def small_build(tmp_path_factory, tiny_raw):
     root = tmp_path_factory.mktemp("layout")
-    resources = {"lake": LakeResource(root=str(root / "lake")), "landing": LandingResource(root=str(tiny_raw)),
-                 "engine": EngineResource(), "spark": SparkResource()}
+    resources = {
+        "lake": LakeResource(root=str(root / "lake")),
+        "landing": LandingResource(root=str(tiny_raw)),
+        "engine": EngineResource(),
+        "spark": SparkResource(),
+    }
     instance = DagsterInstance.ephemeral()
-    assert materialize([ingest_assets.precomputed_embeddings, ingest_assets.user_sequences], resources=resources,
-                       instance=instance).success
+    assert materialize(
+        [ingest_assets.precomputed_embeddings, ingest_assets.user_sequences], resources=resources, instance=instance
+    ).success
     config = {"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 5, "sizes": [64, 64, 64]}}}}
-    result = materialize([sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance,
-                         run_config=config)
+    result = materialize(
+        [sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance, run_config=config
+    )
     build = result.asset_materializations_for_node("sid_codebooks")[0].metadata["build_id"].value
     lake = Lake(resources["lake"].root)
     publish_training_data(lake, build_id=build, rows_per_shard=200)
@@ -71,9 +77,14 @@ def test_a_3x64_tsv_uses_algr_ranges_and_every_answer_finds_its_item_in_forges_r
             found += 1
     assert found == shards.height
     manifest = json.loads((out / "algr-tsv.manifest.json").read_text())
-    assert manifest["token_layout"] == {"layout": "algr", "stride": 8192, "levels": 3, "sizes": [64, 64, 64],
-                                        "token": "C{code + level * stride}",
-                                        "token_ranges": [[0, 63], [8192, 8255], [16384, 16447]]}
+    assert manifest["token_layout"] == {
+        "layout": "algr",
+        "stride": 8192,
+        "levels": 3,
+        "sizes": [64, 64, 64],
+        "token": "C{code + level * stride}",
+        "token_ranges": [[0, 63], [8192, 8255], [16384, 16447]],
+    }
     assert manifest["build_id"] == build
 
 
@@ -90,13 +101,45 @@ def test_sid_items_keys_are_forges_sids(small_build):
 def test_an_explicit_stride_and_a_level_larger_than_the_stride(small_build, capsys):
     lake, build, root = small_build
     out = root / "stride"
-    assert main(["export", "--format", "algr-tsv", "--build", build, "--out", str(out), "--lake", lake.root,
-                 "--token-stride", "64"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--format",
+                "algr-tsv",
+                "--build",
+                build,
+                "--out",
+                str(out),
+                "--lake",
+                lake.root,
+                "--token-stride",
+                "64",
+            ]
+        )
+        == 0
+    )
     tokens = [int(t) for t in TOKEN.findall((out / "train.tsv").read_text())]
     assert max(tokens) < 3 * 64
     assert json.loads((out / "algr-tsv.manifest.json").read_text())["token_layout"]["layout"] == "custom-stride"
-    assert main(["export", "--format", "algr-tsv", "--build", build, "--out", str(root / "refused"),
-                 "--lake", lake.root, "--token-stride", "32"]) != 0
+    assert (
+        main(
+            [
+                "export",
+                "--format",
+                "algr-tsv",
+                "--build",
+                build,
+                "--out",
+                str(root / "refused"),
+                "--lake",
+                lake.root,
+                "--token-stride",
+                "32",
+            ]
+        )
+        != 0
+    )
     err = capsys.readouterr().err
     assert "level 1 has 64 codes" in err and "--token-stride" in err
     assert not (root / "refused" / "train.tsv").exists()

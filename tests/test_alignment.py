@@ -16,10 +16,19 @@ from ingest.synthetic import Generator
 
 def _pairs(gen: Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     index = {item: i for i, item in enumerate(gen.item_ids)}
-    steps = (gen.events().with_columns(nxt=pl.col("item_id").shift(-1).over("user_id")).drop_nulls()
-             .filter(pl.col("item_id") != pl.col("nxt")).group_by("item_id", "nxt").len())
-    return (np.array([index[i] for i in steps["item_id"]]), np.array([index[i] for i in steps["nxt"]]),
-            steps["len"].to_numpy())
+    steps = (
+        gen.events()
+        .with_columns(nxt=pl.col("item_id").shift(-1).over("user_id"))
+        .drop_nulls()
+        .filter(pl.col("item_id") != pl.col("nxt"))
+        .group_by("item_id", "nxt")
+        .len()
+    )
+    return (
+        np.array([index[i] for i in steps["item_id"]]),
+        np.array([index[i] for i in steps["nxt"]]),
+        steps["len"].to_numpy(),
+    )
 
 
 def test_alignment_raises_the_share_of_partners_in_the_top10(tmp_path):

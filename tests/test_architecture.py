@@ -56,8 +56,12 @@ def _package(module: str) -> str:
 
 
 def test_packages_import_only_the_floors_below_them():
-    wrong = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() for d in deps
-                   if _package(d) != _package(m) and _package(d) not in ALLOWED[_package(m)])
+    wrong = sorted(
+        f"{m} -> {d}"
+        for m, deps in GRAPH.items()
+        for d in deps
+        if _package(d) != _package(m) and _package(d) not in ALLOWED[_package(m)]
+    )
     assert not wrong, "imports across the layering of docs/architecture.md:\n" + "\n".join(wrong)
 
 
@@ -69,7 +73,7 @@ def test_the_module_graph_has_no_cycle():
         state[node] = 1
         for dep in sorted(GRAPH[node]):
             if state.get(dep) == 1:
-                cycles.append([*path[path.index(dep):], dep] if dep in path else [node, dep])
+                cycles.append([*path[path.index(dep) :], dep] if dep in path else [node, dep])
             elif dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2
@@ -95,7 +99,10 @@ def test_the_build_table_is_named_in_one_library_module():
 
 @pytest.mark.parametrize("blocked", [["polars", "deltalake", "dagster", "pyspark"]])
 def test_the_shard_reader_needs_torch_and_pyarrow_only(blocked: list[str]):
-    code = ("import sys\n" + "".join(f"sys.modules[{b!r}] = None\n" for b in blocked)
-            + "from serving.reader import GRShards\nprint(GRShards.__name__)")
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{b!r}] = None\n" for b in blocked)
+        + "from serving.reader import GRShards\nprint(GRShards.__name__)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "GRShards", done.stderr

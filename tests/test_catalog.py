@@ -5,8 +5,18 @@ import pytest
 
 from lake import TABLES, table
 
-DESIGN_TABLES = {"interactions", "user_sequences", "items", "item_pairs", "item_embeddings", "sid_builds",
-                 "codebooks", "item_sids", "published_datasets", "quarantine"}
+DESIGN_TABLES = {
+    "interactions",
+    "user_sequences",
+    "items",
+    "item_pairs",
+    "item_embeddings",
+    "sid_builds",
+    "codebooks",
+    "item_sids",
+    "published_datasets",
+    "quarantine",
+}
 
 
 def test_every_design_table_is_declared():

@@ -11,8 +11,21 @@ def test_generate_ingest_and_list_tables(tmp_path, capsys):
     assert main(["ingest", str(raw / "events"), "--format", "events", "--lake", str(lake), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert report["rows_read"] == report["rows_written"] > 0 and report["table"] == "interactions"
-    assert main(["ingest", str(raw / "algr" / "item_sid"), "--format", "algr-item-sid", "--lake", str(lake),
-                 "--build-id", "ref"]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(raw / "algr" / "item_sid"),
+                "--format",
+                "algr-item-sid",
+                "--lake",
+                str(lake),
+                "--build-id",
+                "ref",
+            ]
+        )
+        == 0
+    )
     assert main(["tables", "--lake", str(lake)]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line and line.split()[0].isidentifier()}

@@ -16,26 +16,41 @@ def _usage_error(argv: list[str], capsys) -> str:
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["ingest", "x.csv", "--format", "events", "--ds", "2025-13-01"],
-     "argument --ds: '2025-13-01' is not a calendar day in the form YYYY-MM-DD"),
-    (["ingest", "x.csv", "--format", "events", "--ds", "yesterday"],
-     "argument --ds: 'yesterday' is not a calendar day in the form YYYY-MM-DD"),
-    (["ingest", "x.csv", "--format", "events", "--ds", "2025-1-4"],
-     "argument --ds: '2025-1-4' is not a calendar day in the form YYYY-MM-DD"),
-    (["publish", "--test-day", "2025/01/04"], "argument --test-day: '2025/01/04' is not a calendar day"),
-    (["publish", "--rows-per-shard", "0"], "argument --rows-per-shard: '0' is not a whole number of 1 or more"),
-    (["export", "--format", "algr-tsv", "--out", "x", "--token-stride", "-8"],
-     "argument --token-stride: '-8' is not a whole number of 1 or more"),
-    (["vacuum", "--retention-hours", "-1"], "argument --retention-hours: '-1' is not a number of hours of 0 or more"),
-    (["vacuum", "--retention-hours", "nan"], "argument --retention-hours: 'nan' is not a number of hours"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["ingest", "x.csv", "--format", "events", "--ds", "2025-13-01"],
+            "argument --ds: '2025-13-01' is not a calendar day in the form YYYY-MM-DD",
+        ),
+        (
+            ["ingest", "x.csv", "--format", "events", "--ds", "yesterday"],
+            "argument --ds: 'yesterday' is not a calendar day in the form YYYY-MM-DD",
+        ),
+        (
+            ["ingest", "x.csv", "--format", "events", "--ds", "2025-1-4"],
+            "argument --ds: '2025-1-4' is not a calendar day in the form YYYY-MM-DD",
+        ),
+        (["publish", "--test-day", "2025/01/04"], "argument --test-day: '2025/01/04' is not a calendar day"),
+        (["publish", "--rows-per-shard", "0"], "argument --rows-per-shard: '0' is not a whole number of 1 or more"),
+        (
+            ["export", "--format", "algr-tsv", "--out", "x", "--token-stride", "-8"],
+            "argument --token-stride: '-8' is not a whole number of 1 or more",
+        ),
+        (
+            ["vacuum", "--retention-hours", "-1"],
+            "argument --retention-hours: '-1' is not a number of hours of 0 or more",
+        ),
+        (["vacuum", "--retention-hours", "nan"], "argument --retention-hours: 'nan' is not a number of hours"),
+    ],
+)
 def test_malformed_values_name_the_option(argv, message, capsys):
     assert message in _usage_error(argv, capsys)
 
 
-@pytest.mark.parametrize("argv", [["tables"], ["report"], ["publish"], ["vacuum"],
-                                  ["export", "--format", "sid-items", "--out", "x"]])
+@pytest.mark.parametrize(
+    "argv", [["tables"], ["report"], ["publish"], ["vacuum"], ["export", "--format", "sid-items", "--out", "x"]]
+)
 def test_read_commands_refuse_a_missing_lake(argv, tmp_path, capsys):
     missing = tmp_path / "nonexistent"
     assert main([*argv, "--lake", str(missing)]) == 2
@@ -48,22 +63,38 @@ def test_read_commands_refuse_a_missing_lake(argv, tmp_path, capsys):
 def event_lake(tmp_path_factory, tiny_raw):
     lake = tmp_path_factory.mktemp("cli") / "lake"
     assert main(["ingest", str(tiny_raw / "events"), "--format", "events", "--lake", str(lake)]) == 0
-    assert main(["ingest", str(tiny_raw / "algr" / "item_sid"), "--format", "algr-item-sid", "--lake", str(lake),
-                 "--build-id", "ref"]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(tiny_raw / "algr" / "item_sid"),
+                "--format",
+                "algr-item-sid",
+                "--lake",
+                str(lake),
+                "--build-id",
+                "ref",
+            ]
+        )
+        == 0
+    )
     return str(lake)
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["export", "--format", "algr-tsv", "--build", "nope"], "--build 'nope': no such SID build in"),
-    (["export", "--format", "item-sid-csv", "--build", "nope"], "--build 'nope': no such SID build in"),
-    (["export", "--format", "item-sid-csv"], "no published SID build in"),
-    (["export", "--format", "algr-tsv"], "no published dataset 'gr' in"),
-    (["export", "--format", "sid-items", "--version-path", "v"], "--version-path applies to --format algr-tsv"),
-    (["report", "nope"], "BUILD_ID 'nope': no such SID build in"),
-    (["report"], "no published SID build in"),
-    (["publish", "--build", "nope"], "--build 'nope': no such SID build in"),
-    (["publish", "--test-day", "2025-01-04"], "--test-day applies to --source interactions"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["export", "--format", "algr-tsv", "--build", "nope"], "--build 'nope': no such SID build in"),
+        (["export", "--format", "item-sid-csv", "--build", "nope"], "--build 'nope': no such SID build in"),
+        (["export", "--format", "item-sid-csv"], "no published SID build in"),
+        (["export", "--format", "algr-tsv"], "no published dataset 'gr' in"),
+        (["export", "--format", "sid-items", "--version-path", "v"], "--version-path applies to --format algr-tsv"),
+        (["report", "nope"], "BUILD_ID 'nope': no such SID build in"),
+        (["report"], "no published SID build in"),
+        (["publish", "--build", "nope"], "--build 'nope': no such SID build in"),
+        (["publish", "--test-day", "2025-01-04"], "--test-day applies to --source interactions"),
+    ],
+)
 def test_values_that_do_not_match_the_lake(event_lake, tmp_path, argv, message, capsys):
     out = ["--out", str(tmp_path / "out")] if argv[0] == "export" else []
     assert main([*argv, *out, "--lake", event_lake]) == 2
@@ -86,8 +117,21 @@ def test_a_test_day_without_events_is_refused(event_lake, capsys):
 def test_every_option_has_help():
     parser = _parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    missing = [f"{name} {action.dest}" for name, sub in commands.choices.items() for action in sub._actions
-               if not isinstance(action, argparse._HelpAction) and not action.help]
+    missing = [
+        f"{name} {action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
     assert missing == []
-    assert set(commands.choices) == {"generate", "ingest", "tables", "publish", "export", "report", "vacuum", "demo",
-                                     "dev"}
+    assert set(commands.choices) == {
+        "generate",
+        "ingest",
+        "tables",
+        "publish",
+        "export",
+        "report",
+        "vacuum",
+        "demo",
+        "dev",
+    }

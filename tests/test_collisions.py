@@ -47,7 +47,8 @@ def test_report_matches_an_independent_count():
     sid_after = [tuple(r) for r in result.codes]
     assert max(sid_after.count(s) for s in sid_after) == result.report["largest_group_after"] <= 2
     assert result.report["collision_rate_after"] == pytest.approx(
-        sum(sid_after.count(s) > 1 for s in sid_after) / len(sid_after))
+        sum(sid_after.count(s) > 1 for s in sid_after) / len(sid_after)
+    )
 
 
 def test_unplaceable_items_keep_their_sid_and_say_why():

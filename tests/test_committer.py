@@ -11,9 +11,16 @@ from lake import Lake, table
 
 def _stage(lake: Lake, run: str, ds: str, users: list[str]) -> str:
     spec = table("interactions")
-    frame = pl.DataFrame({"user_id": users, "item_id": ["i"] * len(users), "behavior": ["pv"] * len(users),
-                          "event_ts": [1735732800_000_000 + i for i in range(len(users))], "source": "s",
-                          "run_id": run}).with_columns(pl.col("event_ts").cast(pl.Datetime("us", "UTC")))
+    frame = pl.DataFrame(
+        {
+            "user_id": users,
+            "item_id": ["i"] * len(users),
+            "behavior": ["pv"] * len(users),
+            "event_ts": [1735732800_000_000 + i for i in range(len(users))],
+            "source": "s",
+            "run_id": run,
+        }
+    ).with_columns(pl.col("event_ts").cast(pl.Datetime("us", "UTC")))
     folder = Path(lake.root, "_staging", "interactions", run, f"ds={ds}")
     folder.mkdir(parents=True, exist_ok=True)
     path = f"{folder}/part-00000.parquet"
@@ -43,8 +50,9 @@ def test_a_retried_commit_is_applied_once(lake: Lake):
 def test_replace_removes_the_partitions_old_files_in_the_same_commit(lake: Lake):
     lake.commit_files("interactions", [_stage(lake, "r1", "2025-01-01", ["a", "b"])], run_id="r1")
     lake.commit_files("interactions", [_stage(lake, "r2", "2025-01-02", ["x"])], run_id="r2")
-    lake.commit_files("interactions", [_stage(lake, "r3", "2025-01-01", ["c"])], run_id="r3",
-                      replace=[{"ds": "2025-01-01"}])
+    lake.commit_files(
+        "interactions", [_stage(lake, "r3", "2025-01-01", ["c"])], run_id="r3", replace=[{"ds": "2025-01-01"}]
+    )
     rows = lake.scan("interactions").sort("ds").collect()
     assert rows["user_id"].to_list() == ["c", "x"]
     last = lake.history("interactions", 1)[0]

@@ -14,8 +14,9 @@ DAY1 = 1735689600
 
 
 def _file(path, users):
-    return write(path, "user_id,item_id,behavior,timestamp\n" + "".join(
-        f"{u},i{n},pv,{DAY1 + n}\n" for n, u in enumerate(users)))
+    return write(
+        path, "user_id,item_id,behavior,timestamp\n" + "".join(f"{u},i{n},pv,{DAY1 + n}\n" for n, u in enumerate(users))
+    )
 
 
 def _race(lake: Lake, inputs: list) -> list:

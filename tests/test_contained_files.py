@@ -20,10 +20,17 @@ def catalogue(tmp_path):
     secret = write(tmp_path / "secret.png", b"AWS_SECRET_ACCESS_KEY=do-not-leak")
     (folder / "img" / "link.png").symlink_to(secret)
     os.mkfifo(folder / "img" / "pipe.png")
-    refs = {"good": "img/ok.png", "absolute_inside": str(folder / "img" / "ok.png"),
-            "dotdot": "../../../../../../etc/passwd", "absolute": str(secret), "symlink": "img/link.png",
-            "proc": "/proc/self/environ", "device": "/dev/zero", "file_uri": f"file://{secret}",
-            "fifo": "img/pipe.png"}
+    refs = {
+        "good": "img/ok.png",
+        "absolute_inside": str(folder / "img" / "ok.png"),
+        "dotdot": "../../../../../../etc/passwd",
+        "absolute": str(secret),
+        "symlink": "img/link.png",
+        "proc": "/proc/self/environ",
+        "device": "/dev/zero",
+        "file_uri": f"file://{secret}",
+        "fifo": "img/pipe.png",
+    }
     rows = "".join(f"{item},title {item},cat,{ref}\n" for item, ref in refs.items())
     return write(folder / "items.csv", "item_id,title,category,image\n" + rows), secret
 
@@ -37,8 +44,10 @@ def test_only_images_inside_the_items_folder_are_read(lake: Lake, catalogue):
     quarantine = lake.scan("quarantine").sort("line").collect()
     assert report.rows_quarantined == 7 == quarantine.height
     reasons = dict(zip(quarantine["raw"].str.split(",").list.first(), quarantine["reason"], strict=True))
-    assert all("outside the allowed folders" in reasons[k] for k in
-               ("dotdot", "absolute", "symlink", "proc", "device", "file_uri"))
+    assert all(
+        "outside the allowed folders" in reasons[k]
+        for k in ("dotdot", "absolute", "symlink", "proc", "device", "file_uri")
+    )
     assert "not a regular file" in reasons["fifo"]
     table = lake.scan("items").select(pl.col("image").bin.contains(b"SECRET").any()).collect().item()
     assert not table
@@ -58,7 +67,8 @@ def test_encoding_never_opens_a_stored_uri(tmp_path):
     images = ItemImages([None, None], [f"file://{secret}", "/etc/passwd"], preprocess=lambda img: img)
     assert [images[i][1:] for i in range(2)] == [
         (None, f"image file://{secret} is not stored in the lake (it was missing or not fetched at ingest)"),
-        (None, "image /etc/passwd is not stored in the lake (it was missing or not fetched at ingest)")]
+        (None, "image /etc/passwd is not stored in the lake (it was missing or not fetched at ingest)"),
+    ]
 
 
 @pytest.fixture

@@ -37,17 +37,28 @@ def test_definitions_hold_the_ingest_assets_and_jobs():
 
 def test_ingest_assets_materialize_tiny_data(tmp_path, tiny_raw):
     lake_root = tmp_path / "lake"
-    resources = {"lake": LakeResource(root=str(lake_root)), "landing": LandingResource(root=str(tiny_raw)),
-                 "engine": EngineResource(engine="polars"), "spark": SparkResource()}
+    resources = {
+        "lake": LakeResource(root=str(lake_root)),
+        "landing": LandingResource(root=str(tiny_raw)),
+        "engine": EngineResource(engine="polars"),
+        "spark": SparkResource(),
+    }
     instance = DagsterInstance.ephemeral()
     assert add_days(instance, ["2025-01-02"]) == ["2025-01-02"]
-    day = materialize([ingest_assets.interactions], partition_key="2025-01-02", resources=resources,
-                      instance=instance)
+    day = materialize([ingest_assets.interactions], partition_key="2025-01-02", resources=resources, instance=instance)
     assert day.success
     meta = day.asset_materializations_for_node("interactions")[0].metadata
     assert meta["rows_read"].value == meta["rows_written"].value + meta["rows_quarantined"].value > 0
-    catalog = materialize([ingest_assets.user_sequences, ingest_assets.items, ingest_assets.precomputed_embeddings,
-                           ingest_assets.item_pairs], resources=resources, instance=instance)
+    catalog = materialize(
+        [
+            ingest_assets.user_sequences,
+            ingest_assets.items,
+            ingest_assets.precomputed_embeddings,
+            ingest_assets.item_pairs,
+        ],
+        resources=resources,
+        instance=instance,
+    )
     assert catalog.success
     lake = Lake(lake_root)
     events = lake.scan("interactions").collect()
@@ -61,12 +72,21 @@ def test_ingest_assets_materialize_tiny_data(tmp_path, tiny_raw):
 
 
 def test_a_missing_landing_folder_fails_with_its_name(tmp_path):
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tmp_path)),
-                 "engine": EngineResource(), "spark": SparkResource()}
+    resources = {
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "landing": LandingResource(root=str(tmp_path)),
+        "engine": EngineResource(),
+        "spark": SparkResource(),
+    }
     instance = DagsterInstance.ephemeral()
     add_days(instance, ["2025-01-05"])
-    result = materialize([ingest_assets.interactions], partition_key="2025-01-05", resources=resources,
-                         instance=instance, raise_on_error=False)
+    result = materialize(
+        [ingest_assets.interactions],
+        partition_key="2025-01-05",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
     assert not result.success
     errors = [e.event_specific_data.error for e in result.all_events if e.is_step_failure]
     messages = [err.message + (err.cause.message if err.cause else "") for err in errors]

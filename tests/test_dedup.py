@@ -8,13 +8,15 @@ from ingest.polars_engine import Deduplicator
 
 def _events(seed: int, n: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    return pl.DataFrame({
-        "user_id": [f"u{v}" for v in rng.integers(0, 40, n)],
-        "item_id": [f"i{v}" for v in rng.integers(0, 30, n)],
-        "behavior": rng.choice(["pv", "buy"], n).tolist(),
-        "event_ts": rng.integers(0, 3, n),
-        "line": np.arange(n),
-    })
+    return pl.DataFrame(
+        {
+            "user_id": [f"u{v}" for v in rng.integers(0, 40, n)],
+            "item_id": [f"i{v}" for v in rng.integers(0, 30, n)],
+            "behavior": rng.choice(["pv", "buy"], n).tolist(),
+            "event_ts": rng.integers(0, 3, n),
+            "line": np.arange(n),
+        }
+    )
 
 
 def test_first_occurrence_kept_across_blocks():

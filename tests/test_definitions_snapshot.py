@@ -17,17 +17,23 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
 def _shape() -> dict:
     graph = defs.resolve_asset_graph()
-    assets = {key.to_user_string(): {"group": graph.get(key).group_name,
-                                     "deps": sorted(k.to_user_string() for k in graph.get(key).parent_keys),
-                                     "partitioned": graph.get(key).partitions_def is not None}
-              for key in sorted(graph.get_all_asset_keys())}
+    assets = {
+        key.to_user_string(): {
+            "group": graph.get(key).group_name,
+            "deps": sorted(k.to_user_string() for k in graph.get(key).parent_keys),
+            "partitioned": graph.get(key).partitions_def is not None,
+        }
+        for key in sorted(graph.get_all_asset_keys())
+    }
     checks = sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key in graph.asset_check_keys)
     jobs = {}
     for name in ("ingest_daily", "ingest_catalog", "nightly_sid_rebuild", "align_embeddings", "lake_maintenance"):
         job = defs.resolve_job_def(name)
         jobs[name] = sorted(job.graph.node_dict)
-    schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name, "timezone": s.execution_timezone}
-                 for s in defs.schedules or []}
+    schedules = {
+        s.name: {"cron": s.cron_schedule, "job": s.job_name, "timezone": s.execution_timezone}
+        for s in defs.schedules or []
+    }
     sensors = {s.name: sorted(j.name for j in s.jobs) for s in defs.sensors or []}
     return {"assets": assets, "checks": checks, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 

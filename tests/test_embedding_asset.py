@@ -16,10 +16,20 @@ from tests.helpers import TINY_CONFIG
 
 @pytest.fixture
 def resources(tmp_path, tiny_raw, tiny_checkpoint):
-    return {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tiny_raw)),
-            "engine": EngineResource(), "spark": SparkResource(),
-            "encoder": EncoderResource(model_name="sidforge-tiny", weights=str(tiny_checkpoint),
-                                       config_file=str(TINY_CONFIG), device="cpu", batch_size=64, num_workers=0)}
+    return {
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "landing": LandingResource(root=str(tiny_raw)),
+        "engine": EngineResource(),
+        "spark": SparkResource(),
+        "encoder": EncoderResource(
+            model_name="sidforge-tiny",
+            weights=str(tiny_checkpoint),
+            config_file=str(TINY_CONFIG),
+            device="cpu",
+            batch_size=64,
+            num_workers=0,
+        ),
+    }
 
 
 def _meta(result, node):
@@ -28,8 +38,9 @@ def _meta(result, node):
 
 def test_embeddings_are_written_once_and_models_coexist(resources):
     instance = DagsterInstance.ephemeral()
-    assert materialize([ingest_assets.items, ingest_assets.precomputed_embeddings], resources=resources,
-                       instance=instance).success
+    assert materialize(
+        [ingest_assets.items, ingest_assets.precomputed_embeddings], resources=resources, instance=instance
+    ).success
     first = materialize([embedding_assets.item_embeddings], resources=resources, instance=instance)
     meta = _meta(first, "item_embeddings")
     assert (meta["items"], meta["items_encoded"], meta["items_skipped"], meta["items_quarantined"]) == (300, 300, 0, 0)
@@ -42,13 +53,18 @@ def test_embeddings_are_written_once_and_models_coexist(resources):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     version = lake.version("item_embeddings")
 
-    again = _meta(materialize([embedding_assets.item_embeddings], resources=resources, instance=instance),
-                  "item_embeddings")
+    again = _meta(
+        materialize([embedding_assets.item_embeddings], resources=resources, instance=instance), "item_embeddings"
+    )
     assert again["items_encoded"] == 0 and again["result"] == "nothing new, nothing written"
     assert lake.version("item_embeddings") == version
 
-    mean = materialize([embedding_assets.item_embeddings], resources=resources, instance=instance,
-                       run_config={"ops": {"item_embeddings": {"config": {"fusion": "mean"}}}})
+    mean = materialize(
+        [embedding_assets.item_embeddings],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"item_embeddings": {"config": {"fusion": "mean"}}}},
+    )
     models = lake.scan("item_embeddings").group_by("model").agg(pl.len(), pl.col("dim").first()).collect()
     counts = dict(zip(models["model"], models["len"], strict=True))
     assert counts == {model: 300, _meta(mean, "item_embeddings")["model"]: 300, "algr-item-emb": 300}
@@ -63,8 +79,9 @@ def test_a_changed_item_is_reencoded_alone(resources, tmp_path):
     item = lake.scan("items").head(1).collect()
     changed = item.with_columns(title=pl.lit("a brand new title"), content_hash=pl.lit("changed"))
     lake.merge("items", changed, run_id="edit")
-    meta = _meta(materialize([embedding_assets.item_embeddings], resources=resources, instance=instance),
-                 "item_embeddings")
+    meta = _meta(
+        materialize([embedding_assets.item_embeddings], resources=resources, instance=instance), "item_embeddings"
+    )
     assert (meta["items_encoded"], meta["items_skipped"]) == (1, 299)
     row = lake.scan("item_embeddings").filter(pl.col("item_id") == item["item_id"][0]).collect()
     assert row.height == 1 and row["content_hash"][0] == "changed"
@@ -72,10 +89,17 @@ def test_a_changed_item_is_reencoded_alone(resources, tmp_path):
 
 def test_alignment_asset_writes_its_own_model(resources):
     instance = DagsterInstance.ephemeral()
-    assert materialize([ingest_assets.user_sequences, ingest_assets.item_pairs, ingest_assets.precomputed_embeddings],
-                       resources=resources, instance=instance).success
-    result = materialize([embedding_assets.aligned_embeddings], resources=resources, instance=instance,
-                         run_config={"ops": {"aligned_embeddings": {"config": {"device": "cpu", "epochs": 10}}}})
+    assert materialize(
+        [ingest_assets.user_sequences, ingest_assets.item_pairs, ingest_assets.precomputed_embeddings],
+        resources=resources,
+        instance=instance,
+    ).success
+    result = materialize(
+        [embedding_assets.aligned_embeddings],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"aligned_embeddings": {"config": {"device": "cpu", "epochs": 10}}}},
+    )
     meta = _meta(result, "aligned_embeddings")
     assert meta["model"] == "algr-item-emb+align" and meta["items"] == 300
     assert meta["pair_partner_in_top10_after"] > meta["pair_partner_in_top10_before"]
@@ -89,11 +113,14 @@ def test_an_item_that_keeps_failing_has_one_quarantine_record(resources):
     materialize([ingest_assets.items], resources=resources, instance=instance)
     lake = Lake(resources["lake"].root)
     first, second = lake.scan("items").head(2).collect().iter_rows(named=True)
-    empty = pl.DataFrame([{**first, "title": None, "category": None, "image": None, "image_uri": None,
-                           "content_hash": "empty"}],
-                         schema=lake.scan("items").collect_schema())
-    corrupt = pl.DataFrame([{**second, "image": b"not a jpeg", "image_uri": None, "content_hash": "corrupt"}],
-                           schema=lake.scan("items").collect_schema())
+    empty = pl.DataFrame(
+        [{**first, "title": None, "category": None, "image": None, "image_uri": None, "content_hash": "empty"}],
+        schema=lake.scan("items").collect_schema(),
+    )
+    corrupt = pl.DataFrame(
+        [{**second, "image": b"not a jpeg", "image_uri": None, "content_hash": "corrupt"}],
+        schema=lake.scan("items").collect_schema(),
+    )
     lake.merge("items", pl.concat([empty, corrupt]), run_id="edit")
 
     def records() -> dict[str, int]:
@@ -101,14 +128,16 @@ def test_an_item_that_keeps_failing_has_one_quarantine_record(resources):
         return dict(rows.group_by("raw").len().iter_rows())
 
     for _ in range(2):  # the empty item has no embedding, so each run tries it again
-        meta = _meta(materialize([embedding_assets.item_embeddings], resources=resources, instance=instance),
-                     "item_embeddings")
+        meta = _meta(
+            materialize([embedding_assets.item_embeddings], resources=resources, instance=instance), "item_embeddings"
+        )
         assert meta["items_quarantined"] == 1
         assert records() == {first["item_id"]: 1, second["item_id"]: 1}
     fixed = empty.with_columns(title=pl.lit("a title at last"), content_hash=pl.lit("fixed"))
     lake.merge("items", fixed, run_id="fix")
-    meta = _meta(materialize([embedding_assets.item_embeddings], resources=resources, instance=instance),
-                 "item_embeddings")
+    meta = _meta(
+        materialize([embedding_assets.item_embeddings], resources=resources, instance=instance), "item_embeddings"
+    )
     assert (meta["items_encoded"], meta["items_quarantined"], meta["items_text_only"]) == (1, 0, 1)
     assert records() == {first["item_id"]: 1, second["item_id"]: 1}  # its record now says text-only
     reason = lake.scan("quarantine").filter(pl.col("raw") == first["item_id"]).collect()["reason"][0]

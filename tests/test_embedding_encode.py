@@ -47,8 +47,9 @@ def test_bad_images_fall_back_to_text_and_are_quarantined(encoder):
 
 @pytest.mark.parametrize(("fusion", "dim"), [("image", 32), ("text", 32), ("mean", 32), ("concat", 64)])
 def test_fusion_modes(encoder, fusion, dim):
-    result = encode_items(encoder, IDS[:4], TITLES[:4], CATS[:4], _images()[:4], [None] * 4, fusion=fusion,
-                          num_workers=0)
+    result = encode_items(
+        encoder, IDS[:4], TITLES[:4], CATS[:4], _images()[:4], [None] * 4, fusion=fusion, num_workers=0
+    )
     assert result.vectors.shape == (4, dim)
     np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
     if fusion == "text":
@@ -59,17 +60,29 @@ def test_fusion_modes(encoder, fusion, dim):
 
 def test_projection_fusion_applies_the_learned_projection(encoder):
     concat = encode_items(encoder, IDS[:4], TITLES[:4], CATS[:4], _images()[:4], [None] * 4, num_workers=0)
-    projection = train_projection(concat.vectors, np.array([0, 1]), np.array([3, 2]),
-                                  config=AlignConfig(dim_out=16, epochs=2, batch_size=4, device="cpu"))
-    projected = encode_items(encoder, IDS[:4], TITLES[:4], CATS[:4], _images()[:4], [None] * 4,
-                             fusion="projection", projection=projection, num_workers=0)
+    projection = train_projection(
+        concat.vectors,
+        np.array([0, 1]),
+        np.array([3, 2]),
+        config=AlignConfig(dim_out=16, epochs=2, batch_size=4, device="cpu"),
+    )
+    projected = encode_items(
+        encoder,
+        IDS[:4],
+        TITLES[:4],
+        CATS[:4],
+        _images()[:4],
+        [None] * 4,
+        fusion="projection",
+        projection=projection,
+        num_workers=0,
+    )
     assert projected.vectors.shape == (4, 16)
     expected = concat.vectors @ projection.weight.detach().numpy().T
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(projected.vectors, expected, atol=1e-5)
     with pytest.raises(ValueError, match="needs a trained projection"):
-        encode_items(encoder, IDS[:1], TITLES[:1], CATS[:1], _images()[:1], [None], fusion="projection",
-                     num_workers=0)
+        encode_items(encoder, IDS[:1], TITLES[:1], CATS[:1], _images()[:1], [None], fusion="projection", num_workers=0)
 
 
 def test_out_of_memory_halves_the_batch_and_goes_on():

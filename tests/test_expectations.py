@@ -30,8 +30,9 @@ def _failed(outcome) -> set[str]:
     return {f["expectation"] for f in outcome.failures}
 
 
-@pytest.mark.parametrize("name", ["interactions", "user_sequences", "items", "item_embeddings", "item_sids",
-                                  "sid_builds"])
+@pytest.mark.parametrize(
+    "name", ["interactions", "user_sequences", "items", "item_embeddings", "item_sids", "sid_builds"]
+)
 def test_clean_tables_pass(validator, clean, name):
     sizes = {"algr-item_sid_final": [8192, 8192, 8192]}
     outcome = validator.validate(name, clean.scan(name).collect(), sizes)
@@ -41,12 +42,21 @@ def test_clean_tables_pass(validator, clean, name):
 
 def test_interactions_catch_behaviour_day_and_duplicates(validator, clean):
     rows = clean.scan("interactions").collect()
-    bad = pl.concat([rows, rows.head(1).with_columns(behavior=pl.lit("teleport")),
-                     rows.head(1).with_columns(ds=pl.lit("2030-01-01"), user_id=pl.lit("new")), rows.head(1)])
+    bad = pl.concat(
+        [
+            rows,
+            rows.head(1).with_columns(behavior=pl.lit("teleport")),
+            rows.head(1).with_columns(ds=pl.lit("2030-01-01"), user_id=pl.lit("new")),
+            rows.head(1),
+        ]
+    )
     outcome = validator.validate("interactions", bad)
     assert not outcome.success
-    assert {"expect_column_values_to_be_in_set", "expect_column_pair_values_to_be_equal",
-            "expect_compound_columns_to_be_unique"} <= _failed(outcome)
+    assert {
+        "expect_column_values_to_be_in_set",
+        "expect_column_pair_values_to_be_equal",
+        "expect_compound_columns_to_be_unique",
+    } <= _failed(outcome)
     assert outcome.exact["duplicate_keys"] == 1
 
 
@@ -61,9 +71,17 @@ def test_sequences_items_embeddings_sids_and_pairs_catch_their_bad_rows(validato
     assert "expect_column_values_to_not_be_null" in _failed(validator.validate("items", bad_items))
 
     emb = clean.scan("item_embeddings").collect()
-    bad_emb = pl.concat([emb, emb.head(1).with_columns(item_id=pl.lit("short"), dim=pl.lit(3, pl.Int32)),
-                         emb.head(1).with_columns(item_id=pl.lit("nan"), modalities=pl.lit("image+text"),
-                                                  embedding=pl.lit([float("nan")] * 512, pl.List(pl.Float32)))])
+    bad_emb = pl.concat(
+        [
+            emb,
+            emb.head(1).with_columns(item_id=pl.lit("short"), dim=pl.lit(3, pl.Int32)),
+            emb.head(1).with_columns(
+                item_id=pl.lit("nan"),
+                modalities=pl.lit("image+text"),
+                embedding=pl.lit([float("nan")] * 512, pl.List(pl.Float32)),
+            ),
+        ]
+    )
     failures = validator.validate("item_embeddings", bad_emb).failures
     assert {f["kwargs"]["column"] for f in failures} == {"embedding_len_ok", "finite", "unit_norm"}
 
@@ -73,22 +91,44 @@ def test_sequences_items_embeddings_sids_and_pairs_catch_their_bad_rows(validato
     outcome = validator.validate("item_sids", bad_sids, {"algr-item_sid_final": [8192, 8192, 8192]})
     assert [f["kwargs"]["column"] for f in outcome.failures] == ["codes_in_range"]
 
-    pairs = pl.DataFrame({"item_id": ["a", "b"], "pair_item_id": ["a", "c"], "weight": [1.0, 0.0], "run_id": "r"},
-                         schema_overrides={"weight": pl.Float32})
+    pairs = pl.DataFrame(
+        {"item_id": ["a", "b"], "pair_item_id": ["a", "c"], "weight": [1.0, 0.0], "run_id": "r"},
+        schema_overrides={"weight": pl.Float32},
+    )
     columns = {f["kwargs"].get("column") for f in validator.validate("item_pairs", pairs).failures}
     assert columns == {"weight", "distinct_items"}
 
 
 def test_bookkeeping_tables_catch_bad_values(validator):
     now = dt.datetime.now(dt.UTC)
-    q = pl.DataFrame({"source_file": ["f"], "line": [1], "raw": ["x"], "reason": [None], "run_id": ["r"],
-                      "quarantined_at": [now], "table": ["nope"], "ds": ["2025-01-01"]},
-                     schema_overrides={"reason": pl.String})
+    q = pl.DataFrame(
+        {
+            "source_file": ["f"],
+            "line": [1],
+            "raw": ["x"],
+            "reason": [None],
+            "run_id": ["r"],
+            "quarantined_at": [now],
+            "table": ["nope"],
+            "ds": ["2025-01-01"],
+        },
+        schema_overrides={"reason": pl.String},
+    )
     assert {f["kwargs"]["column"] for f in validator.validate("quarantine", q).failures} == {"reason", "table"}
     books = pl.DataFrame({"level": [1, 1], "code": [0, -1], "centroid": [[0.0], [1.0]], "build_id": ["b", "b"]})
     assert "expect_column_values_to_be_between" in _failed(validator.validate("codebooks", books))
-    published = pl.DataFrame({"dataset": ["d", "d"], "version": ["1", "1"], "path": "p", "manifest_sha256": "h",
-                              "build_id": "b", "inputs": "{}", "created_at": now, "run_id": "r"})
+    published = pl.DataFrame(
+        {
+            "dataset": ["d", "d"],
+            "version": ["1", "1"],
+            "path": "p",
+            "manifest_sha256": "h",
+            "build_id": "b",
+            "inputs": "{}",
+            "created_at": now,
+            "run_id": "r",
+        }
+    )
     outcome = validator.validate("published_datasets", published)
     assert not outcome.success and outcome.exact["duplicate_keys"] == 1
     assert set(TABLES) >= {"quarantine", "codebooks", "published_datasets"}

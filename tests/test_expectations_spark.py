@@ -30,8 +30,10 @@ def test_spark_validation_passes_clean_tables_and_catches_bad_rows(spark, tmp_pa
     bad = events.unionByName(events.limit(1).withColumn("behavior", F.lit("zap"))).unionByName(events.limit(1))
     outcome = validator.validate_spark("interactions", bad)
     assert not outcome.success and outcome.exact["duplicate_keys"] == 1
-    assert {f["expectation"] for f in outcome.failures} == {"expect_column_values_to_be_in_set",
-                                                            "expect_compound_columns_to_be_unique"}
+    assert {f["expectation"] for f in outcome.failures} == {
+        "expect_column_values_to_be_in_set",
+        "expect_compound_columns_to_be_unique",
+    }
     sids = read_table(spark, lake, "item_sids")
     far = sids.limit(1).withColumn("item_id", F.lit("far")).withColumn("codes", F.array(*map(F.lit, [1, 2, 9000])))
     outcome = validator.validate_spark("item_sids", sids.unionByName(far), sizes)

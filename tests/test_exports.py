@@ -24,6 +24,12 @@ def test_item_sid_csv_and_sid_items_agree_with_forge_reading(tmp_path, tiny_raw)
     assert {k: sorted(v) for k, v in forge.items()} == ours
     assert len(rows) == 300
     ingest(lake, [item_sid], "algr-item-sid", build_id="again")
-    codes = (lake.scan("item_sids").group_by("item_id").agg(pl.col("codes").unique().len().alias("n"))
-             .collect()["n"].unique().to_list())
+    codes = (
+        lake.scan("item_sids")
+        .group_by("item_id")
+        .agg(pl.col("codes").unique().len().alias("n"))
+        .collect()["n"]
+        .unique()
+        .to_list()
+    )
     assert codes == [1]

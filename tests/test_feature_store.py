@@ -36,8 +36,13 @@ def test_point_in_time_sids_and_as_of_training_frames(tmp_path):
     assert store.sids(["x"], as_of=between)["sid"].to_list() == ["C1C8194C16387"]
     assert store.sids(["x"])["sid"].to_list() == ["C7C8199C16391"]
     assert store.items_of(["C1C8194C16388"], "b2")["item_id"].to_list() == [["y"]]
-    events = pl.DataFrame({"user_id": ["u", "u"], "item_id": ["x", "x"],
-                           "event_ts": [between, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)]})
+    events = pl.DataFrame(
+        {
+            "user_id": ["u", "u"],
+            "item_id": ["x", "x"],
+            "event_ts": [between, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)],
+        }
+    )
     frame = store.training_frame(events, by="published_at")
     assert frame["build_id"].to_list() == ["b1", "b2"]
     assert frame["sid"].to_list() == ["C1C8194C16387", "C7C8199C16391"]
@@ -71,8 +76,11 @@ def test_valid_prefixes_for_constrained_decoding(tmp_path):
 
 def _covering(lake: Lake, build: str, day: str) -> None:
     row = lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()
-    lake.merge("sid_builds", row.with_columns(status=pl.lit("published"),
-                                              inputs=pl.lit(json.dumps({"data_through": day}))), run_id=build)
+    lake.merge(
+        "sid_builds",
+        row.with_columns(status=pl.lit("published"), inputs=pl.lit(json.dumps({"data_through": day}))),
+        run_id=build,
+    )
 
 
 def test_lookups_before_any_build_say_why(tmp_path):

@@ -41,15 +41,18 @@ def test_gr_tsv_of_exactly_one_block(lake: Lake, tmp_path, monkeypatch):
     from ingest.sources import algr
 
     monkeypatch.setattr(algr, "GR_BLOCK_ROWS", 4)
-    path = write(tmp_path / "s1.tsv", GR_HEADER + "".join(f"{i}\ts\tC1C8193C16385\tC2C8194C16386\n"
-                                                          for i in range(4)))
+    path = write(tmp_path / "s1.tsv", GR_HEADER + "".join(f"{i}\ts\tC1C8193C16385\tC2C8194C16386\n" for i in range(4)))
     assert ingest(lake, [path], "algr-gr-tsv").rows_written == 4
 
 
 def test_gr_tokens_outside_their_level_are_rejected(lake: Lake, tmp_path):
     good = "C1C8193C16385"
-    lines = [f"a\ts\t{good}\tC5C5C16384", f"b\ts\t{good}\tC1C2C3", f"c\ts\tC{10**23}C8193C16385\t{good}",
-             f"d\ts\t{good}\t{good}"]
+    lines = [
+        f"a\ts\t{good}\tC5C5C16384",
+        f"b\ts\t{good}\tC1C2C3",
+        f"c\ts\tC{10**23}C8193C16385\t{good}",
+        f"d\ts\t{good}\t{good}",
+    ]
     report = ingest(lake, [write(tmp_path / "s1.tsv", GR_HEADER + "\n".join(lines) + "\n")], "algr-gr-tsv")
     assert (report.rows_written, report.rows_quarantined) == (1, 3)
     reasons = _quarantine(lake)["reason"].to_list()

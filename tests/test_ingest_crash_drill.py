@@ -19,22 +19,34 @@ DAY1 = 1735689600
 
 def _inputs(tmp_path: Path) -> list[Path]:
     good = "".join(f"u{i},i{i},pv,{DAY1 + i}\n" for i in range(40))
-    return [write(tmp_path / "in" / "a.csv", "user_id,item_id,behavior,timestamp\n" + good + "bad,row\n"),
-            write(tmp_path / "in" / "b.csv", "user_id,item_id,behavior,timestamp\nv,i1,pv,oops\n"
-                  f"v,i2,pv,{DAY1 + 7}\n")]
+    return [
+        write(tmp_path / "in" / "a.csv", "user_id,item_id,behavior,timestamp\n" + good + "bad,row\n"),
+        write(tmp_path / "in" / "b.csv", f"user_id,item_id,behavior,timestamp\nv,i1,pv,oops\nv,i2,pv,{DAY1 + 7}\n"),
+    ]
 
 
 def _cli(lake: Path, files: list[Path], crash: str | None) -> subprocess.CompletedProcess:
     env = {**os.environ, "SIDFORGE_CRASH_AT": crash or ""}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", *map(str, files), "--format", "events",
-                           "--lake", str(lake)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", *map(str, files), "--format", "events", "--lake", str(lake)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _snapshot(lake: Lake) -> tuple[list, list]:
     data = lake.scan("interactions").drop("run_id").sort("user_id", "item_id").collect().rows()
-    quarantine = (lake.scan("quarantine").select("table", "ds", "source_file", "line", "raw", "reason")
-                  .sort("source_file", "line").collect().rows())
+    quarantine = (
+        lake.scan("quarantine")
+        .select("table", "ds", "source_file", "line", "raw", "reason")
+        .sort("source_file", "line")
+        .collect()
+        .rows()
+    )
     return data, quarantine
 
 

@@ -19,8 +19,9 @@ def test_rerunning_a_day_replaces_it(lake: Lake, tiny_raw):
 
 
 def test_days_accumulate_and_counts_add_up(lake: Lake, tiny_raw):
-    reports = [ingest(lake, [tiny_raw / "events" / f"ds=2025-01-0{d}"], "events", ds=f"2025-01-0{d}")
-               for d in (1, 2, 3, 4)]
+    reports = [
+        ingest(lake, [tiny_raw / "events" / f"ds=2025-01-0{d}"], "events", ds=f"2025-01-0{d}") for d in (1, 2, 3, 4)
+    ]
     for r in reports:
         assert r.rows_read == r.rows_written + r.rows_quarantined
     total = lake.scan("interactions").select(pl.len()).collect().item()

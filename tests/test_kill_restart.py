@@ -27,10 +27,17 @@ def run_nightly(tmp: str, raw: str, checkpoint: str) -> None:
 
 
 def _start(tmp_path, tiny_raw, tiny_checkpoint) -> subprocess.Popen:
-    code = f"from tests.test_kill_restart import run_nightly; run_nightly({str(tmp_path)!r}, {str(tiny_raw)!r}, " \
-           f"{str(tiny_checkpoint)!r})"
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        f"from tests.test_kill_restart import run_nightly; run_nightly({str(tmp_path)!r}, {str(tiny_raw)!r}, "
+        f"{str(tiny_checkpoint)!r})"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_kill_mid_way_then_restart(tmp_path, tiny_raw, tiny_checkpoint):

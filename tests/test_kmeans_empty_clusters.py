@@ -46,8 +46,10 @@ def test_rows_already_reconstructed_do_not_seed_a_centroid_that_swallows_the_lev
 def _levels(backend, x, sizes, seed):
     model = train_rq_kmeans(x, sizes, backend, KMeansParams(seed=seed))
     encoded = model.encode(x)
-    return ([level_metrics(encoded.codes[:, i], s)["perplexity"] for i, s in enumerate(sizes)],
-            float(encoded.errors[:, -1].mean()))
+    return (
+        [level_metrics(encoded.codes[:, i], s)["perplexity"] for i, s in enumerate(sizes)],
+        float(encoded.errors[:, -1].mean()),
+    )
 
 
 @pytest.mark.slow
@@ -58,8 +60,9 @@ def test_torch_and_faiss_agree_on_raw_perplexity_and_error_where_the_last_level_
     gen = Generator("small")
     x = gen.embeddings()[np.argsort(gen.item_ids.astype(str))]
     sizes = [128, 128, 128]
-    runs = {b.name: [_levels(b, x, sizes, seed) for seed in range(0, 80, 10)]
-            for b in (TorchBackend("cpu"), FaissBackend())}
+    runs = {
+        b.name: [_levels(b, x, sizes, seed) for seed in range(0, 80, 10)] for b in (TorchBackend("cpu"), FaissBackend())
+    }
     perplexity = {name: np.median([r[0] for r in rs], axis=0) for name, rs in runs.items()}
     error = {name: np.median([r[1] for r in rs]) for name, rs in runs.items()}
     assert all((np.asarray(r[0]) > perplexity["faiss-cpu"] / 4).all() for r in runs["torch-cpu"])

@@ -11,9 +11,17 @@ from lake import Lake
 
 def _events(ds: str, users: list[str]) -> pl.DataFrame:
     ts = dt.datetime.fromisoformat(ds).replace(hour=12, tzinfo=dt.UTC)
-    return pl.DataFrame({"user_id": users, "item_id": ["i1"] * len(users), "behavior": ["pv"] * len(users),
-                         "event_ts": [ts] * len(users), "source": ["lit"] * len(users),
-                         "run_id": ["r"] * len(users), "ds": [ds] * len(users)})
+    return pl.DataFrame(
+        {
+            "user_id": users,
+            "item_id": ["i1"] * len(users),
+            "behavior": ["pv"] * len(users),
+            "event_ts": [ts] * len(users),
+            "source": ["lit"] * len(users),
+            "run_id": ["r"] * len(users),
+            "ds": [ds] * len(users),
+        }
+    )
 
 
 def test_scan_of_a_missing_table_is_empty_with_schema(lake: Lake):
@@ -47,10 +55,26 @@ def test_time_travel_reads_an_earlier_version(lake: Lake):
 
 def test_merge_upserts_by_key(lake: Lake):
     def items(ids, titles):
-        return pl.DataFrame({"item_id": ids, "title": titles, "category": None, "image": None, "image_uri": None,
-                             "content_hash": ["h"] * len(ids), "first_seen_ds": None, "source": "lit",
-                             "run_id": "r"}, schema_overrides={"image": pl.Binary, "category": pl.String,
-                                                               "image_uri": pl.String, "first_seen_ds": pl.String})
+        return pl.DataFrame(
+            {
+                "item_id": ids,
+                "title": titles,
+                "category": None,
+                "image": None,
+                "image_uri": None,
+                "content_hash": ["h"] * len(ids),
+                "first_seen_ds": None,
+                "source": "lit",
+                "run_id": "r",
+            },
+            schema_overrides={
+                "image": pl.Binary,
+                "category": pl.String,
+                "image_uri": pl.String,
+                "first_seen_ds": pl.String,
+            },
+        )
+
     lake.merge("items", items(["a", "b"], ["A", "B"]), run_id="r1")
     lake.merge("items", items(["b", "c"], ["B2", "C"]), run_id="r2")
     rows = lake.scan("items").sort("item_id").collect()

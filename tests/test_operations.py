@@ -64,8 +64,9 @@ def test_landing_sensor_adds_landed_days_and_requests_each_once(tmp_path, tiny_r
     extra.write_text("user_id,item_id,behavior,timestamp\nu,i,pv,1735776000\n")
     changed = {r.partition_key: r.run_key for r in evaluate().run_requests}
     assert changed["2025-01-02"] != keys["2025-01-02"]
-    assert {d: k for d, k in changed.items() if d != "2025-01-02"} == {d: k for d, k in keys.items()
-                                                                       if d != "2025-01-02"}
+    assert {d: k for d, k in changed.items() if d != "2025-01-02"} == {
+        d: k for d, k in keys.items() if d != "2025-01-02"
+    }
 
 
 def test_interactions_list_only_the_landed_days(tmp_path):

@@ -19,22 +19,38 @@ CHECKS = [c for c in TABLE_CHECKS if {k.asset_key.to_user_string() for k in c.ch
 
 
 def _bad_row(day: str) -> pl.DataFrame:
-    return pl.DataFrame({
-        "user_id": ["u-bad"], "item_id": ["i-bad"], "behavior": ["teleport"],
-        "event_ts": [dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)], "source": ["planted"],
-        "run_id": ["planted"], "ds": [day]}, schema_overrides={"event_ts": pl.Datetime("us", "UTC")})
+    return pl.DataFrame(
+        {
+            "user_id": ["u-bad"],
+            "item_id": ["i-bad"],
+            "behavior": ["teleport"],
+            "event_ts": [dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)],
+            "source": ["planted"],
+            "run_id": ["planted"],
+            "ds": [day],
+        },
+        schema_overrides={"event_ts": pl.Datetime("us", "UTC")},
+    )
 
 
 def _check_results(result) -> dict[str, dict]:
-    return {e.asset_check_evaluation_data.check_name: {
-        "passed": e.asset_check_evaluation_data.passed,
-        **{k: v.value for k, v in e.asset_check_evaluation_data.metadata.items()}}
-        for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {
+        e.asset_check_evaluation_data.check_name: {
+            "passed": e.asset_check_evaluation_data.passed,
+            **{k: v.value for k, v in e.asset_check_evaluation_data.metadata.items()},
+        }
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
 def test_each_day_is_validated_on_its_own_rows(tmp_path, tiny_raw):
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tiny_raw)),
-                 "engine": EngineResource(engine="polars"), "spark": SparkResource()}
+    resources = {
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "landing": LandingResource(root=str(tiny_raw)),
+        "engine": EngineResource(engine="polars"),
+        "spark": SparkResource(),
+    }
     instance = DagsterInstance.ephemeral()
     add_days(instance, ["2025-01-01", "2025-01-02"])
     assets = [ingest_assets.interactions, *CHECKS]

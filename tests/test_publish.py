@@ -42,13 +42,18 @@ def test_manifest_describes_the_shards(published):
         file = report.published.path / shard["path"]
         assert sha256_of(file) == shard["sha256"] and file.stat().st_size == shard["bytes"]
         assert pl.read_parquet(file).height == shard["rows"]
-    assert manifest["token_layout"] == {"levels": 3, "sizes": [8192] * 3, "offsets": [0, 8192, 16384],
-                                        "vocabulary_size": 24576, "pad_token": 24576, "render": "C{token}"}
+    assert manifest["token_layout"] == {
+        "levels": 3,
+        "sizes": [8192] * 3,
+        "offsets": [0, 8192, 16384],
+        "vocabulary_size": 24576,
+        "pad_token": 24576,
+        "render": "C{token}",
+    }
     assert set(manifest["splits"]) == {"train", "test"}
     assert manifest["inputs"]["user_sequences"] == lake.version("user_sequences")
     row = lake.scan("published_datasets").collect().row(0, named=True)
-    assert (row["version"], row["build_id"], row["path"]) == (manifest["version"], BUILD,
-                                                              str(report.published.path))
+    assert (row["version"], row["build_id"], row["path"]) == (manifest["version"], BUILD, str(report.published.path))
     shard = pl.read_parquet(report.published.path / manifest["shards"][0]["path"])
     first = shard.row(0, named=True)
     assert len(first["history_tokens"]) == 3 * len(first["history_codes"])
@@ -60,7 +65,8 @@ def test_same_inputs_give_byte_identical_shards(published, tmp_path, tiny_raw):
     again = publish_training_data(_lake(tmp_path / "lake", tiny_raw), build_id=BUILD, rows_per_shard=100)
     assert again.published.version == first.published.version
     assert [s["sha256"] for s in again.published.manifest["shards"]] == [
-        s["sha256"] for s in first.published.manifest["shards"]]
+        s["sha256"] for s in first.published.manifest["shards"]
+    ]
 
 
 def test_a_crash_before_the_manifest_publishes_nothing(published, tmp_path):

@@ -23,9 +23,14 @@ def test_spark_and_polars_publish_identical_versions(spark, tmp_path, tiny_raw, 
     shards = {}
     for engine in ("polars", "spark"):
         lake = _lake(tmp_path / engine, tiny_raw)
-        report = publish_training_data(lake, build_id="algr-item_sid_final", source=source, engine=engine,
-                                       rows_per_shard=100,
-                                       test_days=["2025-01-04"] if source == "interactions" else [])
+        report = publish_training_data(
+            lake,
+            build_id="algr-item_sid_final",
+            source=source,
+            engine=engine,
+            rows_per_shard=100,
+            test_days=["2025-01-04"] if source == "interactions" else [],
+        )
         shards[engine] = [(s["path"], s["rows"], s["sha256"]) for s in report.published.manifest["shards"]]
         assert report.examples > 0
     assert shards["polars"] == shards["spark"]

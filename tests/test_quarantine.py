@@ -10,24 +10,31 @@ from tests.helpers import write
 
 BAD_EVENTS = (
     b"user_id,item_id,behavior,timestamp\n"
-    b"u1,a,pv,1735732800\n"                  # 2 ok
-    b"u2,b,buy,2025-01-01T10:00:00Z\n"       # 3 ok (ISO)
-    b"u3,,pv,1735732800\n"                   # 4 empty item id
-    b",c,pv,1735732800\n"                    # 5 empty user id
-    b"u4,c,zap,1735732800\n"                 # 6 unknown behavior
-    b"u5,d,pv,notatime\n"                    # 7 unparseable timestamp
-    b"u6,e,pv\n"                             # 8 wrong column count
-    b"u7,f,pv,1735732800,extra\n"            # 9 wrong column count
-    b"u8,g,pv,4102444800\n"                  # 10 in 2100: out of range
-    b"u9,h,pv,1735862400\n"                  # 11 next day: outside partition
-    b"u1,a,pv,1735732800\n"                  # 12 duplicate of line 2
-    b"\n"                                    # 13 blank: not a record
-) + b"u10,\xff,pv,1735732800\n"   # 14 invalid UTF-8
+    b"u1,a,pv,1735732800\n"  # 2 ok
+    b"u2,b,buy,2025-01-01T10:00:00Z\n"  # 3 ok (ISO)
+    b"u3,,pv,1735732800\n"  # 4 empty item id
+    b",c,pv,1735732800\n"  # 5 empty user id
+    b"u4,c,zap,1735732800\n"  # 6 unknown behavior
+    b"u5,d,pv,notatime\n"  # 7 unparseable timestamp
+    b"u6,e,pv\n"  # 8 wrong column count
+    b"u7,f,pv,1735732800,extra\n"  # 9 wrong column count
+    b"u8,g,pv,4102444800\n"  # 10 in 2100: out of range
+    b"u9,h,pv,1735862400\n"  # 11 next day: outside partition
+    b"u1,a,pv,1735732800\n"  # 12 duplicate of line 2
+    b"\n"  # 13 blank: not a record
+) + b"u10,\xff,pv,1735732800\n"  # 14 invalid UTF-8
 
 EXPECTED = {
-    4: "empty item_id", 5: "empty user_id", 6: "unknown behavior 'zap'", 7: "unparseable timestamp",
-    8: "expected 4 fields, found 3", 9: "expected 4 fields, found 5", 10: "out of range",
-    11: "outside the partition day 2025-01-01", 12: "duplicate record", 14: "invalid UTF-8",
+    4: "empty item_id",
+    5: "empty user_id",
+    6: "unknown behavior 'zap'",
+    7: "unparseable timestamp",
+    8: "expected 4 fields, found 3",
+    9: "expected 4 fields, found 5",
+    10: "out of range",
+    11: "outside the partition day 2025-01-01",
+    12: "duplicate record",
+    14: "invalid UTF-8",
 }
 
 

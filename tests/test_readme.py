@@ -21,7 +21,7 @@ BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
 def readme_blocks() -> list[tuple[int, str, str]]:
     """(line, language, code) of every fenced block of the README."""
     text = (ROOT / "README.md").read_text()
-    return [(text[:m.start()].count("\n") + 1, m.group(1), m.group(2)) for m in BLOCK.finditer(text)]
+    return [(text[: m.start()].count("\n") + 1, m.group(1), m.group(2)) for m in BLOCK.finditer(text)]
 
 
 def _recipe(target: str) -> str:
@@ -29,7 +29,7 @@ def _recipe(target: str) -> str:
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
     recipe = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
         recipe.append(line.strip().replace("$(BIN)/", ""))
@@ -65,15 +65,25 @@ def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
     for line, language, code in readme_blocks():
         where = f"README.md line {line}"
         if language == "bash":
-            done = subprocess.run(["bash", "-euo", "pipefail", "-c", _shell(code)], cwd=tmp_path, env=env,
-                                  capture_output=True, text=True, timeout=900, check=False)
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", _shell(code)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
             assert done.returncode == 0, f"{where}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         elif language == "python":
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 exec(compile(code, where, "exec"), namespace)
-            ours = [str(w.message) for w in caught  # not other tests' temporary folders collected meanwhile
-                    if not issubclass(w.category, DeprecationWarning | ResourceWarning)]
+            ours = [
+                str(w.message)
+                for w in caught  # not other tests' temporary folders collected meanwhile
+                if not issubclass(w.category, DeprecationWarning | ResourceWarning)
+            ]
             assert ours == [], f"{where} warned: {ours}"
         ran.append(language)
     assert (tmp_path / "data" / "demo.log").stat().st_size > 0

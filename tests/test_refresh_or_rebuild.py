@@ -33,8 +33,9 @@ def test_changed_embeddings_past_the_bound_trigger_a_rebuild(tmp_path, tiny_raw,
     header, *rows = path.read_text().splitlines()
     features = [r.split(",", 1)[1] for r in rows]
     rotated = features[1:30] + features[:1] + features[30:]  # 30 of 300 items (10 %) swap their vectors
-    path.write_text("\n".join([header, *(f"{r.split(',', 1)[0]},{f}" for r, f in zip(rows, rotated, strict=True))])
-                    + "\n")
+    path.write_text(
+        "\n".join([header, *(f"{r.split(',', 1)[0]},{f}" for r, f in zip(rows, rotated, strict=True))]) + "\n"
+    )
     result = job.execute_in_process(instance=instance)
     assert result.success
     meta = _codebooks(result)

@@ -27,8 +27,9 @@ def test_reconstruction_error_falls_with_each_level(backend):
     encoded = model.encode(x)
     per_level = encoded.errors.mean(0)
     assert per_level[0] > per_level[1] > per_level[2]
-    np.testing.assert_allclose(((x - model.decode(encoded.codes)) ** 2).sum(1), encoded.errors[:, -1], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ((x - model.decode(encoded.codes)) ** 2).sum(1), encoded.errors[:, -1], rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
@@ -42,8 +43,9 @@ def test_same_seed_same_codes(backend):
 def test_streaming_assignment_equals_in_memory():
     x, _ = planted(noise=0.3)
     model = train_rq_kmeans(x, [8, 8, 8], TorchBackend("cpu"), KMeansParams(iters=10))
-    table = pa.table({"item_id": [f"i{i}" for i in range(len(x))],
-                      "embedding": pa.array(x.tolist(), type=pa.list_(pa.float32()))})
+    table = pa.table(
+        {"item_id": [f"i{i}" for i in range(len(x))], "embedding": pa.array(x.tolist(), type=pa.list_(pa.float32()))}
+    )
     parts = list(encode_batches(model, table.to_batches(max_chunksize=37), top=4))
     assert len(parts) == -(-len(x) // 37)
     ids = [i for p in parts for i in p[0]]

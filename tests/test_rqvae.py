@@ -39,6 +39,11 @@ def test_sinkhorn_balances_the_assignment():
 def test_pairs_term_trains(tmp_path):
     x, _ = planted(dim=32, noise=0.2, seed=4)
     pairs = np.stack([np.arange(0, 100), np.arange(100, 200)], 1)
-    model = train_rqvae(x, [8, 8], RQVAEParams(hidden=(64, 64), latent=16, epochs=3, batch_size=128,
-                                               pair_weight=0.5), device="cpu", pairs=pairs)
+    model = train_rqvae(
+        x,
+        [8, 8],
+        RQVAEParams(hidden=(64, 64), latent=16, epochs=3, batch_size=128, pair_weight=0.5),
+        device="cpu",
+        pairs=pairs,
+    )
     assert np.isfinite(model.history).all()

@@ -13,6 +13,7 @@ from tests.helpers import planted, purity
 def test_forge_preset_matches_forges_config_and_schedule():
     forge = preset("forge", epochs=150)
     assert (forge.optimizer, forge.lr, forge.weight_decay, forge.batch_size) == ("adamw", 0.002, 1e-4, 2048)
+
     # FORGE's utils/lr_sched.adjust_learning_rate with warmup_epochs 40, epochs 150, min_lr 1e-7
     def forge_lr(epoch):
         if epoch < 40:

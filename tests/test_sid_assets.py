@@ -17,12 +17,17 @@ TRAIN = {"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "see
 
 @pytest.fixture
 def built(tmp_path, tiny_raw):
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "landing": LandingResource(root=str(tiny_raw)),
-                 "engine": EngineResource(), "spark": SparkResource()}
+    resources = {
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "landing": LandingResource(root=str(tiny_raw)),
+        "engine": EngineResource(),
+        "spark": SparkResource(),
+    }
     instance = DagsterInstance.ephemeral()
     assert materialize([ingest_assets.precomputed_embeddings], resources=resources, instance=instance).success
-    result = materialize([sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance,
-                         run_config=TRAIN)
+    result = materialize(
+        [sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance, run_config=TRAIN
+    )
     assert result.success
     return resources, instance, result
 
@@ -41,8 +46,9 @@ def test_build_writes_codebooks_sids_and_its_record(built):
     per_sid = sids.group_by("sid").len()["len"]
     assert per_sid.max() <= 5 and meta["unplaced"] == 0
     assert meta["largest_group_after"] == per_sid.max()
-    assert meta["collision_rate_after"] == pytest.approx((sids.group_by("sid").len().filter(
-        pl.col("len") > 1)["len"].sum()) / 300)
+    assert meta["collision_rate_after"] == pytest.approx(
+        (sids.group_by("sid").len().filter(pl.col("len") > 1)["len"].sum()) / 300
+    )
     assert sids["sid"][0].startswith("C") and sids["codes"].list.len().unique().to_list() == [3]
     record = lake.scan("sid_builds").filter(pl.col("build_id") == build_id).collect().row(0, named=True)
     assert record["status"] == "built" and record["sizes"] == [16, 16, 16]
@@ -68,11 +74,18 @@ def test_refresh_adds_new_items_without_moving_published_sids(built):
     rng = np.random.default_rng(0)
     new = base.with_columns(
         item_id=pl.format("new{}", pl.int_range(pl.len())),
-        embedding=pl.Series([(np.array(v) + 0.01 * rng.normal(size=512)).astype(np.float32).tolist()
-                             for v in base["embedding"]], dtype=pl.List(pl.Float32)))
+        embedding=pl.Series(
+            [(np.array(v) + 0.01 * rng.normal(size=512)).astype(np.float32).tolist() for v in base["embedding"]],
+            dtype=pl.List(pl.Float32),
+        ),
+    )
     lake.append("item_embeddings", new, run_id="new-items")
-    refresh = materialize([sid_assets.item_sids], resources=resources, instance=instance,
-                          run_config={"ops": {"item_sids": {"config": {"refresh": True}}}})
+    refresh = materialize(
+        [sid_assets.item_sids],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"item_sids": {"config": {"refresh": True}}}},
+    )
     assert _meta(refresh, "item_sids")["items_assigned"] == 40
     after = lake.scan("item_sids").filter(pl.col("build_id") == build_id).select("item_id", "sid").collect()
     assert after.height == 340
@@ -82,14 +95,22 @@ def test_refresh_adds_new_items_without_moving_published_sids(built):
 
 def test_a_rebuild_reports_churn(built):
     resources, instance, _ = built
-    second = materialize([sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance,
-                         run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}})
+    second = materialize(
+        [sid_assets.sid_codebooks, sid_assets.item_sids],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}},
+    )
     meta = _meta(second, "item_sids")
     assert 0 < meta["churn"] <= 1
     lake = Lake(resources["lake"].root)
     builds = lake.scan("sid_builds").collect().height
-    same = materialize([sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance,
-                       run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}})
+    same = materialize(
+        [sid_assets.sid_codebooks, sid_assets.item_sids],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": 2}}}},
+    )
     assert _meta(same, "sid_codebooks")["result"] == "inputs unchanged, no new build"
     assert _meta(same, "item_sids")["result"] == "no new items"
     assert lake.scan("sid_builds").collect().height == builds

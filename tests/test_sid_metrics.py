@@ -23,8 +23,18 @@ def _forge_gini(counts) -> float:
     return (n_sids + 1) / n_sids - (2 * total_dot_product / (n_sids * np.dot(summary[:, 0], summary[:, 1])))
 
 
-@pytest.mark.parametrize("counts", [[1] * 10, [10], [7], [2, 1, 1], [5, 5, 1, 3, 3, 3, 9, 1, 1, 1, 40],
-                                    list(range(1, 200)), [1] * 9000 + [2] * 500 + [977]])
+@pytest.mark.parametrize(
+    "counts",
+    [
+        [1] * 10,
+        [10],
+        [7],
+        [2, 1, 1],
+        [5, 5, 1, 3, 3, 3, 9, 1, 1, 1, 40],
+        list(range(1, 200)),
+        [1] * 9000 + [2] * 500 + [977],
+    ],
+)
 def test_gini_equals_forges_script(counts):
     assert gini(np.array(counts)) == pytest.approx(_forge_gini(counts), rel=1e-12, abs=1e-12)
 
@@ -56,7 +66,8 @@ def test_distribution_metrics_match_a_python_recount():
     assert m["gini"] == pytest.approx(pairwise)
     padded = np.concatenate([np.zeros(2000 - len(values)), values])
     assert m["gini_padded_to_items"] == pytest.approx(
-        np.abs(padded[:, None] - padded[None, :]).sum() / (2 * 2000**2 * padded.mean()))
+        np.abs(padded[:, None] - padded[None, :]).sum() / (2 * 2000**2 * padded.mean())
+    )
     assert m["collision_rate"] == pytest.approx(shared / 2000)
     assert m["unique_sid_rate"] == pytest.approx(len(sids) / 2000)
     assert m["max_items_per_sid"] == max(sids.values())

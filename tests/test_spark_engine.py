@@ -23,8 +23,15 @@ def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert left.equals(right)
 
 
-@pytest.mark.parametrize(("fmt", "rel"), [("events", "events"), ("algr-sequences", "algr/origin_behavior"),
-                                          ("algr-item-emb", "algr/item_emb"), ("items", "items/items.csv")])
+@pytest.mark.parametrize(
+    ("fmt", "rel"),
+    [
+        ("events", "events"),
+        ("algr-sequences", "algr/origin_behavior"),
+        ("algr-item-emb", "algr/item_emb"),
+        ("items", "items/items.csv"),
+    ],
+)
 def test_engines_write_identical_tables(spark, tmp_path, tiny_raw, fmt, rel):
     polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
     a = ingest(polars_lake, [tiny_raw / rel], fmt, engine="polars")
@@ -35,8 +42,11 @@ def test_engines_write_identical_tables(spark, tmp_path, tiny_raw, fmt, rel):
 
 
 def test_engines_quarantine_the_same_records(spark, tmp_path):
-    day1 = write(tmp_path / "in" / "a.csv", "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\n"
-                 "u2,,pv,1735732800\nu1,a,pv,1735732800\nu3,b,buy,1735732801,x\n")
+    day1 = write(
+        tmp_path / "in" / "a.csv",
+        "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\n"
+        "u2,,pv,1735732800\nu1,a,pv,1735732800\nu3,b,buy,1735732801,x\n",
+    )
     write(tmp_path / "in" / "b.csv", "user_id,item_id,behavior,timestamp\nu1,a,pv,1735732800\nu4,c,fav,1735732802\n")
     polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
     a = ingest(polars_lake, [day1.parent], "events", ds="2025-01-01")
@@ -46,8 +56,10 @@ def test_engines_quarantine_the_same_records(spark, tmp_path):
     qa = polars_lake.scan("quarantine").select(cols).sort("source_file", "line").collect()
     qb = spark_lake.scan("quarantine").select(cols).sort("source_file", "line").collect()
     assert qa.equals(qb)
-    assert qa.filter(pl.col("reason").str.starts_with("duplicate"))["raw"].to_list() == [
-        "u1,a,pv,2025-01-01T12:00:00.000000Z"] * 2
+    assert (
+        qa.filter(pl.col("reason").str.starts_with("duplicate"))["raw"].to_list()
+        == ["u1,a,pv,2025-01-01T12:00:00.000000Z"] * 2
+    )
     _same(polars_lake.scan("interactions").collect(), spark_lake.scan("interactions").collect())
 
 
@@ -74,15 +86,27 @@ def test_a_file_read_in_spans_by_several_tasks_gives_the_same_tables(spark, tmp_
 
 
 def _cli(lake: Lake, events) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "ingest", str(events), "--format", "events", "--engine", "spark",
-            "--lake", lake.root]
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "ingest",
+        str(events),
+        "--format",
+        "events",
+        "--engine",
+        "spark",
+        "--lake",
+        lake.root,
+    ]
 
 
 def test_a_killed_spark_ingest_leaves_nothing_visible_and_a_rerun_commits_once(tmp_path, tiny_raw):
     lake = Lake(tmp_path / "lake")
     staging = tmp_path / "lake" / "_staging" / "interactions"
-    proc = subprocess.Popen(_cli(lake, tiny_raw / "events"), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli(lake, tiny_raw / "events"), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 240
         while not (staging.exists() and any(staging.iterdir())):

@@ -55,13 +55,26 @@ def ui(tmp_path_factory):
     folder = tmp_path_factory.mktemp("newcomer")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIDFORGE_", "DAGSTER_"))}
     env["PATH"] = f"{BIN}:{env['PATH']}"
-    demo = subprocess.run([str(BIN / "sidforge"), "demo", "--scale", "tiny"], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=900, check=False)
+    demo = subprocess.run(
+        [str(BIN / "sidforge"), "demo", "--scale", "tiny"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     port = _free_port()
     log = (folder / "dev.log").open("w")
-    proc = subprocess.Popen([str(BIN / "sidforge"), "dev", "--port", str(port)], cwd=folder, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "sidforge"), "dev", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", 240)
         yield port, folder, proc
@@ -107,12 +120,14 @@ def _chromium() -> str:
     """Debian's Chromium, installed with apt-get when missing (the test machine's own package registry)."""
     found = shutil.which("chromium")
     if not found:
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True, text=True, timeout=600
+        )
         if done.returncode:
             subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, timeout=600)
-            done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True,
-                                  text=True, timeout=600)
+            done = subprocess.run(
+                ["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True, text=True, timeout=600
+            )
         assert done.returncode == 0, f"could not install chromium: {done.stderr[-1000:]}"
         found = shutil.which("chromium")
     assert found
@@ -120,19 +135,35 @@ def _chromium() -> str:
 
 
 def _browse(url: str, profile: Path, *extra: str) -> str:
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--window-size=1600,1400", "--virtual-time-budget=60000", *extra, url]
+    command = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1600,1400",
+        "--virtual-time-budget=60000",
+        *extra,
+        url,
+    ]
     return subprocess.run(command, check=False, capture_output=True, text=True, timeout=240).stdout
 
 
-@pytest.mark.parametrize(("page", "texts"), [
-    ("locations/sidforge/asset-groups/ingest", ("interactions", "user_sequences", "items", "item_pairs")),
-    ("locations/sidforge/asset-groups/semantic_ids/lineage", ("sid_codebooks", "item_sids", "published_sids")),
-    ("assets/user_sequences", ("Row count", "history", "target", "source", "preview")),
-    ("assets/interactions?view=checks", ("interactions_expectations", "quarantine_expectations")),
-    ("assets/item_sids?view=checks", ("sid_build_quality", "item_sids_expectations")),
-])
+@pytest.mark.parametrize(
+    ("page", "texts"),
+    [
+        ("locations/sidforge/asset-groups/ingest", ("interactions", "user_sequences", "items", "item_pairs")),
+        ("locations/sidforge/asset-groups/semantic_ids/lineage", ("sid_codebooks", "item_sids", "published_sids")),
+        ("assets/user_sequences", ("Row count", "history", "target", "source", "preview")),
+        ("assets/interactions?view=checks", ("interactions_expectations", "quarantine_expectations")),
+        ("assets/item_sids?view=checks", ("sid_build_quality", "item_sids_expectations")),
+    ],
+)
 def test_pages_show_what_a_person_needs(ui, tmp_path, page, texts):
     port, _, _ = ui
     dom = _browse(f"http://127.0.0.1:{port}/{page}", tmp_path / "profile", "--dump-dom")
@@ -147,11 +178,19 @@ def test_sid_report_draws_its_charts_and_validations(ui, tmp_path):
     metrics = json.loads(lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()["metrics"][0])
     report = Path(metrics["report"])
     dom = _browse(report.as_uri(), tmp_path / "profile", "--dump-dom")
-    for text in ("Lorenz curve of SID occupancy", "Occupancy histogram", "Perplexity per level (raw codes)",
-                 "Embedding hitrate@30", "Metrics across builds (1)", "gate: at least", "interactions", "passed"):
+    for text in (
+        "Lorenz curve of SID occupancy",
+        "Occupancy histogram",
+        "Perplexity per level (raw codes)",
+        "Embedding hitrate@30",
+        "Metrics across builds (1)",
+        "gate: at least",
+        "interactions",
+        "passed",
+    ):
         assert text in dom, text
     source = report.read_text()
-    assert dom.count("<svg") >= 6 and not any(tag in source for tag in ("<script", "<link", "<img", "src=\"http"))
+    assert dom.count("<svg") >= 6 and not any(tag in source for tag in ("<script", "<link", "<img", 'src="http'))
     shot = tmp_path / "report.png"
     _browse(report.as_uri(), tmp_path / "profile", f"--screenshot={shot}")
     pixels = Image.open(shot).convert("L").resize((200, 200))

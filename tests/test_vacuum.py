@@ -22,14 +22,24 @@ DAY1 = 1735689600
 
 
 def _events(tmp_path: Path, name: str, users: list[str]) -> Path:
-    return write(tmp_path / name, "user_id,item_id,behavior,timestamp\n" + "".join(
-        f"{u},i,pv,{DAY1 + n}\n" for n, u in enumerate(users)) + "broken\n")
+    return write(
+        tmp_path / name,
+        "user_id,item_id,behavior,timestamp\n"
+        + "".join(f"{u},i,pv,{DAY1 + n}\n" for n, u in enumerate(users))
+        + "broken\n",
+    )
 
 
 def _killed(lake: Lake, path: Path, step: str) -> None:
     env = {**os.environ, "SIDFORGE_CRASH_AT": step}
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", str(path), "--format", "events",
-                           "--lake", lake.root], cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", str(path), "--format", "events", "--lake", lake.root],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == -9
 
 

@@ -29,10 +29,10 @@ def test_algr_sequences_and_gr_data_live_side_by_side(lake: Lake, tiny_raw):
 
 
 def test_a_stray_event_lands_in_its_own_day_without_touching_the_rest(lake: Lake, tmp_path):
-    day1 = ingest(lake, [_events(tmp_path / "d1.csv", [f"u{i}" for i in range(20)], DAY1)], "events",
-                  ds="2025-01-01")
-    stray = write(tmp_path / "d2.csv", HEADER + f"x,i0,pv,{DAY1 + 5}\n" + "".join(
-        f"v{i},i{i},pv,{DAY2 + i}\n" for i in range(10)))
+    day1 = ingest(lake, [_events(tmp_path / "d1.csv", [f"u{i}" for i in range(20)], DAY1)], "events", ds="2025-01-01")
+    stray = write(
+        tmp_path / "d2.csv", HEADER + f"x,i0,pv,{DAY1 + 5}\n" + "".join(f"v{i},i{i},pv,{DAY2 + i}\n" for i in range(10))
+    )
     second = ingest(lake, [stray], "events")
     assert _day(lake, "2025-01-01").height == day1.rows_written + 1
     assert _day(lake, "2025-01-02").height == 10
@@ -81,8 +81,7 @@ def test_a_header_only_file_removes_nothing(lake: Lake, tmp_path):
 def test_replacing_a_whole_partition_only_when_asked(lake: Lake, tmp_path):
     ingest(lake, [_events(tmp_path / "a.csv", ["a", "b", "c"], DAY1)], "events", ds="2025-01-01")
     ingest(lake, [_events(tmp_path / "b.csv", ["x"], DAY2)], "events", ds="2025-01-02")
-    report = ingest(lake, [_events(tmp_path / "c.csv", ["z"], DAY1)], "events", ds="2025-01-01",
-                    replace_partition=True)
+    report = ingest(lake, [_events(tmp_path / "c.csv", ["z"], DAY1)], "events", ds="2025-01-01", replace_partition=True)
     assert _day(lake, "2025-01-01")["user_id"].to_list() == ["z"]
     assert _day(lake, "2025-01-02").height == 1
     assert report.rows_replaced == 3 and report.partitions == [{"ds": "2025-01-01"}]

@@ -29,8 +29,9 @@ from sid_index.codec import ALGR_CODEBOOK_SIZE, parse_tokens, render_expr
 
 ALGR_BASE_DS = "2025-01-01"
 EMBEDDING_DIM = 512
-SYSTEM_PROMPT = ("You are a recommendation system. Based on the user's historical behavior, "
-                 "predict the next items, as semantic IDs.")
+SYSTEM_PROMPT = (
+    "You are a recommendation system. Based on the user's historical behavior, predict the next items, as semantic IDs."
+)
 USER_PREFIX = "The user's historical behavior sequence is: "
 _STAGE = re.compile(r"(?:^|[^a-z0-9])s(\d+)(?:[^0-9]|$)", re.IGNORECASE)
 GR_BLOCK_ROWS = 100_000
@@ -50,8 +51,9 @@ def stage_ds(base_ds: str, stage: int, split: str) -> str:
     return day.isoformat()
 
 
-def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None = None,
-                   limits: Limits | None = None) -> Iterator[Parsed]:
+def read_sequences(
+    path: str | Path, *, ds: str | None = None, span: Span | None = None, limits: Limits | None = None
+) -> Iterator[Parsed]:
     """Origin-Sequence-Data CSV as `user_sequences` rows, history reversed to oldest first."""
     path = Path(path)
     stage, split = stage_and_split(path)
@@ -62,24 +64,36 @@ def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None
             history=pl.col("user_history").fill_null("").str.split(";").list.reverse(),
             target=pl.col("target_item").fill_null("").str.split(";"),
         ).with_columns(
-            history=pl.when(pl.col("user_history").fill_null("") == "").then(pl.lit([], pl.List(pl.String)))
+            history=pl.when(pl.col("user_history").fill_null("") == "")
+            .then(pl.lit([], pl.List(pl.String)))
             .otherwise(pl.col("history").list.eval(pl.element().str.strip_chars())),
             target=pl.col("target").list.eval(pl.element().str.strip_chars()),
         )
-        checks = [
+        checks: list[tuple[pl.Expr, pl.Expr | str]] = [
             (pl.col("reason").is_not_null(), pl.col("reason")),
             (pl.col("target_item").fill_null("") == "", "empty target_item"),
             (pl.col("target").list.eval(pl.element() == "").list.any(), "empty item id in target_item"),
             (pl.col("history").list.eval(pl.element() == "").list.any(), "empty item id in user_history"),
         ]
         frame = frame.with_columns(
-            user_id=pl.coalesce(pl.col("user_id").replace("", None),
-                                pl.format("{}:{}", pl.lit(path.name), pl.col("line"))),
-            stage=pl.lit(stage, pl.Int16), id_space=pl.lit("item"), source=pl.lit(path.name),
-            ds=pl.lit(day), split=pl.lit(split),
+            user_id=pl.coalesce(
+                pl.col("user_id").replace("", None), pl.format("{}:{}", pl.lit(path.name), pl.col("line"))
+            ),
+            stage=pl.lit(stage, pl.Int16),
+            id_space=pl.lit("item"),
+            source=pl.lit(path.name),
+            ds=pl.lit(day),
+            split=pl.lit(split),
         )
-        rows, rejects = split_checked(frame, checks=checks, table_name="user_sequences", source=path, raw=block.raw,
-                                      ds=day, columns=_SEQUENCE_COLUMNS)
+        rows, rejects = split_checked(
+            frame,
+            checks=checks,
+            table_name="user_sequences",
+            source=path,
+            raw=block.raw,
+            ds=day,
+            columns=_SEQUENCE_COLUMNS,
+        )
         bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("user_sequences", rows, pl.concat([rejects, bad]), block.blank)
 
@@ -87,9 +101,15 @@ def read_sequences(path: str | Path, *, ds: str | None = None, span: Span | None
 _SEQUENCE_COLUMNS = ["user_id", "history", "target", "stage", "id_space", "source", "line", "ds", "split"]
 
 
-def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_DIM,
-                         ds: str | None = None, span: Span | None = None, limits: Limits | None = None
-                         ) -> Iterator[Parsed]:
+def read_item_embeddings(
+    path: str | Path,
+    *,
+    model: str,
+    dim: int = EMBEDDING_DIM,
+    ds: str | None = None,
+    span: Span | None = None,
+    limits: Limits | None = None,
+) -> Iterator[Parsed]:
     """Item-EMB CSV as `item_embeddings` rows: base64 float32 vectors of length `dim`, finite."""
     path = Path(path)
     day = ds or today()
@@ -105,23 +125,39 @@ def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_D
             vectors = _vectors(aligned["blob"], dim)
             finite = pl.Series("finite", np.isfinite(vectors).all(axis=1))
         frame = frame.join(aligned.select("line").with_columns(finite), on="line", how="left")
-        checks = [
+        checks: list[tuple[pl.Expr, pl.Expr | str]] = [
             (pl.col("reason").is_not_null(), pl.col("reason")),
             (pl.col("item_id").fill_null("") == "", "empty item id"),
             (pl.col("blob").is_null(), "feature is not valid base64"),
-            (pl.col("nbytes") != nbytes,
-             pl.format("vector has {} bytes ({} float32 values), expected {} values",
-                       pl.col("nbytes"), pl.col("nbytes") / 4, pl.lit(dim))),
+            (
+                pl.col("nbytes") != nbytes,
+                pl.format(
+                    "vector has {} bytes ({} float32 values), expected {} values",
+                    pl.col("nbytes"),
+                    pl.col("nbytes") / 4,
+                    pl.lit(dim),
+                ),
+            ),
             (~pl.col("finite"), "vector has NaN or infinite values"),
         ]
-        rows, rejects = split_checked(frame, checks=checks, table_name="item_embeddings", source=path,
-                                      raw=_shorten(block.raw), ds=day, columns=["item_id", "line"])
+        rows, rejects = split_checked(
+            frame,
+            checks=checks,
+            table_name="item_embeddings",
+            source=path,
+            raw=_shorten(block.raw),
+            ds=day,
+            columns=["item_id", "line"],
+        )
         keep = aligned["line"].is_in(rows["line"].implode()).to_numpy()
         good_vectors = vectors[keep] if aligned.height else vectors
         rows = rows.with_columns(
             embedding=pl.Series(_fixed_list(good_vectors)).cast(pl.List(pl.Float32)),
-            dim=pl.lit(dim, pl.Int32), modalities=pl.lit("precomputed"),
-            content_hash=pl.lit(None, pl.String), source=pl.lit(path.name), model=pl.lit(model),
+            dim=pl.lit(dim, pl.Int32),
+            modalities=pl.lit("precomputed"),
+            content_hash=pl.lit(None, pl.String),
+            source=pl.lit(path.name),
+            model=pl.lit(model),
         )
         bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("item_embeddings", rows, pl.concat([rejects, bad]), block.blank)
@@ -129,8 +165,11 @@ def read_item_embeddings(path: str | Path, *, model: str, dim: int = EMBEDDING_D
 
 def _shorten(text: pl.Expr, limit: int = 512) -> pl.Expr:
     """Raw text kept in quarantine, cut to `limit` characters with a marker (vectors are long)."""
-    return pl.when(text.str.len_chars() > limit).then(
-        pl.format("{}…[{} chars]", text.str.slice(0, limit), text.str.len_chars())).otherwise(text)
+    return (
+        pl.when(text.str.len_chars() > limit)
+        .then(pl.format("{}…[{} chars]", text.str.slice(0, limit), text.str.len_chars()))
+        .otherwise(text)
+    )
 
 
 def _vectors(blobs: pl.Series, dim: int) -> np.ndarray:
@@ -139,8 +178,8 @@ def _vectors(blobs: pl.Series, dim: int) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = arr.cast(pa.large_binary())
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     values = data.view("<f4").reshape(len(arr), dim)
     return values.astype(np.float32, copy=True) if sys.byteorder == "little" else values.astype("=f4")
 
@@ -149,9 +188,15 @@ def _fixed_list(vectors: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), vectors.shape[1])
 
 
-def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR_CODEBOOK_SIZE,
-                   ds: str | None = None, span: Span | None = None, limits: Limits | None = None
-                   ) -> Iterator[Parsed]:
+def read_item_sids(
+    path: str | Path,
+    *,
+    build_id: str,
+    codebook_size: int = ALGR_CODEBOOK_SIZE,
+    ds: str | None = None,
+    span: Span | None = None,
+    limits: Limits | None = None,
+) -> Iterator[Parsed]:
     """Item-SID CSV as `item_sids` rows: every `codebook_lv*` code an integer in [0, codebook_size)."""
     path = Path(path)
     day = ds or today()
@@ -172,21 +217,33 @@ def read_item_sids(path: str | Path, *, build_id: str, codebook_size: int = ALGR
             checks += [
                 (col == "", f"missing code for {lv}"),
                 (pl.col(lv).cast(pl.Int32, strict=False).is_null(), pl.format(f"{lv} '{{}}' is not an integer", col)),
-                (~pl.col(lv).cast(pl.Int32, strict=False).is_between(0, codebook_size - 1),
-                 pl.format(f"{lv} {{}} outside [0, {codebook_size})", col)),
+                (
+                    ~pl.col(lv).cast(pl.Int32, strict=False).is_between(0, codebook_size - 1),
+                    pl.format(f"{lv} {{}} outside [0, {codebook_size})", col),
+                ),
             ]
-        rows, rejects = split_checked(frame, checks=checks, table_name="item_sids", source=path, raw=block.raw, ds=day,
-                                      columns=["item_id", "codes", "line"])
+        rows, rejects = split_checked(
+            frame,
+            checks=checks,
+            table_name="item_sids",
+            source=path,
+            raw=block.raw,
+            ds=day,
+            columns=["item_id", "codes", "line"],
+        )
         rows = rows.with_columns(
-            codes_raw=pl.col("codes"), sid=render_expr(pl.col("codes"), [codebook_size] * len(levels)),
-            source=pl.lit(path.name), build_id=pl.lit(build_id),
+            codes_raw=pl.col("codes"),
+            sid=render_expr(pl.col("codes"), [codebook_size] * len(levels)),
+            source=pl.lit(path.name),
+            build_id=pl.lit(build_id),
         )
         bad = utf8_rejects(path, block.bad_utf8, day)
         yield Parsed("item_sids", rows, pl.concat([rejects, bad]), block.blank)
 
 
-def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int = 3,
-                         limits: Limits | None = None) -> Iterator[Parsed]:
+def read_gr_instructions(
+    path: str | Path, *, ds: str | None = None, levels: int = 3, limits: Limits | None = None
+) -> Iterator[Parsed]:
     """GR instruction data (`[id,] system, user, answer`) as `user_sequences` in SID space.
 
     Items are groups of `levels` C-tokens, level l's token within AL-GR's `[l * 8192, (l + 1) * 8192)`; the
@@ -227,16 +284,23 @@ def read_gr_instructions(path: str | Path, *, ds: str | None = None, levels: int
                 continue
             fields = dict(zip(header, record, strict=True))
             history, target = _sid_items(fields["user"], levels), _sid_items(fields["answer"], levels)
-            problem = next(((name, v) for name, v in (("user", history), ("answer", target)) if isinstance(v, str)),
-                           None)
+            problem = next(
+                ((name, v) for name, v in (("user", history), ("answer", target)) if isinstance(v, str)), None
+            )
             if problem is not None:
                 bad.append((line, raw[:512], f"{problem[0]}: {problem[1]}"))
                 continue
             if not target:
                 bad.append((line, raw[:512], "answer has no C-tokens"))
                 continue
-            rows.append({"user_id": fields.get("id") or f"{path.name}:{line}", "history": history,
-                         "target": target, "line": line})
+            rows.append(
+                {
+                    "user_id": fields.get("id") or f"{path.name}:{line}",
+                    "history": history,
+                    "target": target,
+                    "line": line,
+                }
+            )
             if len(rows) >= GR_BLOCK_ROWS:
                 yield _gr_block(rows, path, stage, split, day, [], 0)
                 rows = []
@@ -248,8 +312,9 @@ def _records(reader, path: Path, limits: Limits) -> Iterator[list[str]]:
     try:
         yield from reader
     except csv.Error as exc:
-        raise SourceError(f"{path}: line {reader.line_num}: {exc} (the record limit is "
-                          f"{limits.max_record_bytes:,} bytes)") from exc
+        raise SourceError(
+            f"{path}: line {reader.line_num}: {exc} (the record limit is {limits.max_record_bytes:,} bytes)"
+        ) from exc
 
 
 def _sid_items(text: str, levels: int, stride: int = ALGR_CODEBOOK_SIZE) -> list[str] | str:
@@ -260,17 +325,27 @@ def _sid_items(text: str, levels: int, stride: int = ALGR_CODEBOOK_SIZE) -> list
     for i, token in enumerate(tokens):
         level = i % levels
         if len(token) > 12 or not level * stride <= int(token) < (level + 1) * stride:
-            return (f"item {i // levels + 1}: level {level + 1} token C{token[:24]} outside "
-                    f"[{level * stride}, {(level + 1) * stride})")
-    return ["".join(f"C{t}" for t in tokens[i:i + levels]) for i in range(0, len(tokens), levels)]
+            return (
+                f"item {i // levels + 1}: level {level + 1} token C{token[:24]} outside "
+                f"[{level * stride}, {(level + 1) * stride})"
+            )
+    return ["".join(f"C{t}" for t in tokens[i : i + levels]) for i in range(0, len(tokens), levels)]
 
 
-def _gr_block(rows: list[dict], path: Path, stage: int, split: str, day: str,
-              bad: list[tuple[int | None, str, str]], blank: int) -> Parsed:
-    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "history": pl.List(pl.String),
-                                       "target": pl.List(pl.String), "line": pl.Int64})
-    frame = frame.with_columns(stage=pl.lit(stage, pl.Int16), id_space=pl.lit("sid"), source=pl.lit(path.name),
-                               ds=pl.lit(day), split=pl.lit(split))
+def _gr_block(
+    rows: list[dict], path: Path, stage: int, split: str, day: str, bad: list[tuple[int | None, str, str]], blank: int
+) -> Parsed:
+    frame = pl.DataFrame(
+        rows,
+        schema={"user_id": pl.String, "history": pl.List(pl.String), "target": pl.List(pl.String), "line": pl.Int64},
+    )
+    frame = frame.with_columns(
+        stage=pl.lit(stage, pl.Int16),
+        id_space=pl.lit("sid"),
+        source=pl.lit(path.name),
+        ds=pl.lit(day),
+        split=pl.lit(split),
+    )
     return Parsed("user_sequences", frame.select(_SEQUENCE_COLUMNS), reject_frame(path, bad, day), blank)
 
 

@@ -37,8 +37,9 @@ class CsvBlock:
     blank: int
 
 
-def resolve_columns(path: str | Path, header: Sequence[str], wanted: Mapping[str, Sequence[str]],
-                    optional: Sequence[str] = ()) -> dict[str, int]:
+def resolve_columns(
+    path: str | Path, header: Sequence[str], wanted: Mapping[str, Sequence[str]], optional: Sequence[str] = ()
+) -> dict[str, int]:
     """Positions of the wanted columns, matched by any of their accepted header names."""
     lowered = [h.lower() for h in header]
     found: dict[str, int] = {}
@@ -50,7 +51,8 @@ def resolve_columns(path: str | Path, header: Sequence[str], wanted: Mapping[str
         else:
             if name not in optional:
                 raise SourceError(
-                    f"{path}: no column for {name!r} in header {list(header)}; expected one of {list(aliases)}")
+                    f"{path}: no column for {name!r} in header {list(header)}; expected one of {list(aliases)}"
+                )
     return found
 
 
@@ -66,8 +68,14 @@ def _fast_block(data: bytes, first: int, lines: int, width: int, delimiter: str)
         return None
     names = [f"_c{i}" for i in range(width)]
     try:
-        frame = pl.read_csv(data, has_header=False, new_columns=names, schema={n: pl.String for n in names},
-                            separator=delimiter, quote_char=None)
+        frame = pl.read_csv(
+            data,
+            has_header=False,
+            new_columns=names,
+            schema={n: pl.String for n in names},
+            separator=delimiter,
+            quote_char=None,
+        )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
         return None
     if frame.height != lines:
@@ -91,14 +99,24 @@ def _join_quoted(lines: pl.DataFrame, pending: pl.DataFrame) -> tuple[pl.DataFra
     open_tail = (np.cumsum(odd)[-1] % 2) == 1
     tail = lines.filter(pl.Series(record == record[-1])) if open_tail else lines.clear()
     body = lines.filter(pl.Series(record != record[-1])) if open_tail else lines
-    body = body.with_columns(_record=pl.Series(record[: body.height])).group_by("_record", maintain_order=True).agg(
-        pl.col("line").first(), pl.col("text").str.join("\n")).drop("_record")
+    body = (
+        body.with_columns(_record=pl.Series(record[: body.height]))
+        .group_by("_record", maintain_order=True)
+        .agg(pl.col("line").first(), pl.col("text").str.join("\n"))
+        .drop("_record")
+    )
     return body, tail
 
 
-def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, optional: Sequence[str] = (),
-                    delimiter: str = ",", span: Span | None = None, limits: Limits | None = None
-                    ) -> Iterator[CsvBlock]:
+def iter_csv_blocks(
+    path: str | Path,
+    wanted: Mapping[str, Sequence[str]],
+    *,
+    optional: Sequence[str] = (),
+    delimiter: str = ",",
+    span: Span | None = None,
+    limits: Limits | None = None,
+) -> Iterator[CsvBlock]:
     """Yield CSV blocks of `path` (or of one `span` of it) with the wanted columns extracted by header name.
 
     A quoted field may span lines (the record keeps its first line's number); a record left open at the end
@@ -113,7 +131,8 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
 
     def rejected(line: int, text: str, reason: str) -> CsvBlock:
         frame = pl.DataFrame({"line": [line], "text": [text], "reason": [reason]}).with_columns(
-            *(pl.lit(None, pl.String).alias(name) for name in wanted))
+            *(pl.lit(None, pl.String).alias(name) for name in wanted)
+        )
         return CsvBlock(frame, pl.col("text"), [], 0)
 
     for piece in iter_byte_blocks(path, skip=1, span=span, limits=limits):
@@ -121,8 +140,9 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
             if pending.height:
                 yield rejected(pending["line"][0], pending["text"][0][:SAMPLE_BYTES], UNTERMINATED)
                 pending = pending.clear()
-            yield rejected(piece.line, piece.sample, f"record longer than {limits.max_record_bytes} bytes "
-                                                     f"({piece.size:,} bytes)")
+            yield rejected(
+                piece.line, piece.sample, f"record longer than {limits.max_record_bytes} bytes ({piece.size:,} bytes)"
+            )
             continue
         first, data, count = piece
         fast = None if pending.height else _fast_block(data, first, count, width, delimiter)
@@ -130,8 +150,10 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
             padded = b" " in data or (b"\t" in data and delimiter != "\t")
             frame = fast.with_columns(
                 reason=pl.lit(None, pl.String),
-                **{name: pl.col(f"_c{pos}").str.strip_chars() if padded else pl.col(f"_c{pos}")
-                   for name, pos in positions.items()},
+                **{
+                    name: pl.col(f"_c{pos}").str.strip_chars() if padded else pl.col(f"_c{pos}")
+                    for name, pos in positions.items()
+                },
             ).with_columns(absent)
             raw = pl.concat_str([pl.col(f"_c{i}").fill_null("") for i in range(width)], separator=delimiter)
             yield CsvBlock(frame, raw, [], 0)
@@ -139,19 +161,28 @@ def iter_csv_blocks(path: str | Path, wanted: Mapping[str, Sequence[str]], *, op
         block = line_block(data, first)
         records, pending = _join_quoted(block.lines, pending)
         if pending.height and pending["text"].str.len_bytes().sum() > limits.max_record_bytes:
-            yield rejected(pending["line"][0], pending["text"][0][:SAMPLE_BYTES],
-                           f"{UNTERMINATED} longer than {limits.max_record_bytes} bytes")
+            yield rejected(
+                pending["line"][0],
+                pending["text"][0][:SAMPLE_BYTES],
+                f"{UNTERMINATED} longer than {limits.max_record_bytes} bytes",
+            )
             pending = pending.clear()
         blank = pl.col("text").str.strip_chars() == ""
         lines = records.filter(~blank)
         split = split_fields(lines, delimiter).with_columns(nfields=pl.col("fields").list.len())
-        frame = split.with_columns(
-            reason=pl.when(pl.col("nfields") != width)
-            .then(pl.format("expected {} fields, found {}", pl.lit(width), pl.col("nfields")))
-            .otherwise(pl.lit(None, pl.String)),
-            **{name: pl.col("fields").list.get(pos, null_on_oob=True).str.strip_chars()
-               for name, pos in positions.items()},
-        ).drop("fields", "nfields").with_columns(absent)
+        frame = (
+            split.with_columns(
+                reason=pl.when(pl.col("nfields") != width)
+                .then(pl.format("expected {} fields, found {}", pl.lit(width), pl.col("nfields")))
+                .otherwise(pl.lit(None, pl.String)),
+                **{
+                    name: pl.col("fields").list.get(pos, null_on_oob=True).str.strip_chars()
+                    for name, pos in positions.items()
+                },
+            )
+            .drop("fields", "nfields")
+            .with_columns(absent)
+        )
         yield CsvBlock(frame, pl.col("text"), block.bad_utf8, records.height - lines.height)
     if pending.height:
         yield rejected(pending["line"][0], "\n".join(pending["text"])[:SAMPLE_BYTES], UNTERMINATED)

@@ -17,6 +17,7 @@ from ingest.sources.limits import Limits
 from ingest.sources.lines import SourceError, Span
 from ingest.sources.records import Parsed, split_checked, utf8_rejects
 from lake.catalog import today
+from lake.frames import to_frame
 
 COLUMNS = {
     "item_id": ("item_id", "base62_string", "item"),
@@ -48,8 +49,10 @@ def image_file(ref: str, base: Path, limits: Limits) -> tuple[Path | None, str |
     file = (base / raw).resolve()
     roots = _roots(base, limits)
     if not any(file.is_relative_to(root) for root in roots):
-        return None, (f"image path {ref!r} resolves outside the allowed folders ({', '.join(map(str, roots))}); "
-                      "add a folder with SIDFORGE_IMAGE_ROOTS to allow it")
+        return None, (
+            f"image path {ref!r} resolves outside the allowed folders ({', '.join(map(str, roots))}); "
+            "add a folder with SIDFORGE_IMAGE_ROOTS to allow it"
+        )
     return file, None
 
 
@@ -110,31 +113,48 @@ def _load_images(frame: pl.DataFrame, base: Path, limits: Limits) -> tuple[pl.Da
         images.append(image)
         uris.append(uri)
         reasons.append(reason)
-    out = frame.with_columns(image=pl.Series(images, dtype=pl.Binary), image_uri=pl.Series(uris, dtype=pl.String),
-                             image_reason=pl.Series(reasons, dtype=pl.String))
-    hashes = [content_hash(t, c, i, u) for t, c, i, u in
-              zip(out["title"], out["category"], out["image"], out["image_uri"], strict=True)]
+    out = frame.with_columns(
+        image=pl.Series(images, dtype=pl.Binary),
+        image_uri=pl.Series(uris, dtype=pl.String),
+        image_reason=pl.Series(reasons, dtype=pl.String),
+    )
+    hashes = [
+        content_hash(t, c, i, u)
+        for t, c, i, u in zip(out["title"], out["category"], out["image"], out["image_uri"], strict=True)
+    ]
     return out.with_columns(content_hash=pl.Series(hashes, dtype=pl.String)), missing
 
 
-def _finish(frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr, limits: Limits
-            ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _finish(
+    frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr, limits: Limits
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     frame, missing = _load_images(frame, path.parent, limits)
-    checks = [
+    checks: list[tuple[pl.Expr, pl.Expr | str]] = [
         (pl.col("reason").is_not_null(), pl.col("reason")),
         (pl.col("item_id").fill_null("") == "", "empty item id"),
-        (pl.col("title").fill_null("").str.strip_chars().eq("") & pl.col("image_ref").fill_null("").eq("")
-         & pl.col("image_bytes").is_null(), "item has neither title nor image"),
+        (
+            pl.col("title").fill_null("").str.strip_chars().eq("")
+            & pl.col("image_ref").fill_null("").eq("")
+            & pl.col("image_bytes").is_null(),
+            "item has neither title nor image",
+        ),
         (pl.col("image_reason").is_not_null(), pl.col("image_reason")),
     ]
-    rows, rejects = split_checked(frame, checks=checks, table_name="items", source=path, raw=raw, ds=day,
-                                  columns=["item_id", "title", "category", "image", "image_uri", "content_hash",
-                                           "line"])
+    rows, rejects = split_checked(
+        frame,
+        checks=checks,
+        table_name="items",
+        source=path,
+        raw=raw,
+        ds=day,
+        columns=["item_id", "title", "category", "image", "image_uri", "content_hash", "line"],
+    )
     return rows.with_columns(first_seen_ds=pl.lit(day), source=pl.lit(path.name)), rejects, missing
 
 
-def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = None,
-               limits: Limits | None = None) -> Iterator[Parsed]:
+def read_items(
+    path: str | Path, *, ds: str | None = None, span: Span | None = None, limits: Limits | None = None
+) -> Iterator[Parsed]:
     """Stream an item catalogue; items with neither title nor image, or whose image reference leaves the
     allowed folders, are quarantined."""
     path = Path(path)
@@ -149,15 +169,19 @@ def read_items(path: str | Path, *, ds: str | None = None, span: Span | None = N
         names = {k: handle.schema_arrow.names[v] for k, v in positions.items()}
         first = 1
         for batch in handle.iter_batches(batch_size=65_536, columns=list(names.values())):
-            frame = pl.from_arrow(batch).rename({v: k for k, v in names.items()})  # type: ignore[union-attr]
+            frame = to_frame(batch).rename({v: k for k, v in names.items()})
             image = frame["image"] if "image" in frame.columns else None
             frame = frame.with_row_index("line", offset=first).with_columns(
                 pl.col("line").cast(pl.Int64),
                 *(pl.lit(None, pl.String).alias(c) for c in ("title", "category") if c not in frame.columns),
-                image_ref=(pl.col("image").cast(pl.String) if image is not None and image.dtype == pl.String
-                           else pl.lit(None, pl.String)),
-                image_bytes=(pl.col("image") if image is not None and image.dtype == pl.Binary
-                             else pl.lit(None, pl.Binary)),
+                image_ref=(
+                    pl.col("image").cast(pl.String)
+                    if image is not None and image.dtype == pl.String
+                    else pl.lit(None, pl.String)
+                ),
+                image_bytes=(
+                    pl.col("image") if image is not None and image.dtype == pl.Binary else pl.lit(None, pl.Binary)
+                ),
                 reason=pl.lit(None, pl.String),
             )
             first += batch.num_rows

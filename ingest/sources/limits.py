@@ -41,8 +41,10 @@ class Limits:
         """Limits set by SIDFORGE_MAX_RECORD_BYTES, SIDFORGE_MAX_INFLATE_RATIO, SIDFORGE_MAX_INFLATED_BYTES,
         SIDFORGE_IMAGE_ROOTS (an os.pathsep-separated list) and SIDFORGE_FETCH_IMAGES=1; defaults otherwise."""
         default = cls()
-        return cls(max_record_bytes=_int(environ, "SIDFORGE_MAX_RECORD_BYTES", default.max_record_bytes),
-                   max_inflate_ratio=_int(environ, "SIDFORGE_MAX_INFLATE_RATIO", default.max_inflate_ratio),
-                   max_inflated_bytes=_int(environ, "SIDFORGE_MAX_INFLATED_BYTES", default.max_inflated_bytes),
-                   image_roots=tuple(p for p in environ.get("SIDFORGE_IMAGE_ROOTS", "").split(os.pathsep) if p),
-                   fetch_images=environ.get("SIDFORGE_FETCH_IMAGES") == "1")
+        return cls(
+            max_record_bytes=_int(environ, "SIDFORGE_MAX_RECORD_BYTES", default.max_record_bytes),
+            max_inflate_ratio=_int(environ, "SIDFORGE_MAX_INFLATE_RATIO", default.max_inflate_ratio),
+            max_inflated_bytes=_int(environ, "SIDFORGE_MAX_INFLATED_BYTES", default.max_inflated_bytes),
+            image_roots=tuple(p for p in environ.get("SIDFORGE_IMAGE_ROOTS", "").split(os.pathsep) if p),
+            fetch_images=environ.get("SIDFORGE_FETCH_IMAGES") == "1",
+        )

@@ -54,7 +54,7 @@ def split_lines(path: str | Path, pieces: int, min_bytes: int = 64 << 20) -> lis
                     break
                 cut = offset + at + 1
                 if cut < size:
-                    cuts.append((cut, lines + count_byte(data[:at + 1], 10) + 1))
+                    cuts.append((cut, lines + count_byte(data[: at + 1], 10) + 1))
                 target = cut + step
             lines += count_byte(data, 10)
             offset += len(data)
@@ -119,13 +119,16 @@ class BoundedStream(io.RawIOBase):
             if self.total > limits.max_inflated_bytes:
                 raise RejectedFile(self.path, f"inflates past {limits.max_inflated_bytes:,} bytes; file skipped")
             if self.total > limits.ratio_floor and self.total > limits.max_inflate_ratio * max(self.compressed, 1):
-                raise RejectedFile(self.path, f"inflates more than {limits.max_inflate_ratio}x its compressed size "
-                                              f"({self.compressed:,} bytes); file skipped")
+                raise RejectedFile(
+                    self.path,
+                    f"inflates more than {limits.max_inflate_ratio}x its compressed size "
+                    f"({self.compressed:,} bytes); file skipped",
+                )
         return data
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
@@ -164,7 +167,7 @@ def line_block(data: bytes, first_line: int) -> LineBlock:
     except pa.ArrowInvalid:
         keep = np.ones(n, dtype=bool)
         for i in range(n):
-            raw = data[offsets[i]:offsets[i + 1]]
+            raw = data[offsets[i] : offsets[i + 1]]
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -173,7 +176,8 @@ def line_block(data: bytes, first_line: int) -> LineBlock:
         binary, numbers = binary.filter(pa.array(keep)), numbers[keep]
         text = binary.cast(pa.large_string())
     frame = pl.DataFrame({"line": numbers, "text": pl.Series(text)}).with_columns(
-        pl.col("text").str.strip_chars_end("\r\n"))
+        pl.col("text").str.strip_chars_end("\r\n")
+    )
     return LineBlock(frame, bad)
 
 
@@ -191,18 +195,27 @@ def _split_long(data: bytes, first: int, limit: int) -> list[tuple[int, bytes, i
     done = 0
     for i in long.tolist():
         if i > done:
-            out.append((first + done, data[starts[done]:starts[i]], i - done))
-        out.append(Oversized(first + i, data[starts[i]:starts[i] + SAMPLE_BYTES].decode("utf-8", "replace"),
-                             int(ends[i] - starts[i])))
+            out.append((first + done, data[starts[done] : starts[i]], i - done))
+        out.append(
+            Oversized(
+                first + i,
+                data[starts[i] : starts[i] + SAMPLE_BYTES].decode("utf-8", "replace"),
+                int(ends[i] - starts[i]),
+            )
+        )
         done = i + 1
     if done < len(ends):
-        out.append((first + done, data[starts[done]:], len(ends) - done))
+        out.append((first + done, data[starts[done] :], len(ends) - done))
     return out
 
 
-def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int = 0,
-                     span: Span | None = None, limits: Limits | None = None
-                     ) -> Iterator[tuple[int, bytes, int] | Oversized]:
+def iter_byte_blocks(
+    path: str | Path,
+    block_bytes: int = BLOCK_BYTES,
+    skip: int = 0,
+    span: Span | None = None,
+    limits: Limits | None = None,
+) -> Iterator[tuple[int, bytes, int] | Oversized]:
     """Yield (number of the first line, whole lines as bytes, number of lines) blocks of about `block_bytes`,
     and an Oversized for each line longer than the record limit (read past without keeping it).
 
@@ -231,7 +244,7 @@ def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int
                     continue
                 pieces.append(Oversized(next_line, skipping[1], skipping[0] + max(at, 0)))
                 skipping.clear()
-                chunk = chunk[at + 1:] if at >= 0 else b""
+                chunk = chunk[at + 1 :] if at >= 0 else b""
             if chunk:
                 cut = chunk.rfind(b"\n") + 1
                 if cut == 0:
@@ -249,8 +262,11 @@ def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int
                     head_end = chunk.find(b"\n") + 1
                     if carry and carry_len + head_end - 1 > limit:
                         sample = b"".join([*carry, chunk[:SAMPLE_BYTES]])[:SAMPLE_BYTES]
-                        pieces.append(Oversized(next_line + len(pieces), sample.decode("utf-8", "replace"),
-                                                carry_len + head_end - 1))
+                        pieces.append(
+                            Oversized(
+                                next_line + len(pieces), sample.decode("utf-8", "replace"), carry_len + head_end - 1
+                            )
+                        )
                         data = chunk[head_end:cut]
                     elif carry:
                         data = b"".join([*carry, memoryview(chunk)[:cut]])
@@ -275,8 +291,8 @@ def iter_byte_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int
                     continue
                 first, data, lines = piece
                 while skip and data:
-                    head = data.find(b"\n") + 1 or len(data)
-                    data, skip, first, lines = data[head:], skip - 1, first + 1, lines - 1
+                    cut = data.find(b"\n") + 1 or len(data)
+                    data, skip, first, lines = data[cut:], skip - 1, first + 1, lines - 1
                 next_line = first + lines
                 if data:
                     yield first, data, lines

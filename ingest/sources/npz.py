@@ -74,12 +74,21 @@ def _check_inflation(archive: zipfile.ZipFile, path: Path, limits: Limits) -> No
     if inflated > limits.max_inflated_bytes:
         raise RejectedFile(path, f"inflates to {inflated:,} bytes, past {limits.max_inflated_bytes:,}; file skipped")
     if inflated > limits.ratio_floor and inflated > limits.max_inflate_ratio * packed:
-        raise RejectedFile(path, f"inflates to {inflated:,} bytes, more than {limits.max_inflate_ratio}x its "
-                                 f"{packed:,} bytes; file skipped")
+        raise RejectedFile(
+            path,
+            f"inflates to {inflated:,} bytes, more than {limits.max_inflate_ratio}x its {packed:,} bytes; file skipped",
+        )
 
 
-def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: str | None = None,
-             chunk: int = CHUNK_ROWS, limits: Limits | None = None) -> Iterator[Parsed]:
+def read_npz(
+    path: str | Path,
+    *,
+    model: str,
+    trust_pickle: bool = False,
+    ds: str | None = None,
+    chunk: int = CHUNK_ROWS,
+    limits: Limits | None = None,
+) -> Iterator[Parsed]:
     """Stream `embeds` rows with their ids; a pickled `itemEncID` is loaded only with trust_pickle."""
     path = Path(path)
     day = ds or today()
@@ -104,7 +113,8 @@ def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: st
             if not trust_pickle:
                 raise SourceError(
                     f"{path}: 'itemEncID' is a pickled object; loading it can run arbitrary code. "
-                    "Pass --trust-pickle (trust_pickle=True) only if you trust this file.")
+                    "Pass --trust-pickle (trust_pickle=True) only if you trust this file."
+                )
             try:
                 ids = _trusted_ids(archive, path)
             except (pickle.UnpicklingError, ValueError, EOFError) as exc:
@@ -120,7 +130,7 @@ def read_npz(path: str | Path, *, model: str, trust_pickle: bool = False, ds: st
                     raise SourceError(f"{path}: {len(ids)} ids but {shape[0]} embedding rows")
                 start = 0
                 for block in _rows(member, shape, dtype, chunk):
-                    yield _block(path, ids[start:start + len(block)], block, start, model, day)
+                    yield _block(path, ids[start : start + len(block)], block, start, model, day)
                     start += len(block)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
             raise SourceError(f"{path}: 'embeds' cannot be read ({type(exc).__name__}: {exc})") from exc
@@ -133,13 +143,27 @@ def _block(path: Path, ids: np.ndarray, vectors: np.ndarray, start: int, model: 
     empty = id_text == ""
     finite = np.isfinite(vectors).all(axis=1)
     good = ~empty & finite
-    bad = [(int(lines[i]), f"{id_text[i]}: {np.array2string(vectors[i][:8], precision=4)}...",
-            "empty item id" if empty[i] else "vector has NaN or infinite values") for i in np.flatnonzero(~good)]
-    rows = pl.DataFrame({
-        "item_id": pl.Series(id_text[good].tolist(), dtype=pl.String),
-        "line": lines[good],
-        "embedding": pl.Series(pa.FixedSizeListArray.from_arrays(
-            pa.array(vectors[good].reshape(-1)), vectors.shape[1])).cast(pl.List(pl.Float32)),
-    }).with_columns(dim=pl.lit(vectors.shape[1], pl.Int32), modalities=pl.lit("precomputed"),
-                    content_hash=pl.lit(None, pl.String), source=pl.lit(path.name), model=pl.lit(model))
+    bad = [
+        (
+            int(lines[i]),
+            f"{id_text[i]}: {np.array2string(vectors[i][:8], precision=4)}...",
+            "empty item id" if empty[i] else "vector has NaN or infinite values",
+        )
+        for i in np.flatnonzero(~good)
+    ]
+    rows = pl.DataFrame(
+        {
+            "item_id": pl.Series(id_text[good].tolist(), dtype=pl.String),
+            "line": lines[good],
+            "embedding": pl.Series(
+                pa.FixedSizeListArray.from_arrays(pa.array(vectors[good].reshape(-1)), vectors.shape[1])
+            ).cast(pl.List(pl.Float32)),
+        }
+    ).with_columns(
+        dim=pl.lit(vectors.shape[1], pl.Int32),
+        modalities=pl.lit("precomputed"),
+        content_hash=pl.lit(None, pl.String),
+        source=pl.lit(path.name),
+        model=pl.lit(model),
+    )
     return Parsed("item_embeddings", rows, reject_frame(path, bad, day))

@@ -11,8 +11,9 @@ import polars as pl
 from lake.catalog import table
 
 Checks = Sequence[tuple[pl.Expr, pl.Expr | str]]
-REJECT_SCHEMA = {"source_file": pl.String, "line": pl.Int64, "raw": pl.String, "reason": pl.String,
-                 "ds": pl.String}
+REJECT_SCHEMA = pl.Schema(
+    {"source_file": pl.String(), "line": pl.Int64(), "raw": pl.String(), "reason": pl.String(), "ds": pl.String()}
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,16 @@ def first_failure(checks: Checks) -> pl.Expr:
     return expr
 
 
-def split_checked(frame: pl.DataFrame, *, checks: Checks, table_name: str, source: str | Path, raw: pl.Expr,
-                  ds: pl.Expr | str, columns: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_checked(
+    frame: pl.DataFrame,
+    *,
+    checks: Checks,
+    table_name: str,
+    source: str | Path,
+    raw: pl.Expr,
+    ds: pl.Expr | str,
+    columns: Sequence[str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split rows into good rows (`columns`) and quarantine records with the first failing check's reason.
 
     Reasons (and raw text) are rendered for the failing rows only, so clean data pays for the checks alone.
@@ -57,8 +66,11 @@ def split_checked(frame: pl.DataFrame, *, checks: Checks, table_name: str, sourc
         bad = marked.clear().with_columns(reason=pl.lit(None, pl.String))
     ds_expr = pl.lit(ds) if isinstance(ds, str) else ds
     rejects = bad.select(
-        source_file=pl.lit(str(source)), line=pl.col("line").cast(pl.Int64), raw=raw.cast(pl.String),
-        reason=pl.col("reason"), ds=ds_expr.cast(pl.String),
+        source_file=pl.lit(str(source)),
+        line=pl.col("line").cast(pl.Int64),
+        raw=raw.cast(pl.String),
+        reason=pl.col("reason"),
+        ds=ds_expr.cast(pl.String),
     )
     return good, rejects
 
@@ -71,10 +83,15 @@ def utf8_rejects(source: str | Path, lines: Sequence[tuple[int, str]], ds: str) 
     return reject_frame(source, [(n, text[:512], INVALID_UTF8) for n, text in lines], ds)
 
 
-def reject_frame(source: str | Path, records: Sequence[tuple[int | None, str, str]], ds: str) -> pl.DataFrame:
+def reject_frame(source: str | Path, records: Sequence[tuple[int | None, str | None, str]], ds: str) -> pl.DataFrame:
     """Quarantine records from (line, raw text, reason) tuples."""
     return pl.DataFrame(
-        {"source_file": [str(source)] * len(records), "line": [r[0] for r in records],
-         "raw": [r[1] for r in records], "reason": [r[2] for r in records], "ds": [ds] * len(records)},
+        {
+            "source_file": [str(source)] * len(records),
+            "line": [r[0] for r in records],
+            "raw": [r[1] for r in records],
+            "reason": [r[2] for r in records],
+            "ds": [ds] * len(records),
+        },
         schema=REJECT_SCHEMA,
     )
