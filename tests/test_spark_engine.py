@@ -64,14 +64,14 @@ def test_engines_quarantine_the_same_records(spark, tmp_path):
 
 
 def test_a_file_read_in_spans_by_several_tasks_gives_the_same_tables(spark, tmp_path, tiny_raw, monkeypatch):
-    import ingest.spark_engine
+    from ingest import spark_engine
     from ingest.sources.lines import split_lines
 
     day = sorted((tiny_raw / "events").iterdir())[0]
     header, *rows = (next(day.iterdir())).read_text().splitlines()
     planted = [rows[0], "u9,i9,teleport,1735732800", "u9,,pv,1735732801"]  # a duplicate of line 2, two bad rows
     path = write(tmp_path / "in" / "events.csv", "\n".join([header, *rows, *planted]) + "\n")
-    monkeypatch.setattr(ingest.spark_engine, "SPLIT_BYTES", path.stat().st_size // 3)
+    monkeypatch.setattr(spark_engine, "SPLIT_BYTES", path.stat().st_size // 3)
     polars_lake, spark_lake = Lake(tmp_path / "p"), Lake(tmp_path / "s")
     a = ingest(polars_lake, [path], "events")
     b = ingest(spark_lake, [path], "events", engine="spark")
