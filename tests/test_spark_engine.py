@@ -82,7 +82,7 @@ def test_a_file_read_in_spans_by_several_tasks_gives_the_same_tables(spark, tmp_
     assert qa.equals(spark_lake.scan("quarantine").select(cols).sort("line").collect())
     assert qa["line"].to_list() == [len(rows) + 2, len(rows) + 3, len(rows) + 4]
     _same(polars_lake.scan("interactions").collect(), spark_lake.scan("interactions").collect())
-    assert len(split_lines(path, spark.sparkContext.defaultParallelism, ingest.spark_engine.SPLIT_BYTES)) == 2
+    assert len(split_lines(path, spark.sparkContext.defaultParallelism, spark_engine.SPLIT_BYTES)) == 2
 
 
 def _cli(lake: Lake, events) -> list[str]:
