@@ -77,6 +77,16 @@ class Lake:
         """`path` (a location under the lake, or a URI from the Delta log) as a URI that Spark can open."""
         return path if "://" in path else f"file://{path}"
 
+    def local_path(self, *parts: str) -> Path:
+        """A location under a local lake as a Path, for writers that need local files; a ValueError naming the
+        lake for an object-store lake (instead of a relative folder named after its URI)."""
+        if _is_uri(self.root):
+            raise ValueError(
+                f"{'/'.join(parts)} is written with local files, which an object-store lake "
+                f"({self.root}) does not have yet; use a local lake for it"
+            )
+        return Path(self.path(*parts))
+
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """The pyarrow filesystem of the lake and the root path inside it."""
         if _is_uri(self.root):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -60,6 +59,7 @@ def publish_training_data(
     """Examples from `source` mapped to `build_id` (default: the published build), as a new dataset version."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    root = lake.local_path("published")
     registry = BuildRegistry(lake)
     if build_id is None:
         current = registry.published()
@@ -85,7 +85,7 @@ def publish_training_data(
     params = {"source": source, "test_days": sorted(test_days)}
     published = publish(
         usable,
-        Path(lake.path("published")),
+        root,
         dataset,
         build_id,
         sizes,

@@ -112,3 +112,12 @@ def test_algr_gr_files_round_trip_to_the_same_token_strings(published, tmp_path,
                 assert exported[f"{path.name}:{line}"] == (row["user"], row["answer"])
                 checked += 1
     assert checked > 100
+
+
+def test_publishing_from_an_object_store_lake_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from publish.training_data import publish_training_data
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"published is written with local files.*s3://bucket/lake"):
+        publish_training_data(Lake("s3://bucket/lake"), build_id="b1")
+    assert list(tmp_path.iterdir()) == []
