@@ -13,12 +13,13 @@ from embeddings.align import (
     load_projection,
     partner_in_neighbours,
     project,
-    save_projection,
+    projection_bytes,
     train_projection,
 )
 from embeddings.encode import encode_items
 from embeddings.incremental import items_to_encode
 from embeddings.model import load_encoder, model_id
+from lake import storage
 from lake.quarantine import replace_records
 
 GROUP = "embeddings"
@@ -72,7 +73,11 @@ def item_embeddings(
                 "result": "nothing new, nothing written",
             }
         )
-    projection = load_projection(config.projection) if config.projection else None
+    projection = (
+        load_projection(storage.read_bytes(config.projection, store.storage_options), config.projection)
+        if config.projection
+        else None
+    )
     result = encode_items(
         clip,
         todo["item_id"].to_list(),
@@ -163,7 +168,7 @@ def aligned_embeddings(
     )
     aligned = project(projection, features)
     model = f"{config.base_model}+align"
-    save_projection(projection, store.path("_models", f"{model}.pt"))
+    storage.write_bytes(store.path("_models", f"{model}.pt"), projection_bytes(projection), store.storage_options)
     rows = base.select("item_id", "content_hash").with_columns(
         embedding=pl.Series(aligned.tolist(), dtype=pl.List(pl.Float32)),
         dim=pl.lit(aligned.shape[1], pl.Int32),

@@ -25,6 +25,7 @@ from assets.errors import cause_first
 from assets.metadata import bullets, markdown_table, per_level, rounded, table_metadata
 from assets.resources import EngineResource, LakeResource, QualityResource, SparkResource
 from assets.sids import build_summary
+from builds.artifacts import load_model
 from builds.registry import ASSIGNED, BuildRegistry, BuildStatus, SidBuild
 from builds.registry import TABLE as BUILDS_TABLE
 from lake import Lake
@@ -35,15 +36,14 @@ from quality.hitrate import sessions_from_ids
 from quality.report import LEVEL_KEYS, SUMMARY_KEYS, markdown_summary, write_report
 from quality.sid_metrics import occupancy
 from quality.validation_report import latest_validations
-from sid_index.artifact import load_artifact
 from sid_index.rq import vectors_of
 
 SID_QUALITY_CHECK = "sid_build_quality"
 
 
 @cache
-def _validator(reports: str) -> Validator:
-    return Validator(reports)
+def _validator(store: Lake) -> Validator:
+    return Validator(store.path("_reports"), store.storage_options)
 
 
 def _sizes(store: Lake) -> dict[str, list[int]]:
@@ -58,7 +58,7 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
         context: AssetCheckExecutionContext, lake: LakeResource, engine: EngineResource, spark: SparkResource
     ) -> AssetCheckResult:
         store = lake.lake()
-        validator = _validator(store.path("_reports"))
+        validator = _validator(store)
         day = context.partition_key if context.has_partition_key else None
         run = Run(context.run.run_id, day)
         if engine.name() == "spark":
@@ -141,7 +141,7 @@ def _evaluate(store: Lake, build: SidBuild, settings: QualityResource) -> tuple[
         .select("history", pl.col("target").list.first().alias("target"))
         .collect()
     )
-    model = load_artifact(inputs["artifact"])
+    model = load_model(store, inputs["artifact"])
     rows = gallery_rows(len(codes), np.zeros(0, dtype=np.int64), settings.gallery_items, 0)
     ids = sids["item_id"].gather(rows).to_list()
     sessions = sessions_from_ids(
@@ -186,13 +186,14 @@ def sid_build_quality(
         history,
         result.checks,
         result.limits,
-        latest_validations(store.path("_reports", "validations")),
+        latest_validations(store.path("_reports", "validations"), store.storage_options),
+        store.storage_options,
     )
     stored = {
         **build.metrics,
         **metrics,
         "checks": result.checks,
-        "report": str(report),
+        "report": report,
         "failed_checks": result.failed,
     }
     status = build.status if result.passed else BuildStatus.REJECTED

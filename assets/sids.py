@@ -14,12 +14,12 @@ from assets.errors import cause_first
 from assets.ingest import precomputed_embeddings
 from assets.metadata import per_level, rounded, table_metadata
 from assets.resources import LakeResource
+from builds.artifacts import load_model, save_model
 from builds.drift import data_through, embeddings, measure
 from builds.lifecycle import Decision, Drift, DriftBounds, Mode, build_id, decide, same_inputs
 from builds.registry import ASSIGNED, KEPT, BuildRegistry, BuildStatus, SidBuild
 from lake import Lake
 from quality.report import SUMMARY_KEYS
-from sid_index.artifact import load_artifact, save_artifact
 from sid_index.build import Assigned, BuildConfig, Method, assign, churn, sample_rows, train
 from sid_index.collisions import Policy
 from sid_index.kmeans import BackendName
@@ -178,11 +178,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     model = train(vectors_of(sample.to_arrow()), build_cfg, n_items)
     train_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
     new_id = build_id(config.method, started, run_id)
-    artifact = save_artifact(
-        model,
-        store.path("_artifacts", "sid", new_id, "model.safetensors"),
-        {"build_id": new_id, "embedding_model": config.embedding_model},
-    )
+    artifact = save_model(store, new_id, model, {"build_id": new_id, "embedding_model": config.embedding_model})
     codebooks = pl.concat(
         [
             pl.DataFrame(
@@ -203,7 +199,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
         "items": n_items,
         "data_through": data_through(store),
         "train_sample": len(rows),
-        "artifact": str(artifact),
+        "artifact": artifact,
         "rebuild_reason": decision.reason,
     }
     registry.record(
@@ -227,7 +223,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
             "items": n_items,
             "train_sample": len(rows),
             "train_seconds": round(train_s, 3),
-            "artifact": MetadataValue.path(str(artifact)),
+            "artifact": MetadataValue.path(artifact),
             "backend": config.backend,
             "device": config.device,
             "result": f"rebuild: {decision.reason}",
@@ -275,7 +271,7 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
             "candidates": config.candidates,
         }
     )
-    model = load_artifact(build.inputs["artifact"], device="cpu" if build_cfg.device == "auto" else build_cfg.device)
+    model = load_model(store, build.inputs["artifact"], "cpu" if build_cfg.device == "auto" else build_cfg.device)
     frame = embeddings(store, build.inputs["embedding_model"])
     source = f"item_embeddings@v{store.version('item_embeddings')}:{build.inputs['embedding_model']}"
     existing = store.scan("item_sids").filter(pl.col("build_id") == build.build_id)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from builds.artifacts import load_model
 from builds.lifecycle import Drift
 from builds.registry import SidBuild
 from lake.lake import Lake
-from sid_index.artifact import load_artifact
 from sid_index.build import sample_rows
 from sid_index.drift import error_ratio
 from sid_index.rq import vectors_of
@@ -49,7 +49,7 @@ def measure(lake: Lake, frame: pl.LazyFrame, n_items: int, build: SidBuild, samp
     if n_new and inputs.get("artifact"):
         picked = pl.Series(sample_rows(n_new, sample, seed).astype(np.uint32)).implode()
         vectors = vectors_of(new.with_row_index("row").filter(pl.col("row").is_in(picked)).collect().to_arrow())
-        ratio = error_ratio(load_artifact(inputs["artifact"]), vectors, float(errors[-1]))
+        ratio = error_ratio(load_model(lake, inputs["artifact"]), vectors, float(errors[-1]))
     return Drift(n_new, _share(n_new, n_items), changed, _share(changed, n_items), round(ratio, 4))
 
 

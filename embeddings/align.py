@@ -6,8 +6,9 @@ items bought or viewed together move closer while the content geometry is kept a
 
 from __future__ import annotations
 
+import io
+import pickle
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -88,18 +89,19 @@ def partner_in_neighbours(
     return hits / max(1, len(left))
 
 
-def save_projection(projection: torch.nn.Linear, path: str | Path) -> None:
-    """Save the projection's weights (a plain tensor file, loadable with weights_only=True)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"weight": projection.weight.detach().cpu()}, path)
+def projection_bytes(projection: torch.nn.Linear) -> bytes:
+    """The projection's weights as the bytes of a torch file (loadable with weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save({"weight": projection.weight.detach().cpu()}, buffer)
+    return buffer.getvalue()
 
 
-def load_projection(path: str | Path) -> torch.nn.Linear:
-    """Load a projection saved by save_projection; a clear error naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"projection file {path} does not exist; train one with collaborative alignment")
-    weight = torch.load(path, map_location="cpu", weights_only=True)["weight"]
+def load_projection(data: bytes, name: str = "projection") -> torch.nn.Linear:
+    """A projection from the bytes of projection_bytes; a ValueError naming `name` when they are not one."""
+    try:
+        weight = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["weight"]
+    except (RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{name} is not a projection saved by sidforge: {exc}") from exc
     projection = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
     with torch.no_grad():
         projection.weight.copy_(weight)

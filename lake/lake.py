@@ -19,6 +19,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, RemoveAction
 
+from lake import storage
 from lake.catalog import TABLES, TableSpec, table
 from lake.frames import to_frame
 from lake.provenance import SOURCE_FOLDER
@@ -30,10 +31,6 @@ ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader | pl.DataFrame
 
 class ConcurrentWriteError(RuntimeError):
     """Another writer committed to the same partitions after this one read the table; nothing was committed."""
-
-
-def _is_uri(root: str) -> bool:
-    return "://" in root and not root.startswith("file://")
 
 
 def sql_literal(value: object) -> str:
@@ -55,10 +52,7 @@ class Lake:
     """
 
     def __init__(self, root: str | Path = DEFAULT_LAKE, storage_options: dict[str, str] | None = None):
-        root = str(root)
-        if not _is_uri(root):
-            root = str(Path(root.removeprefix("file://")).expanduser().resolve())
-        self.root = root.rstrip("/")
+        self.root = storage.normalize(root)
         self.storage_options = storage_options
 
     def __repr__(self) -> str:
@@ -77,21 +71,9 @@ class Lake:
         """`path` (a location under the lake, or a URI from the Delta log) as a URI that Spark can open."""
         return path if "://" in path else f"file://{path}"
 
-    def local_path(self, *parts: str) -> Path:
-        """A location under a local lake as a Path, for writers that need local files; a ValueError naming the
-        lake for an object-store lake (instead of a relative folder named after its URI)."""
-        if _is_uri(self.root):
-            raise ValueError(
-                f"{'/'.join(parts)} is written with local files, which an object-store lake "
-                f"({self.root}) does not have yet; use a local lake for it"
-            )
-        return Path(self.path(*parts))
-
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
-        """The pyarrow filesystem of the lake and the root path inside it."""
-        if _is_uri(self.root):
-            return pafs.FileSystem.from_uri(self.root)
-        return pafs.LocalFileSystem(), self.root
+        """The pyarrow filesystem of the lake (with its storage options) and the root path inside it."""
+        return storage.filesystem(self.root, self.storage_options)
 
     # -- reads -------------------------------------------------------------------------------
     def exists(self, name: str) -> bool:

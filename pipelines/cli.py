@@ -7,7 +7,8 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+
+from lake import storage
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -343,7 +344,7 @@ def _export(lake, args: argparse.Namespace) -> int:
         written = [export(lake, build, args.out, args.token_stride)]
     for path in written:
         print(f"wrote {path}")
-    manifest = Path(args.out) / f"{args.fmt}.manifest.json"
+    manifest = storage.join(storage.normalize(args.out), f"{args.fmt}.manifest.json")
     print(f"token layout: C{{code + level * {args.token_stride}}}; see {manifest}")
     return 0
 

@@ -8,6 +8,7 @@ stating the layout used.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import polars as pl
 
 from builds.registry import BuildRegistry
 from ingest.sources.algr import SYSTEM_PROMPT, USER_PREFIX
+from lake import storage
 from lake.lake import Lake
 from publish.manifest import read_manifest
 from sid_index.codec import ALGR_CODEBOOK_SIZE, TokenLayout, render_expr
@@ -24,26 +26,29 @@ FORMATS = ("algr-tsv", "item-sid-csv", "sid-items")
 
 
 def _write_manifest(
-    out: Path, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[Path], **extra: object
-) -> Path:
-    path = out / f"{fmt}.manifest.json"
+    out: str, fmt: str, layout: TokenLayout, build_id: str, files: Sequence[str], **extra: object
+) -> str:
     body = {
         "format": fmt,
         "build_id": build_id,
         "token_layout": layout.as_dict(),
-        "files": [f.name for f in files],
+        "files": [storage.name_of(f) for f in files],
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return storage.write_text(storage.join(out, f"{fmt}.manifest.json"), json.dumps(body, indent=2, sort_keys=True))
 
 
-def export_algr_tsv(version: str | Path, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> list[Path]:
+def _write_csv(frame: pl.DataFrame, location: str, separator: str = ",") -> str:
+    """`frame` as a CSV file written whole at `location` (a folder or an object store)."""
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, separator=separator)
+    return storage.write_bytes(location, buffer.getvalue())
+
+
+def export_algr_tsv(version: str | Path, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> list[str]:
     """One `<split>.tsv` per split (`id, system, user, answer`, C-tokens in AL-GR's layout), as FORGE's
     trainer reads it; the published version's compact tokens are re-based level by level."""
-    version, out = Path(version), Path(out)
+    version, out = storage.normalize(version), storage.normalize(out)
     manifest = read_manifest(version)
     published = manifest["token_layout"]
     layout = TokenLayout(tuple(published["sizes"]), stride)
@@ -54,20 +59,21 @@ def export_algr_tsv(version: str | Path, out: str | Path, stride: int = ALGR_COD
         rebased = pl.element() + pl.int_range(pl.len()).mod(levels).replace_strict(shift, return_dtype=pl.Int64)
         return pl.col(column).list.eval(pl.format("C{}", rebased)).list.join("")
 
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for split in sorted({s["split"] for s in manifest["shards"]}):
-        files = [version / s["path"] for s in manifest["shards"] if s["split"] == split]
-        frame = pl.read_parquet(files, columns=["example", "history_tokens", "target_tokens"]).sort("example")
-        path = out / f"{split}.tsv"
-        frame.select(
+        files = [storage.join(version, s["path"]) for s in manifest["shards"] if s["split"] == split]
+        frame = pl.concat(
+            pl.read_parquet(io.BytesIO(storage.read_bytes(f)), columns=["example", "history_tokens", "target_tokens"])
+            for f in files
+        ).sort("example")
+        rows = frame.select(
             id=pl.col("example"),
             system=pl.lit(SYSTEM_PROMPT),
             user=pl.lit(USER_PREFIX) + tokens("history_tokens"),
             answer=tokens("target_tokens"),
-        ).write_csv(path, separator="\t")
-        written.append(path)
-    _write_manifest(out, "algr-tsv", layout, manifest["sid_build"], written, dataset_version=str(version))
+        )
+        written.append(_write_csv(rows, storage.join(out, f"{split}.tsv"), separator="\t"))
+    _write_manifest(out, "algr-tsv", layout, manifest["sid_build"], written, dataset_version=version)
     return written
 
 
@@ -79,27 +85,25 @@ def _build_sids(lake: Lake, build_id: str, stride: int) -> tuple[pl.DataFrame, T
     return frame, TokenLayout(tuple(BuildRegistry(lake).sizes(build_id)), stride)
 
 
-def export_item_sid_csv(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> Path:
+def export_item_sid_csv(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> str:
     """`item_id, codebook_lv1..L` (the AL-GR Item-SID layout, read positionally by FORGE's evaluation, which
     adds the stride per level)."""
     frame, layout = _build_sids(lake, build_id, stride)
-    out = Path(out)
-    path = out / f"item_sid_{build_id}.csv"
-    out.mkdir(parents=True, exist_ok=True)
-    frame.sort("item_id").select(
+    out = storage.normalize(out)
+    rows = frame.sort("item_id").select(
         "item_id", *[pl.col("codes").list.get(i).alias(f"codebook_lv{i + 1}") for i in range(len(layout.sizes))]
-    ).write_csv(path)
+    )
+    path = _write_csv(rows, storage.join(out, f"item_sid_{build_id}.csv"))
     _write_manifest(out, "item-sid-csv", layout, build_id, [path])
     return path
 
 
-def export_sid_items(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> Path:
+def export_sid_items(lake: Lake, build_id: str, out: str | Path, stride: int = ALGR_CODEBOOK_SIZE) -> str:
     """`sid, items` with the items of each SID joined by ';' (FORGE's SID → item lookup), SIDs in AL-GR's layout."""
     frame, layout = _build_sids(lake, build_id, stride)
-    out = Path(out)
-    path = out / f"sid_items_{build_id}.csv"
-    out.mkdir(parents=True, exist_ok=True)
+    out = storage.normalize(out)
     sid = render_expr(pl.col("codes"), layout.level_sizes)
-    (frame.group_by(sid=sid).agg(items=pl.col("item_id").sort().str.join(";")).sort("sid").write_csv(path))
+    rows = frame.group_by(sid=sid).agg(items=pl.col("item_id").sort().str.join(";")).sort("sid")
+    path = _write_csv(rows, storage.join(out, f"sid_items_{build_id}.csv"))
     _write_manifest(out, "sid-items", layout, build_id, [path])
     return path

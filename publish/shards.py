@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from lake import storage
 from lake.hashing import row_hashes
-from publish.manifest import MANIFEST, sha256_of
+from publish.manifest import MANIFEST
 from sid_index.codec import offsets
 
 SHARD_COLUMNS = [
@@ -48,7 +47,7 @@ class Published:
 
     dataset: str
     version: str
-    path: Path
+    path: str
     manifest: dict
     manifest_sha256: str
 
@@ -71,26 +70,30 @@ def token_layout(sizes: Sequence[int]) -> dict:
     }
 
 
-def write_shards(examples: pl.DataFrame, out: Path, rows_per_shard: int = 500_000) -> list[dict]:
-    """Shards per split by a hash of the user id, rows in a fixed order; returns the manifest's shard list."""
+def write_shards(
+    examples: pl.DataFrame, out: str, rows_per_shard: int = 500_000, options: storage.Options = None
+) -> list[dict]:
+    """Shards per split by a hash of the user id, rows in a fixed order, written under `out` (a folder or an
+    object-store prefix); returns the manifest's shard list."""
     shards = []
     for split in sorted(examples["split"].unique().to_list()):
         part = examples.filter(pl.col("split") == split)
         count = max(1, -(-part.height // rows_per_shard))
         part = part.with_columns(_shard=(pl.col("user_id").hash(seed=20250921) % count).cast(pl.Int32))
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
         for shard in range(count):
             rows = part.filter(pl.col("_shard") == shard).sort("user_id", "example").select(SHARD_COLUMNS)
-            path = folder / f"shard-{shard:05d}.parquet"
-            rows.write_parquet(path, compression="zstd", row_group_size=65_536, statistics=True)
+            buffer = io.BytesIO()
+            rows.write_parquet(buffer, compression="zstd", row_group_size=65_536, statistics=True)
+            data = buffer.getvalue()
+            name = f"{split}/shard-{shard:05d}.parquet"
+            storage.write_bytes(storage.join(out, name), data, options)
             shards.append(
                 {
-                    "path": f"{split}/{path.name}",
+                    "path": name,
                     "split": split,
                     "rows": rows.height,
-                    "bytes": path.stat().st_size,
-                    "sha256": sha256_of(path),
+                    "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
                 }
             )
     return shards
@@ -116,7 +119,7 @@ def split_stats(examples: pl.DataFrame) -> dict:
 
 def publish(
     examples: pl.DataFrame,
-    root: Path,
+    root: str,
     dataset: str,
     build_id: str,
     sizes: Sequence[int],
@@ -124,25 +127,26 @@ def publish(
     params: Mapping[str, object],
     rows_per_shard: int = 500_000,
     skipped: int = 0,
+    options: storage.Options = None,
 ) -> Published:
     """Write shards, then the manifest; returns the version (the caller registers it in the lake).
 
     The same examples give the same version; a version whose manifest exists already is returned as it is
-    (an unreadable one, from a crash of an older release, is written again). The manifest goes to a temporary
-    name first and is renamed into place, so it is whole or absent.
+    (an unreadable one, from a crash of an older release, is written again). The manifest is written whole
+    (a temporary name renamed into place, or one object-store put), so it is whole or absent.
     """
     content = examples_digest(examples)
     version = version_id(
         build_id, f"{content}:{examples.height}:{skipped}", {**params, "rows_per_shard": rows_per_shard}
     )
-    out = root / dataset / version
-    if (out / MANIFEST).is_file():
-        text = (out / MANIFEST).read_text()
+    out = storage.join(root, dataset, version)
+    if storage.is_file(storage.join(out, MANIFEST), options):
+        text = storage.read_text(storage.join(out, MANIFEST), options)
         try:
             return Published(dataset, version, out, json.loads(text), hashlib.sha256(text.encode()).hexdigest())
         except json.JSONDecodeError:
             pass
-    shards = write_shards(examples, out, rows_per_shard)
+    shards = write_shards(examples, out, rows_per_shard, options)
     schema = pa.schema([(f.name, f.type) for f in examples.select(SHARD_COLUMNS).to_arrow().schema])
     manifest = {
         "format": "sidforge-gr/1",
@@ -159,9 +163,7 @@ def publish(
         "examples_without_target_sid": skipped,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
-    tmp = out / f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / MANIFEST)
+    storage.write_text(storage.join(out, MANIFEST), text, options)
     return Published(dataset, version, out, manifest, hashlib.sha256(text.encode()).hexdigest())
 
 
@@ -172,7 +174,7 @@ def registration(published: Published, run_id: str) -> pl.DataFrame:
             {
                 "dataset": published.dataset,
                 "version": published.version,
-                "path": str(published.path),
+                "path": published.path,
                 "manifest_sha256": published.manifest_sha256,
                 "build_id": published.manifest["sid_build"],
                 "inputs": json.dumps(published.manifest["inputs"], sort_keys=True),

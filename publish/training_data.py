@@ -59,7 +59,7 @@ def publish_training_data(
     """Examples from `source` mapped to `build_id` (default: the published build), as a new dataset version."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    root = lake.local_path("published")
+    root = lake.path("published")
     registry = BuildRegistry(lake)
     if build_id is None:
         current = registry.published()
@@ -93,6 +93,7 @@ def publish_training_data(
         params,
         rows_per_shard,
         examples.height - usable.height,
+        lake.storage_options,
     )
     known = (
         lake.scan("published_datasets")
@@ -103,9 +104,7 @@ def publish_training_data(
     version = (
         None
         if known
-        else lake.merge(
-            "published_datasets", registration(published, run_id), run_id=run_id, sources=[str(published.path)]
-        )
+        else lake.merge("published_datasets", registration(published, run_id), run_id=run_id, sources=[published.path])
     )
     return PublishReport(
         published,

@@ -9,6 +9,7 @@ Data Docs are written under `<reports>/gx/`.
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from functools import reduce
@@ -19,6 +20,7 @@ import polars as pl
 
 from builds.registry import TABLE as BUILDS_TABLE
 from builds.registry import BuildStatus
+from lake import storage
 from lake.catalog import BEHAVIORS, TABLES, table
 from quality.validation_report import expectation_rows, write_validation_report
 
@@ -177,17 +179,21 @@ def derived_spark(name: str, frame, sizes: dict[str, list[int]] | None = None):
 
 
 class Validator:
-    """A file-backed GX context under `<reports>/gx`, one pandas data source, a checkpoint per table."""
+    """A file-backed GX context, one pandas data source, a checkpoint per table. On a local lake the GX project
+    lives under `<reports>/gx`; on an object-store lake it lives in a temporary folder and its Data Docs are
+    copied to `<reports>/gx/data_docs/` after each validation (GX's own stores need a local folder)."""
 
-    def __init__(self, reports: str | Path):
-        Path(reports).mkdir(parents=True, exist_ok=True)
+    def __init__(self, reports: str | Path, options: storage.Options = None):
+        self.reports, self.options = storage.normalize(reports), options
+        self._scratch = tempfile.TemporaryDirectory(prefix="sidforge-gx-") if storage.is_uri(self.reports) else None
+        project = self._scratch.name if self._scratch else self.reports
+        Path(project).mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # GX imports pyspark, which warns about pandas 3 even when Spark is unused
             warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
             import great_expectations as gx
 
-            self.context = gx.get_context(mode="file", project_root_dir=str(reports))
+            self.context = gx.get_context(mode="file", project_root_dir=project)
         self.gx = gx
-        self.reports = Path(reports)
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -222,10 +228,19 @@ class Validator:
         every = expectation_rows(result)
         success = bool(result.success) and exact["null_keys"] == 0 and exact["duplicate_keys"] == 0
         report = write_validation_report(
-            self.reports / "validations", name, run.name, run.partition, success, rows, validated, exact, every
+            storage.join(self.reports, "validations"),
+            name,
+            run.name,
+            run.partition,
+            success,
+            rows,
+            validated,
+            exact,
+            every,
+            self.options,
         )
         failures = [{k: v for k, v in e.items() if k != "success"} for e in every if not e["success"]]
-        return Outcome(name, success, rows, validated, failures, exact, self.docs_index(), str(report))
+        return Outcome(name, success, rows, validated, failures, exact, self.docs_index(), report)
 
     def validate(
         self,
@@ -268,7 +283,16 @@ class Validator:
         return self._outcome(name, result, total, total, exact, run)
 
     def docs_index(self) -> str | None:
-        """Path of the Data Docs index page."""
+        """Location of the Data Docs index page (in the lake's `_reports` on an object-store lake)."""
         sites = self.context.get_docs_sites_urls()
         url = sites[0]["site_url"] if sites else None
-        return url.removeprefix("file://") if url else None
+        local = url.removeprefix("file://") if url else None
+        if local is None or self._scratch is None:
+            return local
+        site = Path(local).parent
+        target = storage.join(self.reports, "gx", "data_docs")
+        for file in sorted(p for p in site.rglob("*") if p.is_file()):
+            storage.write_bytes(
+                storage.join(target, file.relative_to(site).as_posix()), file.read_bytes(), self.options
+            )
+        return storage.join(target, "index.html")

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lake import storage
 from quality.sid_metrics import lorenz
 
 SUMMARY_KEYS = (
@@ -152,14 +153,14 @@ def write_report(
     checks: dict[str, bool],
     limits: dict[str, Any],
     validations: Sequence[dict] = (),
-) -> Path:
+    options: storage.Options = None,
+) -> str:
     """Write `index.html` (one self-contained file: charts as inline SVG) and `metrics.json` under `folder`.
 
     `limits`: the gate's thresholds (max_gini, max_collision_rate, perplexity_floor per level,
     min_level_utilisation, min_hitrate); `validations`: the latest Great Expectations result of each table.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = storage.normalize(folder)
     labels, values = occupancy_histogram(counts)
     levels = [f"level {i + 1}" for i in range(len(metrics.get("utilisation_per_level", [])))]
     names = [b for b, _ in history]
@@ -218,7 +219,7 @@ def write_report(
         f"<tr><td>{html.escape(v['table'])}</td><td>{html.escape(v.get('partition') or '')}</td>"
         f"<td class={'ok' if v['success'] else 'bad'}>{'passed' if v['success'] else 'FAILED'}</td>"
         f"<td>{v['rows']:,}</td><td>{v['failed']}</td><td>{html.escape(v['run'])}</td>"
-        f'<td><a href="{html.escape(Path(v["report"]).as_uri())}">results</a></td></tr>'
+        f'<td><a href="{html.escape(storage.link(v["report"]))}">results</a></td></tr>'
         for v in validations
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SID build {html.escape(build_id)}</title>
@@ -232,8 +233,9 @@ figure svg{{max-width:640px;height:auto}}table{{border-collapse:collapse}}td,th{
 <table><tr><th>table</th><th>partition</th><th>result</th><th>rows</th><th>failed expectations</th><th>run</th>
 <th></th></tr>{validation_rows}</table>
 <h2>Metrics</h2><table>{rows}</table></body></html>"""
-    (folder / "index.html").write_text(page)
-    (folder / "metrics.json").write_text(
-        json.dumps({"build_id": build_id, "metrics": metrics, "checks": checks}, indent=2, default=str)
+    storage.write_text(
+        storage.join(folder, "metrics.json"),
+        json.dumps({"build_id": build_id, "metrics": metrics, "checks": checks}, indent=2, default=str),
+        options,
     )
-    return folder / "index.html"
+    return storage.write_text(storage.join(folder, "index.html"), page, options)

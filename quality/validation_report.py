@@ -10,6 +10,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from lake import storage
+
 
 def expectation_rows(result) -> list[dict]:
     """Every expectation of a GX checkpoint result: name, arguments, success, unexpected count and examples."""
@@ -44,12 +46,13 @@ def write_validation_report(
     validated_rows: int,
     exact: dict,
     expectations: Sequence[dict],
-) -> Path:
-    """Write `<folder>/<table>/<run>[_<partition>].html` and `<folder>/<table>/latest.json`; return the page."""
-    target = Path(folder, table)
-    target.mkdir(parents=True, exist_ok=True)
+    options: storage.Options = None,
+) -> str:
+    """Write `<folder>/<table>/<run>[_<partition>].html` and `<folder>/<table>/latest.json` (a folder or an
+    object-store prefix); return the page's location."""
+    target = storage.join(storage.normalize(folder), table)
     stem = re.sub(r"[^A-Za-z0-9_.=-]", "_", run + (f"_ds={partition}" if partition else ""))
-    page = target / f"{stem}.html"
+    page = storage.join(target, f"{stem}.html")
     failed = [e for e in expectations if not e["success"]]
     summary = [
         ("table", table),
@@ -68,14 +71,18 @@ def write_validation_report(
         f"<td>{_cell(', '.join(e['examples']))}</td></tr>"
         for e in sorted(expectations, key=lambda e: e["success"])
     )
-    page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
+    storage.write_text(
+        page,
+        f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(table)}: validation {html.escape(run)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border:1px solid #ccc;padding:2px 8px;vertical-align:top}}.ok{{color:#2a7a2a}}.bad{{color:#c00;font-weight:bold}}
 </style></head><body><h1>Validation of <code>{html.escape(table)}</code></h1>
 <table>{"".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary)}</table>
 <h2>Expectations</h2><table><tr><th>result</th><th>expectation</th><th>arguments</th><th>unexpected</th>
-<th>examples</th></tr>{lines}</table></body></html>""")
+<th>examples</th></tr>{lines}</table></body></html>""",
+        options,
+    )
     latest = {
         "table": table,
         "partition": partition,
@@ -83,13 +90,14 @@ td,th{{border:1px solid #ccc;padding:2px 8px;vertical-align:top}}.ok{{color:#2a7
         "success": success,
         "rows": rows,
         "failed": len(failed),
-        "report": str(page),
+        "report": page,
         "at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    (target / "latest.json").write_text(json.dumps(latest))
+    storage.write_text(storage.join(target, "latest.json"), json.dumps(latest), options)
     return page
 
 
-def latest_validations(folder: str | Path) -> list[dict]:
+def latest_validations(folder: str | Path, options: storage.Options = None) -> list[dict]:
     """The latest validation of each table under `folder` (as written by write_validation_report)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*/latest.json"))]
+    files = [f for f in storage.list_files(folder, options) if f.endswith("/latest.json")]
+    return [json.loads(storage.read_text(f, options)) for f in files]

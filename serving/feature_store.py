@@ -4,6 +4,7 @@ the valid SID prefixes for constrained decoding; training frames joined as of ea
 from __future__ import annotations
 
 import datetime as dt
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from builds.registry import BuildRegistry
+from lake import storage
 from lake.lake import Lake
 from sid_index.codec import token_ids, vocabulary_size
 
@@ -116,9 +118,10 @@ class FeatureStore:
             key = key * vocab + tokens[:, level]
             prefixes[level + 1] = np.unique(key)
         if out is not None:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
             arrays: dict[str, Any] = {f"level_{k}": v for k, v in prefixes.items()}
-            np.savez_compressed(out, vocabulary_size=np.int64(vocab), **arrays)
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, vocabulary_size=np.int64(vocab), **arrays)
+            storage.write_bytes(out, buffer.getvalue(), self.lake.storage_options)
         return prefixes
 
     def training_frame(self, events: pl.DataFrame, by: str = "data_day") -> pl.DataFrame:

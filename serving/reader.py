@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from lake import storage
 from publish.manifest import read_manifest, sha256_of
 
 
@@ -35,9 +36,10 @@ class GRShards(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         verify: bool = True,
+        storage_options: dict[str, str] | None = None,
     ):
-        self.path = Path(path)
-        self.manifest = read_manifest(self.path)
+        self.path, self.options = storage.normalize(path), storage_options
+        self.manifest = read_manifest(self.path, storage_options)
         self.shards = [s for s in self.manifest["shards"] if s["split"] == split]
         self.split, self.shuffle, self.seed, self.epoch = split, shuffle, seed, 0
         self.rank, self.world_size, self.verify = rank, world_size, verify
@@ -61,10 +63,11 @@ class GRShards(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         for shard in self._mine():
-            file = self.path / shard["path"]
-            if self.verify and sha256_of(file) != shard["sha256"]:
+            file = storage.join(self.path, shard["path"])
+            if self.verify and sha256_of(file, self.options) != shard["sha256"]:
                 raise ChecksumError(f"{file} does not match its manifest checksum; the version is corrupt")
-            table = pq.read_table(file, columns=["example", "history_tokens", "target_tokens"])
+            fs, inside = storage.filesystem(file, self.options)
+            table = pq.read_table(inside, filesystem=fs, columns=["example", "history_tokens", "target_tokens"])
             rows = np.arange(table.num_rows)
             if self.shuffle:
                 rows = np.random.default_rng([self.seed, self.epoch, int(shard["sha256"][:8], 16)]).permutation(rows)

@@ -7,12 +7,11 @@ RQ-VAE), metadata `sidforge` = JSON {format, method, sizes, offsets, vocabulary_
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import struct
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load, save
 
 from sid_index.codec import offsets, vocabulary_size
 from sid_index.kmeans import Backend, TorchBackend
@@ -43,10 +42,8 @@ def header(model: SidModel, extra: dict | None = None) -> dict:
     return {**out, **(extra or {})}
 
 
-def save_artifact(model: SidModel, path: str | Path, extra: dict | None = None) -> Path:
-    """Write the model to `path` (.safetensors)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def artifact_bytes(model: SidModel, extra: dict | None = None) -> bytes:
+    """The model as the bytes of a .safetensors file (the caller stores them, locally or on an object store)."""
     tensors = {
         f"codebook.{level}": torch.from_numpy(np.ascontiguousarray(book, dtype=np.float32))
         for level, book in enumerate(model.codebooks)
@@ -59,27 +56,25 @@ def save_artifact(model: SidModel, path: str | Path, extra: dict | None = None) 
                 if not k.startswith("codebooks.")
             }
         )
-    save_file(tensors, str(path), metadata={"sidforge": json.dumps(header(model, extra))})
-    return path
+    return save(tensors, metadata={"sidforge": json.dumps(header(model, extra))})
 
 
-def read_header(path: str | Path) -> dict:
-    """The JSON header of an artefact."""
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
+def read_header(data: bytes, name: str = "artefact") -> dict:
+    """The JSON header of an artefact's bytes; a ValueError naming it when it is not a sidforge artefact."""
+    try:
+        (length,) = struct.unpack("<Q", data[:8])
+        meta = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    except (struct.error, ValueError) as exc:
+        raise ValueError(f"{name} is not a safetensors file: {exc}") from exc
     if "sidforge" not in meta:
-        raise ValueError(f"{path} is not a sidforge SID artefact (no 'sidforge' metadata)")
+        raise ValueError(f"{name} is not a sidforge SID artefact (no 'sidforge' metadata)")
     return json.loads(meta["sidforge"])
 
 
-def load_artifact(path: str | Path, backend: Backend | None = None, device: str = "cpu") -> SidModel:
-    """Load an artefact written by save_artifact, ready to encode new items."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SID artefact {path} does not exist")
-    head = read_header(path)
-    with safe_open(str(path), framework="pt") as fh:
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+def load_artifact(data: bytes, backend: Backend | None = None, device: str = "cpu", name: str = "artefact") -> SidModel:
+    """A model from the bytes written by artifact_bytes, ready to encode new items."""
+    head = read_header(data, name)
+    tensors = load(data)
     books = [tensors[f"codebook.{level}"].numpy() for level in range(len(head["sizes"]))]
     if head["method"] == "rq-kmeans":
         return RQKMeans(books, backend or TorchBackend(device))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,27 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "sidforge-tiny.pt"
     torch.save(encoder.model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 for the session; its endpoint URL."""
+    from tests.object_store import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty bucket on the moto server, with the standard AWS_* variables pointing at it; its name."""
+    import uuid
+
+    from lake.storage import s3_filesystem
+    from tests.object_store import CREDENTIALS
+
+    for key, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"sidforge-{uuid.uuid4().hex[:12]}"
+    s3_filesystem(create_buckets=True).create_dir(bucket)
+    return bucket

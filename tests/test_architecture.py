@@ -44,7 +44,8 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & MODULES.keys()
+            names |= submodules if len(submodules) == len(node.names) else {node.module, *submodules}
     return {n for n in names if n in MODULES}
 
 

@@ -84,7 +84,7 @@ def test_unregistered_published_versions_go_and_a_torn_manifest_is_rewritten(tmp
     ingest(lake, [tiny_raw / "algr" / "origin_behavior"], "algr-sequences")
     ingest(lake, [tiny_raw / "algr" / "item_sid"], "algr-item-sid")
     first = publish_training_data(lake, build_id="algr-item_sid_final", rows_per_shard=100)
-    manifest = first.published.path / MANIFEST
+    manifest = Path(first.published.path) / MANIFEST
     manifest.write_text(manifest.read_text()[:40])
     again = publish_training_data(lake, build_id="algr-item_sid_final", rows_per_shard=100)
     assert json.loads(manifest.read_text())["version"] == again.published.version == first.published.version
