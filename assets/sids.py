@@ -239,7 +239,7 @@ def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run
     frame = pl.DataFrame(
         {
             "item_id": assigned.item_ids,
-            "codes_raw": pl.Series(assigned.raw.codes.tolist(), dtype=pl.List(pl.Int32)),
+            "codes_raw": pl.Series(assigned.raw_codes.tolist(), dtype=pl.List(pl.Int32)),
             "codes": pl.Series(assigned.resolution.codes.tolist(), dtype=pl.List(pl.Int32)),
             "sid": assigned.sids,
         }
@@ -289,7 +289,7 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
                     "result": "no new items",
                 }
             )
-    assigned = assign(model, _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
+    assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build.build_id, source, run_id, merge=refresh)
     figures = assigned.metrics()
     # A refresh's figures cover the new items only: kept apart so that the build's own figures stay whole.

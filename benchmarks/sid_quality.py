@@ -85,8 +85,8 @@ def run(scales: list[str], sessions: int, gallery: int, rqvae_epochs: int, rqvae
             else:
                 limit = rqvae_sample if config.method == "rq-vae" else config.train_sample
                 model = train(x[sample_rows(n, limit, 0)], config, n)
-                assigned = assign(model, _stream(ids, x), config)
-                raw, resolution = assigned.raw.codes, assigned.resolution
+                assigned = assign(model, lambda ids=ids, x=x: _stream(ids, x), config)
+                raw, resolution = assigned.raw_codes, assigned.resolution
             build_s = time.perf_counter() - started
             if name == "rq-kmeans torch":
                 reference = model

@@ -6,7 +6,7 @@ Also: assigning new items to published codebooks without moving published SIDs, 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
@@ -14,11 +14,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from sid_index.codec import auto_sizes, render
+from sid_index.codec import auto_sizes, keys, render
 from sid_index.collisions import METHODS as POLICIES
-from sid_index.collisions import Policy, Resolution, resolve, resolve_by_prefix
+from sid_index.collisions import Policy, Resolution, prefix_parts, resolve_by_prefix, resolve_on_demand
 from sid_index.kmeans import BACKENDS, PRECISIONS, BackendName, Init, KMeansParams, Precision, make_backend
-from sid_index.rq import Encoded, SidModel, encode_batches, train_rq_kmeans
+from sid_index.rq import SidModel, train_rq_kmeans, vectors_of
 from sid_index.rqvae import PRESETS, Preset, preset, train_rqvae
 
 Method = Literal["rq-kmeans", "rq-vae"]
@@ -43,7 +43,7 @@ class BuildConfig:
     collision: Policy = "knn_capacity"
     capacity: int = 5
     candidates: int = 32
-    resolve_chunk_items: int = 20_000_000
+    resolve_chunk_items: int = 2_000_000
     rqvae_epochs: int = 20
     rqvae_pair_weight: float = 0.0
     rqvae_preset: Preset = "sidforge"
@@ -72,13 +72,19 @@ class BuildConfig:
         return asdict(self)
 
 
+Stream = Callable[[], Iterable[pa.RecordBatch]]
+"""A function returning the (item_id, embedding) record batches anew on each call: assignment reads twice."""
+TIEBREAK_SEED = 0x51D
+
+
 @dataclass
 class Assigned:
     """Every item's codes before and after collision resolution, and the build's figures."""
 
-    item_ids: list[str]
-    raw: Encoded
+    item_ids: pl.Series
+    raw_codes: np.ndarray
     resolution: Resolution
+    errors: list[float]
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -88,7 +94,7 @@ class Assigned:
 
     def utilisation(self, raw: bool = False) -> list[float]:
         """Share of each level's codes used by at least one item (resolved codes, or raw ones)."""
-        codes = self.raw.codes if raw else self.resolution.codes
+        codes = self.raw_codes if raw else self.resolution.codes
         return [
             float(len(np.unique(codes[:, level])) / size)
             for level, size in enumerate(self.resolution.sizes[: codes.shape[1]])
@@ -96,14 +102,85 @@ class Assigned:
 
     def metrics(self) -> dict:
         """Collision, utilisation and reconstruction figures for the build record and asset metadata."""
-        errors = self.raw.errors.mean(0).tolist() if len(self.raw.errors) else []
         return {
             **self.resolution.report,
             "utilisation_per_level": self.utilisation(),
             "utilisation_per_level_raw": self.utilisation(raw=True),
-            "reconstruction_error_per_level": errors,
+            "reconstruction_error_per_level": self.errors,
             **self.timings,
         }
+
+
+def tiebreaks(item_ids: pl.Series) -> np.ndarray:
+    """A 32-bit hash of each item id: how ties between equally near items break, whatever their order."""
+    return (item_ids.cast(pl.String).hash(seed=TIEBREAK_SEED) & 0xFFFFFFFF).cast(pl.UInt32).to_numpy()
+
+
+@dataclass
+class Codes:
+    """The first pass over a stream: ids, codes, each item's distance to its own code, error sums per level."""
+
+    item_ids: pl.Series
+    codes: np.ndarray
+    priority: np.ndarray
+    error_sums: np.ndarray
+
+
+def encode_stream(model: SidModel, batches: Iterable[pa.RecordBatch], id_column: str = "item_id") -> Codes:
+    """Codes of every item of the stream, keeping 16 bytes per item besides the ids (no candidates)."""
+    ids: list[pl.Series] = []
+    codes: list[np.ndarray] = []
+    priority: list[np.ndarray] = []
+    sums = np.zeros(len(model.sizes), dtype=np.float64)
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        encoded = model.encode(vectors_of(batch), top=1)
+        ids.append(pl.Series(id_column, batch.column(id_column)))
+        codes.append(encoded.codes.astype(np.int32, copy=False))
+        priority.append(encoded.candidate_distances[:, 0].astype(np.float32))
+        sums += encoded.errors.sum(0, dtype=np.float64)
+    if not codes:
+        raise ValueError("no items to assign: the embedding stream was empty")
+    return Codes(pl.concat(ids, rechunk=True), np.concatenate(codes), np.concatenate(priority), sums)
+
+
+def over_capacity(
+    codes: np.ndarray, sizes: list[int], capacity: int, fixed: np.ndarray | None = None, parts: int = 1
+) -> np.ndarray:
+    """Rows whose SID holds more than `capacity` items (published `fixed` items included): the only items
+    that may have to move, so the only ones whose candidates are needed. Counted prefix part by part."""
+    held = np.zeros(0, dtype=np.int64) if fixed is None or not len(fixed) else keys(fixed, sizes)
+    part_of = prefix_parts(codes, sizes, parts) if parts > 1 else np.zeros(len(codes), dtype=np.int16)
+    found = []
+    for part in range(parts):
+        rows = np.flatnonzero(part_of == part)
+        sid = keys(codes[rows], sizes)
+        _, inverse, counts = np.unique(np.concatenate([sid, held]), return_inverse=True, return_counts=True)
+        found.append(rows[counts[inverse[: len(rows)]] > capacity])
+    return np.sort(np.concatenate(found))
+
+
+def candidates(
+    model: SidModel, batches: Iterable[pa.RecordBatch], rows: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `width` nearest last-level codes (and squared distances) of the items at sorted positions `rows`,
+    read in one more pass over the stream."""
+    code_type = np.int16 if model.sizes[-1] <= np.iinfo(np.int16).max else np.int32
+    found_codes, found_distances = [], []
+    offset = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        mine = rows[(rows >= offset) & (rows < offset + batch.num_rows)] - offset
+        if len(mine):
+            encoded = model.encode(vectors_of(batch.take(pa.array(mine))), top=width)
+            found_codes.append(encoded.candidates.astype(code_type))
+            found_distances.append(encoded.candidate_distances.astype(np.float32))
+        offset += batch.num_rows
+    if not found_codes:
+        return np.zeros((0, width), dtype=code_type), np.zeros((0, width), dtype=np.float32)
+    return np.concatenate(found_codes), np.concatenate(found_distances)
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -126,52 +203,52 @@ def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarr
     return train_rqvae(sample, sizes, vae, config.device, pairs)
 
 
-def assign(
-    model: SidModel, batches: Iterable[pa.RecordBatch], config: BuildConfig, fixed: np.ndarray | None = None
-) -> Assigned:
-    """Encode every item of the stream, then resolve collisions (published `fixed` codes never move)."""
+def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndarray | None = None) -> Assigned:
+    """Encode every item of the stream, then resolve collisions (published `fixed` codes never move).
+
+    Memory per item: the id, its codes, its distance and tie-break (about 40 bytes for short ids); candidates
+    are computed in a second pass over the stream, only for the items of over-capacity SIDs; the resolution
+    runs prefix part by part (`resolve_chunk_items` items each) with the same result as in one piece."""
     started = time.perf_counter()
-    ids: list[str] = []
-    parts: list[Encoded] = []
-    for batch_ids, encoded in encode_batches(model, batches, top=config.candidates):
-        ids += batch_ids
-        parts.append(encoded)
-    if not parts:
-        raise ValueError("no items to assign: the embedding stream was empty")
-    raw = Encoded.concat(parts)
+    first = encode_stream(model, batches())
+    n, sizes = len(first.codes), model.sizes
+    tiebreak = tiebreaks(first.item_ids)
     assigned_s = time.perf_counter() - started
     started = time.perf_counter()
-    if fixed is None and len(ids) > config.resolve_chunk_items:
-        chunks = -(-len(ids) // config.resolve_chunk_items)
+    parts = 1 if fixed is not None else max(1, -(-n // config.resolve_chunk_items))
+    rows = np.zeros(0, dtype=np.int64)
+    if config.collision == "knn_capacity":
+        rows = over_capacity(first.codes, sizes, config.capacity, fixed, parts)
+    found = candidates(model, batches(), rows, config.candidates) if len(rows) else None
+    candidates_s = time.perf_counter() - started
+
+    def candidates_of(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if found is None:
+            raise RuntimeError("candidates were asked for items whose SID is within capacity")
+        at = np.searchsorted(rows, wanted)
+        return found[0][at].astype(np.int32), found[1][at]
+
+    started = time.perf_counter()
+    args = (config.collision, config.capacity, config.seed)
+    if fixed is None:
         resolution = resolve_by_prefix(
-            raw.codes,
-            raw.candidates,
-            raw.candidate_distances,
-            model.sizes,
-            config.collision,
-            config.capacity,
-            config.seed,
-            chunks,
+            first.codes, first.priority, candidates_of, sizes, *args, parts, tiebreak, config.candidates
         )
     else:
-        resolution = resolve(
-            raw.codes,
-            raw.candidates,
-            raw.candidate_distances,
-            model.sizes,
-            config.collision,
-            config.capacity,
-            config.seed,
-            fixed,
+        resolution = resolve_on_demand(
+            first.codes, first.priority, candidates_of, sizes, *args, fixed, tiebreak, config.candidates
         )
     return Assigned(
-        ids,
-        raw,
+        first.item_ids,
+        first.codes,
         resolution,
+        (first.error_sums / max(n, 1)).tolist(),
         {
             "assign_s": assigned_s,
+            "candidates_s": candidates_s,
             "resolve_s": time.perf_counter() - started,
-            "items_per_second_assign": len(ids) / max(assigned_s, 1e-9),
+            "items_per_second_assign": n / max(assigned_s, 1e-9),
+            "items_with_candidates": len(rows),
         },
     )
 

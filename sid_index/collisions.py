@@ -7,12 +7,16 @@
 - `none`: codes as assigned.
 
 Everything is vectorised over integer SID keys; published items (`fixed`) count towards capacity and
-never move. Deterministic: ties break on the item's position.
+never move. Items only ever move within their SID prefix, so a catalogue can be resolved prefix group by
+prefix group (`resolve_by_prefix`, or the Spark engine's groups) with the same result: ties break on a hash
+of the item id (`tiebreak`), then on position, and random candidate codes are a hash of the item and the
+seed, never of the order in which items arrive. The candidates of an item are only computed when its SID
+is over capacity (`CandidateSource`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -22,6 +26,8 @@ from sid_index.codec import keys, prefix_keys
 
 Policy = Literal["knn_capacity", "random_capacity", "suffix", "none"]
 METHODS: tuple[str, ...] = get_args(Policy)
+CandidateSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""rows -> (candidate last-level codes, their squared distances), each (len(rows), T), candidate 0 the own code."""
 
 
 @dataclass
@@ -42,9 +48,9 @@ def group_stats(sid_keys: np.ndarray) -> tuple[float, int]:
     return float((counts[inverse] > 1).mean()), int(counts.max())
 
 
-def _rank_in_groups(group: np.ndarray, priority: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order of rows by (group, priority, position) and each row's rank inside its group."""
-    order = np.lexsort((np.arange(len(group)), priority, group))
+def _rank_in_groups(group: np.ndarray, priority: np.ndarray, tiebreak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order of rows by (group, priority, tiebreak, position) and each row's rank inside its group."""
+    order = np.lexsort((np.arange(len(group)), tiebreak, priority, group))
     g = group[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     lengths = np.diff(np.r_[starts, len(g)])
@@ -79,12 +85,44 @@ def resolve(
     capacity: int = 5,
     seed: int = 0,
     fixed: np.ndarray | None = None,
+    tiebreak: np.ndarray | None = None,
 ) -> Resolution:
-    """Resolve collisions among `codes` (n, L); `fixed` are the (m, L) codes of published items."""
+    """Resolve collisions among `codes` (n, L) with every item's candidates at hand; `fixed` are the (m, L)
+    codes of published items."""
+    return resolve_on_demand(
+        codes,
+        candidate_distances[:, 0],
+        lambda rows: (candidates[rows], candidate_distances[rows]),
+        sizes,
+        method,
+        capacity,
+        seed,
+        fixed,
+        tiebreak,
+        candidates.shape[1],
+    )
+
+
+def resolve_on_demand(
+    codes: np.ndarray,
+    priority: np.ndarray,
+    candidates_of: CandidateSource,
+    sizes: Sequence[int],
+    method: Policy = "knn_capacity",
+    capacity: int = 5,
+    seed: int = 0,
+    fixed: np.ndarray | None = None,
+    tiebreak: np.ndarray | None = None,
+    width: int = 32,
+) -> Resolution:
+    """Resolve collisions among `codes` (n, L); `priority` is each item's distance to its own code (the nearer
+    keep their SID), `candidates_of` is asked once, for the items that must move; `width` random codes are
+    tried per item by `random_capacity`."""
     if method not in METHODS:
         raise ValueError(f"unknown collision method {method!r}; choose one of {', '.join(METHODS)}")
     sizes = [int(s) for s in sizes]
     fixed = np.zeros((0, len(sizes)), dtype=np.int32) if fixed is None else fixed
+    tiebreak = np.arange(len(codes), dtype=np.uint32) if tiebreak is None else tiebreak
     sid = keys(codes, sizes)
     before, largest_before = group_stats(np.concatenate([sid, keys(fixed, sizes)]))
     report = {
@@ -108,10 +146,9 @@ def resolve(
                 "unplaced_reasons": {},
             },
         )
-    priority = candidate_distances[:, 0]
     if method == "suffix":
         occupied = _Occupancy(keys(fixed, sizes)).of(sid)
-        _, rank = _rank_in_groups(sid, priority)
+        _, rank = _rank_in_groups(sid, priority, tiebreak)
         suffix = (rank + occupied).astype(np.int32)
         out = np.concatenate([codes, suffix[:, None]], axis=1)
         new_sizes = [*sizes, int(suffix.max()) + 1 if len(suffix) else 1]
@@ -129,25 +166,43 @@ def resolve(
                 "suffix_size": new_sizes[-1],
             },
         )
-    return _capacity(codes, candidates, candidate_distances, sizes, method, capacity, seed, fixed, report)
+    return _capacity(codes, priority, candidates_of, sizes, method, capacity, seed, fixed, tiebreak, width, report)
 
 
-def _capacity(codes, candidates, candidate_distances, sizes, method, capacity, seed, fixed, report) -> Resolution:
+def random_proposals(tiebreak: np.ndarray, seed: int, width: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """`width` seeded random last-level codes per item and their random weights, a hash of (item, seed, round)
+    so that they do not depend on which other items are resolved with it."""
+    salt = np.uint64((seed & 0xFFFFFFFF) * 0xBF58476D1CE4E5B9 % (1 << 64))
+    mix: np.ndarray = tiebreak.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+    mix = _splitmix(np.bitwise_xor(mix + np.arange(width, dtype=np.uint64), salt))
+    codes = (mix % np.uint64(last)).astype(np.int32)
+    weights = (_splitmix(mix) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return codes, weights
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _capacity(
+    codes, priority, candidates_of, sizes, method, capacity, seed, fixed, tiebreak, width, report
+) -> Resolution:
     last = sizes[-1]
     sid = keys(codes, sizes)
     prefix = prefix_keys(codes, sizes)
     occupancy = _Occupancy(keys(fixed, sizes))
-    _, rank = _rank_in_groups(sid, candidate_distances[:, 0])
+    _, rank = _rank_in_groups(sid, priority, tiebreak)
     placed = rank < capacity - occupancy.of(sid)
     occupancy.add(sid[placed])
     out = codes.copy()
     todo = np.flatnonzero(~placed)
     if method == "random_capacity":
-        rng = np.random.default_rng(seed)
-        proposals = rng.integers(0, last, (len(todo), candidates.shape[1])).astype(np.int32)
-        weights = rng.random(proposals.shape)
+        proposals, weights = random_proposals(tiebreak[todo], seed, width, last)
     else:
-        proposals, weights = candidates[todo], candidate_distances[todo]
+        proposals, weights = candidates_of(todo)
     moved = np.zeros(len(codes), dtype=bool)
     waiting = np.ones(len(todo), dtype=bool)
     first_round = 1 if method == "knn_capacity" else 0  # candidate 0 is the item's own, full, code
@@ -157,7 +212,7 @@ def _capacity(codes, candidates, candidate_distances, sizes, method, capacity, s
             break
         target_code = proposals[rows, r].astype(np.int64)
         target = prefix[todo[rows]] * last + target_code
-        _, within = _rank_in_groups(target, weights[rows, r])
+        _, within = _rank_in_groups(target, weights[rows, r], tiebreak[todo[rows]])
         accept = within < capacity - occupancy.of(target)
         chosen = rows[accept]
         out[todo[chosen], -1] = proposals[chosen, r]
@@ -196,22 +251,25 @@ def _capacity(codes, candidates, candidate_distances, sizes, method, capacity, s
 
 def resolve_by_prefix(
     codes: np.ndarray,
-    candidates: np.ndarray,
-    candidate_distances: np.ndarray,
+    priority: np.ndarray,
+    candidates_of: CandidateSource,
     sizes: Sequence[int],
     method: Policy = "knn_capacity",
     capacity: int = 5,
     seed: int = 0,
     chunks: int = 8,
+    tiebreak: np.ndarray | None = None,
+    width: int = 32,
 ) -> Resolution:
     """The same resolution computed in `chunks` independent parts split by SID prefix.
 
     Items only ever move within their prefix, so each part can run on its own (one after the other here,
     or on separate workers) and memory is bounded by the largest part: the path to hundreds of millions.
     """
-    if method in ("suffix", "none"):
-        return resolve(codes, candidates, candidate_distances, sizes, method, capacity, seed)
-    part_of = prefix_keys(codes, sizes) % chunks
+    tiebreak = np.arange(len(codes), dtype=np.uint32) if tiebreak is None else tiebreak
+    if method in ("suffix", "none") or chunks < 2:
+        return resolve_on_demand(codes, priority, candidates_of, sizes, method, capacity, seed, None, tiebreak, width)
+    part_of = prefix_parts(codes, sizes, chunks)
     out = codes.copy()
     moved, unplaced = 0, []
     reasons: dict[str, int] = {}
@@ -219,7 +277,18 @@ def resolve_by_prefix(
         rows = np.flatnonzero(part_of == part)
         if not len(rows):
             continue
-        res = resolve(codes[rows], candidates[rows], candidate_distances[rows], sizes, method, capacity, seed + part)
+        res = resolve_on_demand(
+            codes[rows],
+            priority[rows],
+            _within(candidates_of, rows),
+            sizes,
+            method,
+            capacity,
+            seed,
+            None,
+            tiebreak[rows],
+            width,
+        )
         out[rows] = res.codes
         moved += res.report["items_moved"]
         unplaced.append(rows[res.unplaced])
@@ -247,3 +316,16 @@ def resolve_by_prefix(
         },
         lost,
     )
+
+
+def _within(candidates_of: CandidateSource, rows: np.ndarray) -> CandidateSource:
+    """`candidates_of` for positions inside the subset `rows`."""
+    return lambda subset: candidates_of(rows[subset])
+
+
+def prefix_parts(codes: np.ndarray, sizes: Sequence[int], parts: int, block: int = 1 << 20) -> np.ndarray:
+    """Which of `parts` parts each item's SID prefix falls in (int16, computed in blocks to bound memory)."""
+    out = np.empty(len(codes), dtype=np.int16)
+    for start in range(0, len(codes), block):
+        out[start : start + block] = prefix_keys(codes[start : start + block], sizes) % parts
+    return out

@@ -101,16 +101,41 @@ def test_ten_thousand_items_resolve_with_capacity():
     assert result.report["collision_rate_after"] < result.report["collision_rate_before"]
 
 
-def test_resolving_by_prefix_chunks_gives_the_same_codes():
+@pytest.mark.parametrize("policy", ["knn_capacity", "random_capacity", "suffix"])
+def test_resolving_by_prefix_chunks_gives_the_same_codes(policy):
     from sid_index.collisions import resolve_by_prefix
 
     rng = np.random.default_rng(3)
     n, sizes = 5_000, [8, 8, 32]
     codes = np.stack([rng.integers(0, 8, n), rng.integers(0, 8, n), rng.zipf(2.0, n) % 32], 1).astype(np.int32)
     cands = np.concatenate([codes[:, 2:], np.stack([rng.permutation(32)[:15] for _ in range(n)])], 1).astype(np.int32)
-    dists = np.sort(rng.random((n, 16)), 1).astype(np.float32)
-    whole = resolve(codes, cands, dists, sizes, "knn_capacity", capacity=3)
-    parts = resolve_by_prefix(codes, cands, dists, sizes, "knn_capacity", capacity=3, chunks=7)
+    dists = np.round(np.sort(rng.random((n, 16)), 1), 2).astype(np.float32)  # rounded: many exact ties
+    tiebreak = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    whole = resolve(codes, cands, dists, sizes, policy, capacity=3, tiebreak=tiebreak)
+    asked = []
+
+    def candidates_of(rows):
+        asked.append(rows)
+        return cands[rows], dists[rows]
+
+    parts = resolve_by_prefix(codes, dists[:, 0], candidates_of, sizes, policy, 3, 0, 7, tiebreak, 16)
     np.testing.assert_array_equal(whole.codes, parts.codes)
     for key in ("collision_rate_after", "items_moved", "unplaced", "largest_group_after"):
-        assert whole.report[key] == parts.report[key]
+        assert whole.report.get(key) == parts.report.get(key)
+    if policy != "knn_capacity":
+        assert asked == []
+
+
+def test_a_shuffled_catalogue_resolves_to_the_same_codes_per_item():
+    rng = np.random.default_rng(4)
+    n, sizes = 3_000, [4, 4, 16]
+    codes = np.stack([rng.integers(0, 4, n), rng.integers(0, 4, n), rng.zipf(2.0, n) % 16], 1).astype(np.int32)
+    cands = np.concatenate([codes[:, 2:], np.stack([rng.permutation(16)[:7] for _ in range(n)])], 1).astype(np.int32)
+    dists = np.zeros((n, 8), dtype=np.float32)  # every distance ties: only the tie-break orders items
+    tiebreak = rng.permutation(n).astype(np.uint32)
+    order = rng.permutation(n)
+    first = resolve(codes, cands, dists, sizes, "knn_capacity", capacity=2, tiebreak=tiebreak)
+    again = resolve(
+        codes[order], cands[order], dists[order], sizes, "knn_capacity", capacity=2, tiebreak=tiebreak[order]
+    )
+    np.testing.assert_array_equal(first.codes[order], again.codes)

@@ -1,0 +1,86 @@
+"""SID assignment: candidates computed only for over-capacity SIDs give the codes that every item's candidates
+give, and the Spark path (broadcast model, tasks per prefix group) gives every item the same SID."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from sid_index.build import BuildConfig, assign, tiebreaks
+from sid_index.collisions import resolve
+from sid_index.kmeans import KMeansParams, TorchBackend
+from sid_index.rq import train_rq_kmeans
+from tests.helpers import planted
+
+SIZES = [4, 4, 8]
+
+
+def _catalogue(n_clusters: int = 16, per_cluster: int = 60):
+    x, _ = planted(n_clusters=n_clusters, per_cluster=per_cluster, dim=16, noise=0.3)
+    x = np.concatenate([x, x[:40]])  # exact duplicates: ties that only the item-id hash breaks
+    ids = [f"item-{i:05d}" for i in range(len(x))]
+    model = train_rq_kmeans(x, SIZES, TorchBackend("cpu"), KMeansParams(iters=8, seed=1))
+    return ids, x.astype(np.float32), model
+
+
+def _stream(ids, x, rows: int = 97):
+    def batches():
+        for start in range(0, len(ids), rows):
+            yield pa.record_batch(
+                {
+                    "item_id": pa.array(ids[start : start + rows]),
+                    "embedding": pa.FixedSizeListArray.from_arrays(
+                        pa.array(x[start : start + rows].ravel()), x.shape[1]
+                    ),
+                }
+            )
+
+    return batches
+
+
+@pytest.mark.parametrize("policy", ["knn_capacity", "random_capacity", "suffix"])
+def test_candidates_on_demand_give_the_codes_of_all_candidates(policy):
+    ids, x, model = _catalogue()
+    config = BuildConfig(sizes=tuple(SIZES), collision=policy, capacity=2, candidates=8, resolve_chunk_items=300)
+    assigned = assign(model, _stream(ids, x), config)
+    full = model.encode(x, top=8)
+    expected = resolve(
+        full.codes, full.candidates, full.candidate_distances, SIZES, policy, 2, 0, None, tiebreaks(pl.Series(ids))
+    )
+    np.testing.assert_array_equal(assigned.raw_codes, full.codes)
+    np.testing.assert_array_equal(assigned.resolution.codes, expected.codes)
+    assert assigned.resolution.report["items_moved"] == expected.report["items_moved"]
+    assert assigned.item_ids.to_list() == ids
+    np.testing.assert_allclose(assigned.errors, full.errors.mean(0), rtol=1e-5)
+    if policy == "knn_capacity":
+        assert 0 < assigned.timings["items_with_candidates"] < len(ids)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.parametrize("policy", ["knn_capacity", "random_capacity", "suffix"])
+def test_the_spark_path_gives_every_item_the_same_sid(spark, policy):
+    from builds.spark_assign import assign_with_spark
+
+    ids, x, model = _catalogue()
+    config = BuildConfig(sizes=tuple(SIZES), collision=policy, capacity=2, candidates=8)
+    local = assign(model, _stream(ids, x), config)
+    table = pa.table({"item_id": pa.array(ids), "embedding": pa.array(x.tolist(), pa.list_(pa.float32()))})
+    frame = spark.createDataFrame(table).repartition(3)
+    distributed = assign_with_spark(model, frame, config)
+
+    def by_item(assigned):
+        return pl.DataFrame(
+            {
+                "item_id": assigned.item_ids,
+                "raw": assigned.raw_codes.tolist(),
+                "codes": assigned.resolution.codes.tolist(),
+            }
+        ).sort("item_id")
+
+    assert by_item(distributed).equals(by_item(local))
+    for key in ("collision_rate_before", "collision_rate_after", "items_moved", "unplaced", "largest_group_after"):
+        assert distributed.resolution.report[key] == local.resolution.report[key], key
+    np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
