@@ -13,7 +13,7 @@ from assets.embeddings import aligned_embeddings, item_embeddings
 from assets.errors import cause_first
 from assets.ingest import precomputed_embeddings
 from assets.metadata import per_level, rounded, table_metadata
-from assets.resources import LakeResource
+from assets.resources import EngineResource, LakeResource, SparkResource
 from builds.artifacts import load_model, save_model
 from builds.drift import data_through, embeddings, measure
 from builds.lifecycle import Decision, Drift, DriftBounds, Mode, build_id, decide, same_inputs
@@ -251,8 +251,15 @@ def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run
 
 @asset(deps=[sid_codebooks], group_name=GROUP, kinds={"pytorch", "delta"})
 @cause_first
-def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: LakeResource) -> MaterializeResult:
-    """Every item's semantic ID in the latest trained build (or, with `refresh`, new items only)."""
+def item_sids(
+    context: AssetExecutionContext,
+    config: SidAssignConfig,
+    lake: LakeResource,
+    engine: EngineResource,
+    spark: SparkResource,
+) -> MaterializeResult:
+    """Every item's semantic ID in the latest trained build (or, with `refresh`, new items only). With the spark
+    engine a full assignment runs on the cluster; a refresh (new items only) runs in process."""
     store = lake.lake()
     registry = BuildRegistry(store)
     run_id = context.run.run_id
@@ -289,7 +296,16 @@ def item_sids(context: AssetExecutionContext, config: SidAssignConfig, lake: Lak
                     "result": "no new items",
                 }
             )
-    assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
+    if engine.name() == "spark" and fixed is None:
+        from pyspark.sql import functions as F
+
+        from builds.spark_assign import assign_with_spark
+        from lake.spark import read_table, spark_session
+
+        table = read_table(spark_session(spark.url()), store, "item_embeddings")
+        assigned = assign_with_spark(model, table.filter(F.col("model") == build.inputs["embedding_model"]), build_cfg)
+    else:
+        assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build.build_id, source, run_id, merge=refresh)
     figures = assigned.metrics()
     # A refresh's figures cover the new items only: kept apart so that the build's own figures stay whole.

@@ -16,7 +16,15 @@ import pyarrow as pa
 
 from sid_index.codec import auto_sizes, keys, render
 from sid_index.collisions import METHODS as POLICIES
-from sid_index.collisions import Policy, Resolution, prefix_parts, resolve_by_prefix, resolve_on_demand
+from sid_index.collisions import (
+    Occupancy,
+    Policy,
+    Resolution,
+    prefix_parts,
+    rank_in_groups,
+    resolve_by_prefix,
+    resolve_on_demand,
+)
 from sid_index.kmeans import BACKENDS, PRECISIONS, BackendName, Init, KMeansParams, Precision, make_backend
 from sid_index.rq import SidModel, train_rq_kmeans, vectors_of
 from sid_index.rqvae import PRESETS, Preset, preset, train_rqvae
@@ -43,7 +51,7 @@ class BuildConfig:
     collision: Policy = "knn_capacity"
     capacity: int = 5
     candidates: int = 32
-    resolve_chunk_items: int = 2_000_000
+    resolve_chunk_items: int = 1_000_000
     rqvae_epochs: int = 20
     rqvae_pair_weight: float = 0.0
     rqvae_preset: Preset = "sidforge"
@@ -123,14 +131,17 @@ class Codes:
     item_ids: pl.Series
     codes: np.ndarray
     priority: np.ndarray
+    tiebreak: np.ndarray
     error_sums: np.ndarray
 
 
 def encode_stream(model: SidModel, batches: Iterable[pa.RecordBatch], id_column: str = "item_id") -> Codes:
-    """Codes of every item of the stream, keeping 16 bytes per item besides the ids (no candidates)."""
+    """Codes of every item of the stream, keeping 20 bytes per item besides the ids (no candidates); the ids
+    stay in their Arrow chunks."""
     ids: list[pl.Series] = []
     codes: list[np.ndarray] = []
     priority: list[np.ndarray] = []
+    tiebreak: list[np.ndarray] = []
     sums = np.zeros(len(model.sizes), dtype=np.float64)
     for batch in batches:
         if not batch.num_rows:
@@ -139,25 +150,38 @@ def encode_stream(model: SidModel, batches: Iterable[pa.RecordBatch], id_column:
         ids.append(pl.Series(id_column, batch.column(id_column)))
         codes.append(encoded.codes.astype(np.int32, copy=False))
         priority.append(encoded.candidate_distances[:, 0].astype(np.float32))
+        tiebreak.append(tiebreaks(ids[-1]))
         sums += encoded.errors.sum(0, dtype=np.float64)
     if not codes:
         raise ValueError("no items to assign: the embedding stream was empty")
-    return Codes(pl.concat(ids, rechunk=True), np.concatenate(codes), np.concatenate(priority), sums)
+    return Codes(
+        pl.concat(ids, rechunk=False),
+        np.concatenate(codes),
+        np.concatenate(priority),
+        np.concatenate(tiebreak),
+        sums,
+    )
 
 
-def over_capacity(
-    codes: np.ndarray, sizes: list[int], capacity: int, fixed: np.ndarray | None = None, parts: int = 1
+def must_move(
+    codes: np.ndarray,
+    priority: np.ndarray,
+    tiebreak: np.ndarray,
+    sizes: list[int],
+    capacity: int,
+    fixed: np.ndarray | None = None,
+    parts: int = 1,
 ) -> np.ndarray:
-    """Rows whose SID holds more than `capacity` items (published `fixed` items included): the only items
-    that may have to move, so the only ones whose candidates are needed. Counted prefix part by part."""
-    held = np.zeros(0, dtype=np.int64) if fixed is None or not len(fixed) else keys(fixed, sizes)
+    """Sorted rows that do not keep their SID under `capacity` (the nearer items of a SID keep it, published
+    `fixed` items count first): the only items whose candidates are needed. Ranked prefix part by part."""
+    held = Occupancy(np.zeros(0, dtype=np.int64) if fixed is None or not len(fixed) else keys(fixed, sizes))
     part_of = prefix_parts(codes, sizes, parts) if parts > 1 else np.zeros(len(codes), dtype=np.int16)
     found = []
     for part in range(parts):
         rows = np.flatnonzero(part_of == part)
         sid = keys(codes[rows], sizes)
-        _, inverse, counts = np.unique(np.concatenate([sid, held]), return_inverse=True, return_counts=True)
-        found.append(rows[counts[inverse[: len(rows)]] > capacity])
+        _, rank = rank_in_groups(sid, priority[rows], tiebreak[rows])
+        found.append(rows[rank >= capacity - held.of(sid)])
     return np.sort(np.concatenate(found))
 
 
@@ -207,18 +231,17 @@ def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndar
     """Encode every item of the stream, then resolve collisions (published `fixed` codes never move).
 
     Memory per item: the id, its codes, its distance and tie-break (about 40 bytes for short ids); candidates
-    are computed in a second pass over the stream, only for the items of over-capacity SIDs; the resolution
+    are computed in a second pass over the stream, only for the items that cannot keep their SID; the resolution
     runs prefix part by part (`resolve_chunk_items` items each) with the same result as in one piece."""
     started = time.perf_counter()
     first = encode_stream(model, batches())
-    n, sizes = len(first.codes), model.sizes
-    tiebreak = tiebreaks(first.item_ids)
+    n, sizes, tiebreak = len(first.codes), model.sizes, first.tiebreak
     assigned_s = time.perf_counter() - started
     started = time.perf_counter()
     parts = 1 if fixed is not None else max(1, -(-n // config.resolve_chunk_items))
     rows = np.zeros(0, dtype=np.int64)
     if config.collision == "knn_capacity":
-        rows = over_capacity(first.codes, sizes, config.capacity, fixed, parts)
+        rows = must_move(first.codes, first.priority, tiebreak, sizes, config.capacity, fixed, parts)
     found = candidates(model, batches(), rows, config.candidates) if len(rows) else None
     candidates_s = time.perf_counter() - started
 

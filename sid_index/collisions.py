@@ -48,7 +48,7 @@ def group_stats(sid_keys: np.ndarray) -> tuple[float, int]:
     return float((counts[inverse] > 1).mean()), int(counts.max())
 
 
-def _rank_in_groups(group: np.ndarray, priority: np.ndarray, tiebreak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_in_groups(group: np.ndarray, priority: np.ndarray, tiebreak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Order of rows by (group, priority, tiebreak, position) and each row's rank inside its group."""
     order = np.lexsort((np.arange(len(group)), tiebreak, priority, group))
     g = group[order]
@@ -59,8 +59,8 @@ def _rank_in_groups(group: np.ndarray, priority: np.ndarray, tiebreak: np.ndarra
     return order, rank
 
 
-class _Occupancy:
-    """How many items hold each SID key (sorted unique keys with counts)."""
+class Occupancy:
+    """How many items hold each SID key (sorted unique keys with counts): `of(keys)`, `add(keys)`."""
 
     def __init__(self, sid_keys: np.ndarray):
         self.keys, self.counts = np.unique(sid_keys, return_counts=True)
@@ -147,8 +147,8 @@ def resolve_on_demand(
             },
         )
     if method == "suffix":
-        occupied = _Occupancy(keys(fixed, sizes)).of(sid)
-        _, rank = _rank_in_groups(sid, priority, tiebreak)
+        occupied = Occupancy(keys(fixed, sizes)).of(sid)
+        _, rank = rank_in_groups(sid, priority, tiebreak)
         suffix = (rank + occupied).astype(np.int32)
         out = np.concatenate([codes, suffix[:, None]], axis=1)
         new_sizes = [*sizes, int(suffix.max()) + 1 if len(suffix) else 1]
@@ -193,8 +193,8 @@ def _capacity(
     last = sizes[-1]
     sid = keys(codes, sizes)
     prefix = prefix_keys(codes, sizes)
-    occupancy = _Occupancy(keys(fixed, sizes))
-    _, rank = _rank_in_groups(sid, priority, tiebreak)
+    occupancy = Occupancy(keys(fixed, sizes))
+    _, rank = rank_in_groups(sid, priority, tiebreak)
     placed = rank < capacity - occupancy.of(sid)
     occupancy.add(sid[placed])
     out = codes.copy()
@@ -212,7 +212,7 @@ def _capacity(
             break
         target_code = proposals[rows, r].astype(np.int64)
         target = prefix[todo[rows]] * last + target_code
-        _, within = _rank_in_groups(target, weights[rows, r], tiebreak[todo[rows]])
+        _, within = rank_in_groups(target, weights[rows, r], tiebreak[todo[rows]])
         accept = within < capacity - occupancy.of(target)
         chosen = rows[accept]
         out[todo[chosen], -1] = proposals[chosen, r]
@@ -222,7 +222,7 @@ def _capacity(
     unplaced = todo[waiting]
     reasons: dict[str, int] = {}
     if len(unplaced):
-        per_prefix = _Occupancy(np.concatenate([prefix_keys(fixed, sizes), prefix])).of(prefix[unplaced])
+        per_prefix = Occupancy(np.concatenate([prefix_keys(fixed, sizes), prefix])).of(prefix[unplaced])
         full = per_prefix > capacity * last
         reasons = {
             k: int(v)
@@ -273,6 +273,8 @@ def resolve_by_prefix(
     out = codes.copy()
     moved, unplaced = 0, []
     reasons: dict[str, int] = {}
+    shared = {"before": 0.0, "after": 0.0}
+    largest = {"before": 0, "after": 0}
     for part in range(chunks):
         rows = np.flatnonzero(part_of == part)
         if not len(rows):
@@ -294,8 +296,9 @@ def resolve_by_prefix(
         unplaced.append(rows[res.unplaced])
         for reason, count in res.report["unplaced_reasons"].items():
             reasons[reason] = reasons.get(reason, 0) + count
-    before, largest_before = group_stats(keys(codes, sizes))
-    after, largest_after = group_stats(keys(out, sizes))
+        for when in ("before", "after"):  # a SID lies in one part: the figures add up exactly
+            shared[when] += res.report[f"collision_rate_{when}"] * len(rows)
+            largest[when] = max(largest[when], res.report[f"largest_group_{when}"])
     lost = np.concatenate(unplaced) if unplaced else np.zeros(0, dtype=np.int64)
     return Resolution(
         out,
@@ -306,10 +309,10 @@ def resolve_by_prefix(
             "items": len(codes),
             "fixed_items": 0,
             "chunks": chunks,
-            "collision_rate_before": before,
-            "largest_group_before": largest_before,
-            "collision_rate_after": after,
-            "largest_group_after": largest_after,
+            "collision_rate_before": shared["before"] / max(len(codes), 1),
+            "largest_group_before": largest["before"],
+            "collision_rate_after": shared["after"] / max(len(codes), 1),
+            "largest_group_after": largest["after"],
             "items_moved": moved,
             "unplaced": len(lost),
             "unplaced_reasons": reasons,

@@ -1,0 +1,159 @@
+"""SID assignment at catalogue scale: memory per item in process, and the Spark path against the in-process one.
+
+    python -m benchmarks.sid_assign [--items 1000000 3000000 10000000] [--spark-items 300000]
+
+Memory: each size runs in a fresh subprocess; a sampler reads the process's resident set every 5 ms while
+`assign` runs over a generated stream (32-d vectors, 3 x 256 codebooks trained on a 50 k sample, knn_capacity
+with capacity 5), and the peak above the resident set before the call, divided by the items, is reported
+beside the previous implementation's holding (a Python string per id plus 32 candidates, their distances and
+the per-level errors: measured on the smallest size). Spark: the same catalogue through `assign_with_spark` on
+local[2] against `assign` in this process (both on 2 cores), items per second and the ratio. Saves
+benchmarks/results/sid_assign-cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from benchmarks.results_file import save
+
+DIM, SIZES, BATCH = 32, [256, 256, 256], 262_144
+
+
+def _batch(start: int, rows: int, centres: np.ndarray) -> pa.RecordBatch:
+    rng = np.random.default_rng(start)
+    x = centres[rng.integers(0, len(centres), rows)] + 0.5 * rng.standard_normal((rows, DIM), dtype=np.float32)
+    ids = pa.array([str(10**9 + i) for i in range(start, start + rows)])  # AL-GR-like numeric ids
+    return pa.record_batch({"item_id": ids, "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM)})
+
+
+def stream(n: int):
+    """A function returning the generated catalogue's batches (the same ones on every call)."""
+    centres = np.random.default_rng(0).standard_normal((50_000, DIM), dtype=np.float32)
+    return lambda: (_batch(s, min(BATCH, n - s), centres) for s in range(0, n, BATCH))
+
+
+def _model():
+    from sid_index.kmeans import KMeansParams, TorchBackend
+    from sid_index.rq import train_rq_kmeans, vectors_of
+
+    sample = vectors_of(pa.Table.from_batches(list(stream(50_000)())))
+    return train_rq_kmeans(sample, SIZES, TorchBackend("cpu"), KMeansParams(iters=10, seed=0))
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+
+def measure_memory(n: int, previous: bool) -> dict:
+    """Peak resident bytes per item while assigning `n` items (in this process; call it in a fresh one)."""
+    from sid_index.build import BuildConfig, assign
+    from sid_index.rq import encode_batches
+
+    model = _model()
+    config = BuildConfig(sizes=tuple(SIZES), capacity=5, candidates=32)
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.005)
+
+    base = _rss()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    assigned = assign(model, stream(n), config)
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    out = {
+        "items": n,
+        "bytes_per_item": (peak[0] - base) / n,
+        "seconds": seconds,
+        "items_with_candidates": assigned.timings["items_with_candidates"],
+        "collision_rate_before": assigned.resolution.report["collision_rate_before"],
+        "collision_rate_after": assigned.resolution.report["collision_rate_after"],
+    }
+    if previous:  # what the previous implementation held for every item before resolving
+        ids: list[str] = []
+        held = 0
+        for batch_ids, encoded in encode_batches(model, stream(n)(), top=32):
+            ids += batch_ids
+            held += sum(a.nbytes for a in (encoded.codes, encoded.candidates, encoded.candidate_distances))
+            held += encoded.errors.nbytes
+        held += sum(sys.getsizeof(i) + 8 for i in ids)
+        out["previous_bytes_per_item"] = held / n
+    return out
+
+
+def spark_against_in_process(n: int) -> dict:
+    """Items per second of the Spark path on local[2] and of the in-process path, on the same catalogue."""
+    from builds.spark_assign import assign_with_spark
+    from lake.spark import spark_session
+    from sid_index.build import BuildConfig, assign
+
+    model = _model()
+    config = BuildConfig(sizes=tuple(SIZES), capacity=5, candidates=32)
+    table = pa.Table.from_batches(list(stream(n)()))
+    started = time.perf_counter()
+    local = assign(model, lambda: table.to_batches(BATCH), config)
+    local_s = time.perf_counter() - started
+    spark = spark_session("local[2]", conf={"spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH)})
+    frame = spark.createDataFrame(
+        table.cast(pa.schema([("item_id", pa.string()), ("embedding", pa.list_(pa.float32()))]))
+    )
+    frame = frame.repartition(4).cache()
+    frame.count()
+    started = time.perf_counter()
+    distributed = assign_with_spark(model, frame, config)
+    spark_s = time.perf_counter() - started
+    same = bool(
+        np.array_equal(
+            distributed.resolution.codes[np.argsort(distributed.item_ids.to_numpy())],
+            local.resolution.codes[np.argsort(local.item_ids.to_numpy())],
+        )
+    )
+    spark.stop()
+    return {
+        "items": n,
+        "cores": 2,
+        "in_process_items_per_s": n / local_s,
+        "spark_items_per_s": n / spark_s,
+        "spark_over_in_process_time": spark_s / local_s,
+        "identical_sids": same,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--spark-items", type=int, default=300_000)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--previous", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_memory(args.one, args.previous)))
+        return
+    memory = []
+    for i, n in enumerate(args.items):
+        cmd = [sys.executable, "-m", "benchmarks.sid_assign", "--one", str(n), *(["--previous"] if i == 0 else [])]
+        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        memory.append(result)
+        print(json.dumps(result), flush=True)
+    spark = spark_against_in_process(args.spark_items)
+    print(json.dumps(spark), flush=True)
+    save("sid_assign-cpu", {"memory": memory, "spark": spark}, device="cpu")
+
+
+if __name__ == "__main__":
+    main()
