@@ -246,6 +246,8 @@ def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndar
     candidates_s = time.perf_counter() - started
 
     def candidates_of(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(wanted):
+            return np.zeros((0, config.candidates), np.int32), np.zeros((0, config.candidates), np.float32)
         if found is None:
             raise RuntimeError("candidates were asked for items whose SID is within capacity")
         at = np.searchsorted(rows, wanted)

@@ -84,3 +84,11 @@ def test_the_spark_path_gives_every_item_the_same_sid(spark, policy):
     for key in ("collision_rate_before", "collision_rate_after", "items_moved", "unplaced", "largest_group_after"):
         assert distributed.resolution.report[key] == local.resolution.report[key], key
     np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
+
+
+def test_a_catalogue_within_capacity_needs_no_candidates():
+    ids, x, model = _catalogue()
+    config = BuildConfig(sizes=tuple(SIZES), capacity=10_000, candidates=8)
+    assigned = assign(model, _stream(ids, x), config)
+    np.testing.assert_array_equal(assigned.resolution.codes, assigned.raw_codes)
+    assert assigned.timings["items_with_candidates"] == 0 and assigned.resolution.report["items_moved"] == 0
