@@ -95,23 +95,6 @@ def is_file(location: str | Path, options: Options = None) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
-def exists(location: str | Path, options: Options = None) -> bool:
-    """Whether a file, a folder or (on an object store) any object under the prefix exists at `location`."""
-    fs, path = filesystem(location, options)
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
-        return True
-    return bool(fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)))
-
-
-def size(location: str | Path, options: Options = None) -> int:
-    """Bytes of the file at `location`; FileNotFoundError naming it otherwise."""
-    fs, path = filesystem(location, options)
-    info = fs.get_file_info(path)
-    if info.type != pafs.FileType.File:
-        raise FileNotFoundError(f"{location} is not a file")
-    return int(info.size or 0)
-
-
 def read_bytes(location: str | Path, options: Options = None) -> bytes:
     """The whole file at `location`; FileNotFoundError naming it when absent."""
     fs, path = filesystem(location, options)
@@ -155,16 +138,6 @@ def list_files(location: str | Path, options: Options = None, *, recursive: bool
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
     base = str(location).rstrip("/") if is_uri(location) else normalize(location)
     return sorted(base + i.path[len(path) :] for i in infos if i.type == pafs.FileType.File)
-
-
-def delete(location: str | Path, options: Options = None) -> None:
-    """Remove the file or folder at `location` (nothing when absent)."""
-    fs, path = filesystem(location, options)
-    kind = fs.get_file_info(path).type
-    if kind == pafs.FileType.File:
-        fs.delete_file(path)
-    elif kind == pafs.FileType.Directory:
-        fs.delete_dir(path)
 
 
 def link(location: str | Path) -> str:

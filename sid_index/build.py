@@ -20,8 +20,8 @@ from sid_index.collisions import (
     Occupancy,
     Policy,
     Resolution,
+    keeps_sid,
     prefix_parts,
-    rank_in_groups,
     resolve_by_prefix,
     resolve_on_demand,
 )
@@ -179,9 +179,7 @@ def must_move(
     found = []
     for part in range(parts):
         rows = np.flatnonzero(part_of == part)
-        sid = keys(codes[rows], sizes)
-        _, rank = rank_in_groups(sid, priority[rows], tiebreak[rows])
-        found.append(rows[rank >= capacity - held.of(sid)])
+        found.append(rows[~keeps_sid(keys(codes[rows], sizes), priority[rows], tiebreak[rows], held, capacity)])
     return np.sort(np.concatenate(found))
 
 

@@ -187,6 +187,15 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+def keeps_sid(
+    sid: np.ndarray, priority: np.ndarray, tiebreak: np.ndarray, held: Occupancy, capacity: int
+) -> np.ndarray:
+    """Which items keep their SID: the nearest (then by tie-break) of each SID, up to `capacity` less the
+    items already `held` there."""
+    _, rank = rank_in_groups(sid, priority, tiebreak)
+    return rank < capacity - held.of(sid)
+
+
 def _capacity(
     codes, priority, candidates_of, sizes, method, capacity, seed, fixed, tiebreak, width, report
 ) -> Resolution:
@@ -194,8 +203,7 @@ def _capacity(
     sid = keys(codes, sizes)
     prefix = prefix_keys(codes, sizes)
     occupancy = Occupancy(keys(fixed, sizes))
-    _, rank = rank_in_groups(sid, priority, tiebreak)
-    placed = rank < capacity - occupancy.of(sid)
+    placed = keeps_sid(sid, priority, tiebreak, occupancy, capacity)
     occupancy.add(sid[placed])
     out = codes.copy()
     todo = np.flatnonzero(~placed)
