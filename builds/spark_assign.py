@@ -1,9 +1,10 @@
 """SID assignment and collision resolution on Spark, for catalogues beyond one machine.
 
 The model's artefact bytes are broadcast; tasks encode item embeddings in Arrow batches (`mapInArrow`), the
-SIDs over capacity are counted by Spark, a second pass computes candidates for their items only, and each SID
-prefix group is resolved in its own task (`applyInArrow`) by the same `resolve_on_demand` as the in-process
-path. Ties break on the item-id hash, so both paths give every item the same SID.
+SIDs over capacity are counted by Spark, a second pass computes candidates for their items only, and the SID
+prefixes are dealt into parts (prefix modulo the part count, as `resolve_by_prefix` does in process), each part
+resolved in one task (`applyInArrow`) by the same `resolve_on_demand` as the in-process path. Items only move
+within their prefix and ties break on the item-id hash, so both paths give every item the same SID.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def _candidates_task(model_data, width: int):
     return run, schema
 
 
-def _resolve_group(sizes: list[int], config: BuildConfig):
-    """One SID prefix group resolved in a task: the in-process resolution applied to the group alone."""
+def _resolve_part(sizes: list[int], config: BuildConfig):
+    """One part of the SID prefixes resolved in a task: the in-process resolution applied to the part alone."""
     schema = pa.schema([("item_id", pa.string()), ("resolved", pa.list_(pa.int32())), ("unplaced", pa.string())])
     width = config.candidates
 
@@ -108,7 +109,7 @@ def _resolve_group(sizes: list[int], config: BuildConfig):
         frame = pl.from_arrow(group)
         assert isinstance(frame, pl.DataFrame)
         frame = frame.sort("item_id")
-        codes = np.asarray(frame["codes"].to_list(), dtype=np.int32).reshape(frame.height, len(sizes))
+        codes = _matrix(frame["codes"], np.int32)
         has = frame["cand"].is_not_null().to_numpy()
         cand_rows = np.flatnonzero(has)
         cands = _matrix(frame["cand"].filter(has), np.int32)
@@ -147,8 +148,10 @@ def _resolve_group(sizes: list[int], config: BuildConfig):
 
 
 def _matrix(lists: pl.Series, dtype: type) -> np.ndarray:
-    """Equal-length list values as an (n, width) array; (0, 1) when there are none."""
-    return np.asarray(lists.to_list(), dtype=dtype).reshape(len(lists), -1) if len(lists) else np.zeros((0, 1), dtype)
+    """Equal-length list values as an (n, width) array, without Python objects; (0, 1) when there are none."""
+    if not len(lists):
+        return np.zeros((0, 1), dtype)
+    return lists.explode().to_numpy().astype(dtype, copy=False).reshape(len(lists), -1)
 
 
 def assign_with_spark(model: SidModel, embeddings: DataFrame, config: BuildConfig) -> Assigned:
@@ -163,10 +166,15 @@ def assign_with_spark(model: SidModel, embeddings: DataFrame, config: BuildConfi
     run, schema = _encode_task(data, levels)
     first = embeddings.select("item_id", "embedding").mapInArrow(run, from_arrow_schema(schema)).persist()
     try:
-        errors = first.agg(*[F.avg(f"error_{level}").alias(f"e{level}") for level in range(levels)]).first()
+        errors = first.agg(
+            F.count("*").alias("n"), *[F.avg(f"error_{level}").alias(f"e{level}") for level in range(levels)]
+        ).first()
+        parts = max(
+            spark.sparkContext.defaultParallelism, -(-int(errors["n"] if errors else 0) // config.resolve_chunk_items)
+        )
         assigned_s = time.perf_counter() - started
         started = time.perf_counter()
-        rows = first.select("item_id", "codes", "priority", "tiebreak", "prefix")
+        rows = first.select("item_id", "codes", "priority", "tiebreak", (F.col("prefix") % parts).alias("part"))
         if config.collision == "knn_capacity":
             crowded = first.groupBy("sid").count().filter(F.col("count") > config.capacity).select("sid")
             wanted = first.join(crowded, "sid", "left_semi").select("item_id")
@@ -178,8 +186,8 @@ def assign_with_spark(model: SidModel, embeddings: DataFrame, config: BuildConfi
             rows = rows.withColumn("cand", F.lit(None).cast("array<int>")).withColumn(
                 "cand_d", F.lit(None).cast("array<float>")
             )
-        run3, schema3 = _resolve_group(sizes, config)
-        resolved = rows.groupBy("prefix").applyInArrow(run3, from_arrow_schema(schema3))
+        run3, schema3 = _resolve_part(sizes, config)
+        resolved = rows.groupBy("part").applyInArrow(run3, from_arrow_schema(schema3))
         out = first.select("item_id", "codes").join(resolved, "item_id").toArrow()
         resolve_s = time.perf_counter() - started
     finally:
@@ -188,9 +196,9 @@ def assign_with_spark(model: SidModel, embeddings: DataFrame, config: BuildConfi
     frame = pl.from_arrow(out)
     assert isinstance(frame, pl.DataFrame)
     n = frame.height
-    raw = np.asarray(frame["codes"].to_list(), dtype=np.int32).reshape(n, levels)
+    raw = _matrix(frame["codes"], np.int32).reshape(n, levels)
     width = levels + (1 if config.collision == "suffix" else 0)
-    codes = np.asarray(frame["resolved"].to_list(), dtype=np.int32).reshape(n, width)
+    codes = _matrix(frame["resolved"], np.int32).reshape(n, width)
     return Assigned(
         frame["item_id"],
         raw,

@@ -173,7 +173,7 @@ def plan_commit(
         touched |= set(old.select([f"partition.{c}" for c in tspec.partition_by]).iter_rows())
     report.partitions = [dict(zip(tspec.partition_by, p, strict=True)) for p in sorted(touched, key=str)]
     report.replaced_partitions = partitions
-    q_writer = StagedWriter(lake, "quarantine", q_staging)
+    q_writer = StagedWriter(lake.filesystem()[0], "quarantine", q_staging)
     for (source,), group in rejects.partition_by("source_file", as_dict=True).items():
         q_writer.write(group, keys.get(str(source)) or source_key(spec.name, str(source)))
     days = [{"table": spec.table, "ds": p["ds"]} for p in partitions if "ds" in p]

@@ -72,7 +72,7 @@ class PolarsEngine:
         spec, opts = job.fmt, job.opts
         tspec = table(spec.table)
         dedup = Deduplicator(spec.dedup)
-        writer = StagedWriter(job.lake, spec.table, job.staging)
+        writer = StagedWriter(job.lake.filesystem()[0], spec.table, job.staging)
         rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
         valid: dict[str, int] = {}
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidforge-write")  # both release the GIL

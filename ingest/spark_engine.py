@@ -10,14 +10,15 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ingest.formats import Format, ReadOptions
 from ingest.plan import IngestReport, Job, Progress, Staged, duplicates_to_rejects, whole_file_reject
 from ingest.sources.lines import RejectedFile, SourceError, Span, split_lines
 from ingest.sources.records import REJECT_SCHEMA
+from lake import storage
 from lake.catalog import table
+from lake.commit_plan import StagedWriter
 from lake.frames import to_frame
 from lake.lake import Lake, partition_values
 from lake.provenance import SOURCE_FOLDER
@@ -208,19 +209,33 @@ class SparkEngine:
             parsed.unpersist()
 
 
+def _stage_task(root: str, options: dict[str, str] | None, table_name: str, staging: str):
+    """The function Spark runs on each write task: its rows staged through the lake's filesystem by the same
+    writer as the polars engine (pyarrow, so an object-store lake needs no Hadoop connector); yields the
+    locations of the files it wrote."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        writer = StagedWriter(storage.filesystem(root, options)[0], table_name, staging)
+        try:
+            for batch in batches:
+                frame = to_frame(pa.Table.from_batches([batch]))
+                for (key,), part in frame.partition_by(SOURCE_FOLDER, as_dict=True, maintain_order=True).items():
+                    writer.write(part.drop(SOURCE_FOLDER), str(key))
+        finally:
+            files = writer.close()
+        yield pa.record_batch({"path": pa.array(files, pa.string())})
+
+    return run
+
+
 def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, staging: str) -> tuple[list[str], list]:
-    """Write the rows as Parquet under the run's staging folder in one Spark job, a folder per partition and
-    input; returns the files and the partitions written. Row counts come from the files' footers and
-    partitions from their folders, so no extra Spark job runs."""
+    """Stage the rows from every task (a file per partition and input in each, as Spark's own writer would) and
+    return the files and the partitions written; row counts come from the files' footers and partitions from
+    their folders."""
     spec = table(table_name)
     fs = lake.filesystem()[0]
-    rows.write.mode("overwrite").partitionBy(*spec.partition_by, SOURCE_FOLDER).parquet(lake.file_uri(staging))
-    selector = pafs.FileSelector(staging, recursive=True, allow_not_found=True)
-    staged = sorted(
-        i.path
-        for i in fs.get_file_info(selector)
-        if i.path.endswith(".parquet") and "/_" not in i.path[len(staging) :] and "/." not in i.path[len(staging) :]
-    )
+    written = rows.mapInArrow(_stage_task(lake.root, lake.storage_options, table_name, staging), "path string")
+    staged = sorted(r["path"] for r in written.collect())
     report.rows_written = sum(pq.read_metadata(fs.open_input_file(path)).num_rows for path in staged)
     parts = {tuple(partition_values(path[len(staging) :], spec)[0][c] for c in spec.partition_by) for path in staged}
     return staged, sorted(parts, key=str)

@@ -42,9 +42,9 @@ class StagedWriter:
     """Streams rows into Parquet files under a run's staging folder: one open file per partition and input,
     at `<staging>/<partition folders>/sidforge_src=<input key>/part-NNNNN.zstd.parquet`."""
 
-    def __init__(self, lake: Lake, table_name: str, staging: str):
+    def __init__(self, fs: pafs.FileSystem, table_name: str, staging: str):
         self.spec = table(table_name)
-        self.fs, self.dir = lake.filesystem()[0], staging
+        self.fs, self.dir = fs, staging
         self.arrow_schema = pa.schema([_large(self.spec.schema.field(c)) for c in self.spec.data_columns])
         self.writers: dict[tuple, tuple[pq.ParquetWriter, int]] = {}
         self.files: list[str] = []

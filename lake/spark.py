@@ -2,47 +2,77 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 import warnings
-from functools import reduce
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from lake.catalog import TableSpec, table
+from lake import storage
+from lake.catalog import table
 from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
 
 
 def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
-    """A Spark DataFrame of a lake table read from its live files (never a directory listing), with the
-    partition columns restored from the Delta log."""
+    """A Spark DataFrame of a lake table: its live files, taken from the Delta log (never a listing), opened
+    by tasks through pyarrow's filesystems (so an object-store lake needs no Hadoop connector), with the
+    partition columns restored from the log."""
     spec = table(name)
+    schema = from_arrow_schema(spec.schema, prefer_timestamp_ntz=False)
     files = lake.files(name)
     if not files.height:
-        return spark.createDataFrame([], from_arrow_schema(spec.schema, prefer_timestamp_ntz=False))
-    stored = from_arrow_schema(pa.schema([spec.schema.field(c) for c in spec.data_columns]), prefer_timestamp_ntz=False)
-    # The Delta log's own file URIs (never a listing), keyed by their path inside the table.
-    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): lake.file_uri(u) for u in lake.file_uris(name)}
+        return spark.createDataFrame([], schema)
+    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u for u in lake.file_uris(name)}
     keys = [f"partition.{c}" for c in spec.partition_by]
-    groups = files.group_by(keys, maintain_order=True) if keys else [((), files)]
-    parts = []
-    for key, group in groups:
-        frame = spark.read.schema(stored).parquet(*[uris[unquote(p)] for p in group["path"]])
-        for column, value in zip(spec.partition_by, key, strict=True):
-            frame = frame.withColumn(column, F.lit(value).cast(stored_type(spec, column)))
-        parts.append(frame.select(*spec.schema.names))
-    return reduce(DataFrame.unionByName, parts)
+    rows = [
+        json.dumps([uris[unquote(row["path"])], *(None if row[k] is None else str(row[k]) for k in keys)])
+        for row in files.select("path", *keys).iter_rows(named=True)
+    ]
+    slices = min(len(rows), 4 * spark.sparkContext.defaultParallelism)
+    inputs = spark.sparkContext.parallelize(rows, slices).map(lambda r: (r,)).toDF("file string")
+    return inputs.mapInArrow(_read_task(name, lake.storage_options), schema)
 
 
-def stored_type(spec: TableSpec, column: str) -> str:
-    """Spark SQL type name of a (partition) column."""
-    field = from_arrow_schema(pa.schema([spec.schema.field(column)]), prefer_timestamp_ntz=False)[0]
-    return field.dataType.simpleString()
+def _read_task(name: str, options: dict[str, str] | None):
+    """The function Spark runs on each read task: its files' batches cast to the catalog schema, the
+    partition columns filled in from their values in the Delta log."""
+    spec = table(name)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for text in batch.column("file").to_pylist():
+                uri, *values = json.loads(text)
+                partition = dict(zip(spec.partition_by, values, strict=True))
+                fs, path = storage.filesystem(uri, options)
+                with fs.open_input_file(path) as handle:
+                    parquet = pq.ParquetFile(handle)
+                    stored = [c for c in spec.data_columns if c in parquet.schema_arrow.names]
+                    for part in parquet.iter_batches(columns=stored):
+                        yield pa.RecordBatch.from_arrays(
+                            [_column(part, f, partition) for f in spec.schema], schema=spec.schema
+                        )
+
+    return run
+
+
+def _column(part: pa.RecordBatch, field: pa.Field, partition: dict[str, str | None]) -> pa.Array:
+    """A catalog column of a file's batch: its partition value repeated, the stored column cast to the catalog
+    type, or nulls where the file predates the column."""
+    if field.name in partition:
+        return pa.array([partition[field.name]] * part.num_rows, pa.string()).cast(field.type)
+    if field.name in part.schema.names:
+        return part.column(field.name).cast(field.type)
+    return pa.nulls(part.num_rows, field.type)
 
 
 def spark_session(
@@ -50,7 +80,10 @@ def spark_session(
 ) -> SparkSession:
     """Get or create the Spark session at `master` (default local[2]); `conf` adds or overrides settings.
 
-    In local mode the driver and its block manager listen on 127.0.0.1 only."""
+    In local mode the driver and its block manager listen on 127.0.0.1 only. On a cluster the project's code
+    is shipped to the executors with the session (`code_archive`); their Python (`PYSPARK_PYTHON`, the
+    driver's by default) needs the project's dependencies, and they reach an object-store lake with their own
+    `AWS_*` (or `GOOGLE_*`, `AZURE_*`) credentials, or the lake's storage options."""
     master = master or DEFAULT_SPARK_MASTER
     local = master.startswith("local")
     if local:
@@ -78,5 +111,27 @@ def spark_session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    if session.sparkContext.master != master:  # a session at another master was running in this process
+        session.stop()
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    if not local and session.sparkContext.applicationId not in _SHIPPED:
+        folder = Path(tempfile.mkdtemp(prefix="sidforge-py-files-"))
+        session.sparkContext.addPyFile(str(code_archive(folder / "sidforge.zip")))
+        _SHIPPED.add(session.sparkContext.applicationId)
     return session
+
+
+LIBRARIES = ("lake", "ingest", "publish", "builds", "quality", "sid_index", "embeddings", "serving")
+_SHIPPED: set[str] = set()  # applications that have the code archive
+
+
+def code_archive(target: Path) -> Path:
+    """The project's library packages, zipped from the code running here, for a cluster's executors (what
+    `--py-files` ships): tasks import the driver's code, never an older copy installed on the hosts."""
+    root = Path(__file__).resolve().parent.parent
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in LIBRARIES:
+            for source in sorted((root / package).rglob("*.py")):
+                archive.write(source, source.relative_to(root).as_posix())
+    return target

@@ -12,11 +12,13 @@ ingest_daily = define_asset_job(
     description="Ingest one day of user events into `interactions` (each file replaces what it wrote before; "
     "config replace_partition empties the day first). Backfill a range of days from the UI or "
     "`dagster job backfill`.",
+    executor_def=in_process_executor,  # one process: the GX context loads once, not per check step
 )
 ingest_catalog = define_asset_job(
     "ingest_catalog",
     selection=AssetSelection.groups(ingest.GROUP) - AssetSelection.assets(ingest.interactions),
     description="Ingest AL-GR sequences, the item catalogue and precomputed embeddings; rebuild item pairs.",
+    executor_def=in_process_executor,
 )
 nightly_sid_rebuild = define_asset_job(
     "nightly_sid_rebuild",

@@ -96,6 +96,7 @@ def _run(client: DagsterGraphQLClient, job: str, **kwargs) -> str:
     return "TIMEOUT"
 
 
+@pytest.mark.timeout(1800)  # the demo, `sidforge dev` and five runs, each a fresh Python process
 def test_every_job_launched_from_the_ui_succeeds_after_the_demo(ui):
     port, folder, _ = ui
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)

@@ -1,0 +1,97 @@
+"""Spark across hosts: a standalone master and a worker on 127.0.0.1, the worker in its own mount namespace
+(no /tmp of the driver's, no project code on disk), the lake in S3 (the moto server). Ingest, publish and SID
+assignment on the cluster equal the polars engine and the in-process path."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from builds.spark_assign import assign_with_spark
+from ingest.run import ingest
+from lake import Lake
+from lake.spark import read_table, spark_session
+from publish.training_data import publish_training_data
+from sid_index.build import BuildConfig, assign
+from sid_index.kmeans import KMeansParams, TorchBackend
+from sid_index.rq import train_rq_kmeans, vectors_of
+from tests.object_store import CREDENTIALS
+from tests.spark_cluster import can_isolate, standalone_cluster
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.spark,
+    pytest.mark.skipif(not can_isolate(), reason="needs root and unshare to isolate the worker"),
+]
+INPUTS = [("algr/origin_behavior", "algr-sequences"), ("algr/item_sid", "algr-item-sid"), ("events", "events")]
+INPUTS += [("algr/item_emb", "algr-item-emb")]
+TABLES = ("user_sequences", "item_sids", "interactions", "item_embeddings")
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_endpoint):
+    """The master URL of a standalone cluster whose worker has the S3 server's credentials of its own."""
+    with standalone_cluster({**CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint}) as master:
+        yield master
+    spark_session(master).stop()
+
+
+@pytest.fixture
+def landing(tiny_raw):
+    """The landing files on a folder that driver and worker share (as an NFS mount would), outside /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix="sidforge-landing-", dir="/var/tmp"))
+    shutil.copytree(tiny_raw, folder, dirs_exist_ok=True)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def _contents(lake: Lake, name: str) -> pl.DataFrame:
+    frame = lake.scan(name).drop("run_id").collect()
+    return frame.sort([c for c, kind in frame.schema.items() if not isinstance(kind, pl.List)])
+
+
+def test_ingest_and_publish_on_the_cluster_equal_the_polars_engine(cluster, landing, s3_bucket, monkeypatch):
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    lakes = {engine: Lake(f"s3://{s3_bucket}/{engine}") for engine in ("polars", "spark")}
+    for engine, lake in lakes.items():
+        for folder, fmt in INPUTS:
+            ingest(lake, [landing / folder], fmt, engine=engine, spark_master=cluster)
+    for name in TABLES:
+        assert _contents(lakes["spark"], name).equals(_contents(lakes["polars"], name)), name
+    assert lakes["spark"].scan("interactions").select(pl.len()).collect().item() > 0
+    assert not list(Path.cwd().glob("s3*")) and not list(Path.cwd().glob(s3_bucket))
+
+    shards = {}
+    for engine, lake in lakes.items():
+        report = publish_training_data(
+            lake, build_id="algr-item_sid_final", engine=engine, spark_master=cluster, rows_per_shard=100
+        )
+        shards[engine] = [(s["path"], s["rows"], s["sha256"]) for s in report.published.manifest["shards"]]
+    assert shards["spark"] == shards["polars"]
+    assert len(shards["spark"]) > 1
+
+
+def test_sid_assignment_on_the_cluster_equals_the_in_process_path(cluster, landing, s3_bucket, monkeypatch):
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    lake = Lake(f"s3://{s3_bucket}/lake")
+    ingest(lake, [landing / "algr/item_emb"], "algr-item-emb")
+    embeddings = lake.scan("item_embeddings").select("item_id", "embedding").collect().to_arrow()
+    x = vectors_of(embeddings)
+    model = train_rq_kmeans(x, [4, 4, 8], TorchBackend("cpu"), KMeansParams(iters=8, seed=1))
+    config = BuildConfig(sizes=(4, 4, 8), collision="knn_capacity", capacity=2, candidates=8)
+    local = assign(model, lambda: iter(embeddings.to_batches(max_chunksize=97)), config)
+    frame = read_table(spark_session(cluster), lake, "item_embeddings")
+    distributed = assign_with_spark(model, frame.select("item_id", "embedding"), config)
+
+    def by_item(assigned) -> pl.DataFrame:
+        codes = assigned.resolution.codes.tolist()
+        return pl.DataFrame({"item_id": assigned.item_ids, "codes": codes}).sort("item_id")
+
+    assert by_item(distributed).equals(by_item(local))
+    assert distributed.resolution.report["items_moved"] == local.resolution.report["items_moved"] > 0
+    np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
