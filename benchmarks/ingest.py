@@ -5,7 +5,9 @@
 Each size generates an event log (CSV, as `sidforge generate` writes it), then times:
 - pyarrow: writing the already-parsed rows with pyarrow.parquet (zstd) — the floor;
 - polars: `sidforge ingest --engine polars` end to end (read, validate, de-duplicate, write, commit);
-- spark: the same through the Spark engine (local mode on this machine's cores).
+- spark: the same through the Spark engine (local mode on this machine's cores);
+- spark floor: Spark's own CSV -> Parquet of the same file (typed, nothing validated or committed), the least
+  the Spark engine could take here.
 Each engine runs once untimed first (imports, JVM start-up), then `--repeat` times (default 3) into a fresh
 lake; the median is reported, as it is for the floor.
 Results are printed as a table and saved to benchmarks/results/ingest-<host>.json.
@@ -70,6 +72,22 @@ def floor_write(frame: pl.DataFrame, out: Path) -> float:
     return time.perf_counter() - started
 
 
+def spark_floor(csv: Path, out: Path, repeat: int) -> float:
+    """Median seconds for Spark itself to turn `csv` into zstd Parquet (typed columns, nothing validated or
+    committed): the least the Spark engine could take on this machine, after one untimed warm-up."""
+    from lake.spark import spark_session
+
+    spark = spark_session()
+    schema = "user_id string, item_id string, behavior string, timestamp long"
+    seconds = []
+    for attempt in range(repeat + 1):
+        started = time.perf_counter()
+        frame = spark.read.csv(str(csv), header=True, schema=schema)
+        frame.write.mode("overwrite").parquet(str(out / f"spark-{attempt}"))
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[1:])
+
+
 def timed_ingest(work: Path, csv: Path, engine: str, rows: int, repeat: int) -> float:
     """Median seconds of `repeat` ingests of `csv` into fresh lakes, after one untimed warm-up."""
     ingest(Lake(work / f"warm-{engine}"), [csv], "events", ds="2025-01-01", engine=engine)  # imports, JVM start
@@ -100,7 +118,9 @@ def run(sizes: list[int], spark: bool, repeat: int) -> list[dict]:
             }
             if spark:
                 row["spark_s"] = timed_ingest(work, csv, "spark", n, repeat)
-            for engine in ("pyarrow", "polars", "spark"):
+                row["spark_floor_s"] = spark_floor(csv, work, repeat)
+                row["spark_vs_spark_floor"] = row["spark_s"] / row["spark_floor_s"]
+            for engine in ("pyarrow", "polars", "spark", "spark_floor"):
                 if f"{engine}_s" in row:
                     row[f"{engine}_rows_per_s"] = n / row[f"{engine}_s"]
             row["polars_vs_pyarrow"] = row["polars_s"] / row["pyarrow_s"]
@@ -119,14 +139,17 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.sizes, spark=not args.no_spark, repeat=args.repeat)
     print(
-        f"{'rows':>10} {'pyarrow rows/s':>15} {'polars rows/s':>14} {'spark rows/s':>13} "
-        f"{'polars/pyarrow':>15} {'polars rows/s/core':>19}"
+        f"{'rows':>10} {'pyarrow rows/s':>15} {'polars rows/s':>14} {'spark rows/s':>13} {'spark floor':>12} "
+        f"{'polars/pyarrow':>15} {'spark/floor':>12} {'polars rows/s/core':>19}"
     )
     for r in results:
         spark_rate = f"{r['spark_rows_per_s']:>13,.0f}" if "spark_rows_per_s" in r else f"{'-':>13}"
+        spark_floor_rate = f"{r['spark_floor_rows_per_s']:>12,.0f}" if "spark_floor_s" in r else f"{'-':>12}"
+        spark_ratio = f"{r['spark_vs_spark_floor']:>11.2f}x" if "spark_floor_s" in r else f"{'-':>12}"
         print(
             f"{r['rows']:>10,} {r['pyarrow_rows_per_s']:>15,.0f} {r['polars_rows_per_s']:>14,.0f} {spark_rate} "
-            f"{r['polars_vs_pyarrow']:>14.2f}x {r['polars_rows_per_s_per_core']:>19,.0f}"
+            f"{spark_floor_rate} {r['polars_vs_pyarrow']:>14.2f}x {spark_ratio} "
+            f"{r['polars_rows_per_s_per_core']:>19,.0f}"
         )
     save("ingest-cpu", {"results": results}, polars=pl.__version__)
 

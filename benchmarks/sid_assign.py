@@ -8,7 +8,8 @@ with capacity 5), and the peak above the resident set before the call, divided b
 beside the previous implementation's holding (a Python string per id plus 32 candidates, their distances and
 the per-level errors: measured on the smallest size). Spark: the same catalogue through `assign_with_spark` on
 local[2] against `assign` in this process (both on 2 cores), items per second and the ratio. Saves
-benchmarks/results/sid_assign-cpu.json.
+benchmarks/results/sid_assign-cpu.json (memory) and sid_assign_spark-cpu.json (Spark); `--items` with no sizes
+or `--spark-items 0` skips that part.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.peak_memory import peak_above_start
 from benchmarks.results_file import save
 
 DIM, SIZES, BATCH = 32, [256, 256, 256], 262_144
@@ -49,11 +50,6 @@ def _model():
     return train_rq_kmeans(sample, SIZES, TorchBackend("cpu"), KMeansParams(iters=10, seed=0))
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * 4096
-
-
 def measure_memory(n: int, previous: bool) -> dict:
     """Peak resident bytes per item while assigning `n` items (in this process; call it in a fresh one)."""
     from sid_index.build import BuildConfig, assign
@@ -61,24 +57,10 @@ def measure_memory(n: int, previous: bool) -> dict:
 
     model = _model()
     config = BuildConfig(sizes=tuple(SIZES), capacity=5, candidates=32)
-    peak, done = [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.005)
-
-    base = _rss()
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    started = time.perf_counter()
-    assigned = assign(model, stream(n), config)
-    seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
+    assigned, peak, seconds = peak_above_start(lambda: assign(model, stream(n), config))
     out = {
         "items": n,
-        "bytes_per_item": (peak[0] - base) / n,
+        "bytes_per_item": peak / n,
         "seconds": seconds,
         "items_with_candidates": assigned.timings["items_with_candidates"],
         "collision_rate_before": assigned.resolution.report["collision_rate_before"],
@@ -136,7 +118,7 @@ def spark_against_in_process(n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--items", type=int, nargs="*", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--spark-items", type=int, default=300_000)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--previous", action="store_true", help=argparse.SUPPRESS)
@@ -150,9 +132,12 @@ def main() -> None:
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         memory.append(result)
         print(json.dumps(result), flush=True)
-    spark = spark_against_in_process(args.spark_items)
-    print(json.dumps(spark), flush=True)
-    save("sid_assign-cpu", {"memory": memory, "spark": spark}, device="cpu")
+    if memory:
+        save("sid_assign-cpu", {"memory": memory}, device="cpu")
+    if args.spark_items:
+        spark = spark_against_in_process(args.spark_items)
+        print(json.dumps(spark), flush=True)
+        save("sid_assign_spark-cpu", {"spark": spark}, device="cpu")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,14 @@ def _candidates_task(model_data, width: int):
 
 def _resolve_part(sizes: list[int], config: BuildConfig):
     """One part of the SID prefixes resolved in a task: the in-process resolution applied to the part alone."""
-    schema = pa.schema([("item_id", pa.string()), ("resolved", pa.list_(pa.int32())), ("unplaced", pa.string())])
+    schema = pa.schema(
+        [
+            ("item_id", pa.string()),
+            ("codes", pa.list_(pa.int32())),
+            ("resolved", pa.list_(pa.int32())),
+            ("unplaced", pa.string()),
+        ]
+    )
     width = config.candidates
 
     def run(group: pa.Table) -> pa.Table:
@@ -136,6 +143,7 @@ def _resolve_part(sizes: list[int], config: BuildConfig):
         return pa.table(
             {
                 "item_id": frame["item_id"].to_arrow(),
+                "codes": frame["codes"].to_arrow(),
                 "resolved": pa.FixedSizeListArray.from_arrays(res.codes.ravel(), res.codes.shape[1]).cast(
                     pa.list_(pa.int32())
                 ),
@@ -188,7 +196,7 @@ def assign_with_spark(model: SidModel, embeddings: DataFrame, config: BuildConfi
             )
         run3, schema3 = _resolve_part(sizes, config)
         resolved = rows.groupBy("part").applyInArrow(run3, from_arrow_schema(schema3))
-        out = first.select("item_id", "codes").join(resolved, "item_id").toArrow()
+        out = resolved.toArrow()
         resolve_s = time.perf_counter() - started
     finally:
         first.unpersist()
