@@ -112,6 +112,8 @@ def spark_against_in_process(n: int) -> dict:
         "in_process_items_per_s": n / local_s,
         "spark_items_per_s": n / spark_s,
         "spark_over_in_process_time": spark_s / local_s,
+        "spark_encode_s": distributed.timings["assign_s"],
+        "spark_resolve_s": distributed.timings["resolve_s"],
         "identical_sids": same,
     }
 

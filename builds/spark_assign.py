@@ -1,10 +1,10 @@
 """SID assignment and collision resolution on Spark, for catalogues beyond one machine.
 
-The model's artefact bytes are broadcast; tasks encode item embeddings in Arrow batches (`mapInArrow`), the
-SIDs over capacity are counted by Spark, a second pass computes candidates for their items only, and the SID
-prefixes are dealt into parts (prefix modulo the part count, as `resolve_by_prefix` does in process), each part
-resolved in one task (`applyInArrow`) by the same `resolve_on_demand` as the in-process path. Items only move
-within their prefix and ties break on the item-id hash, so both paths give every item the same SID.
+The model's artefact bytes are broadcast; tasks encode item embeddings in Arrow batches (`mapInArrow`), then the
+SID prefixes are dealt into parts (prefix modulo the part count, as `resolve_by_prefix` does in process), each
+part resolved in one task (`applyInArrow`) by the same `resolve_on_demand` as the in-process path, which computes
+candidates there, from the vectors carried along, for the items that must move only. Items only move within
+their prefix and ties break on the item-id hash, so both paths give every item the same SID.
 """
 
 from __future__ import annotations
@@ -36,23 +36,27 @@ def _model(data: bytes) -> SidModel:
     return _MODELS[digest]
 
 
-def _codes_schema(levels: int) -> pa.Schema:
+VECTOR = pa.list_(pa.float32())
+
+
+def _codes_schema(levels: int, keep_vectors: bool) -> pa.Schema:
     return pa.schema(
         [
             ("item_id", pa.string()),
             ("codes", pa.list_(pa.int32())),
             ("priority", pa.float32()),
             ("tiebreak", pa.int64()),
-            ("sid", pa.int64()),
             ("prefix", pa.int64()),
             *[(f"error_{level}", pa.float64()) for level in range(levels)],
+            *([("embedding", VECTOR)] if keep_vectors else []),
         ]
     )
 
 
-def _encode_task(model_data, levels: int):
-    """Pass 1: codes, distance to the own code, tie-break and SID keys of each item."""
-    schema = _codes_schema(levels)
+def _encode_task(model_data, levels: int, keep_vectors: bool):
+    """The encoding pass: codes, distance to the own code, tie-break and SID prefix of each item (and its vector,
+    when the resolution will need candidates)."""
+    schema = _codes_schema(levels, keep_vectors)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _model(model_data.value)
@@ -67,41 +71,18 @@ def _encode_task(model_data, levels: int):
                 pa.FixedSizeListArray.from_arrays(codes.ravel(), codes.shape[1]).cast(pa.list_(pa.int32())),
                 pa.array(encoded.candidate_distances[:, 0].astype(np.float32)),
                 pa.array(tiebreaks(ids).astype(np.int64)),
-                pa.array(keys(codes, model.sizes)),
                 pa.array(prefix_keys(codes, model.sizes)),
                 *[pa.array(encoded.errors[:, level].astype(np.float64)) for level in range(levels)],
+                *([batch.column("embedding").cast(VECTOR)] if keep_vectors else []),
             ]
             yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
     return run, schema
 
 
-def _candidates_task(model_data, width: int):
-    """Pass 2, for the items of over-capacity SIDs only: the `width` nearest last-level codes and distances."""
-    schema = pa.schema([("item_id", pa.string()), ("cand", pa.list_(pa.int32())), ("cand_d", pa.list_(pa.float32()))])
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        model = _model(model_data.value)
-        for batch in batches:
-            if not batch.num_rows:
-                continue
-            encoded = model.encode(vectors_of(batch), top=width)
-            cand = encoded.candidates.astype(np.int32)
-            dist = encoded.candidate_distances.astype(np.float32)
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pl.Series(batch.column("item_id")).cast(pl.String).to_arrow(),
-                    pa.FixedSizeListArray.from_arrays(cand.ravel(), cand.shape[1]).cast(pa.list_(pa.int32())),
-                    pa.FixedSizeListArray.from_arrays(dist.ravel(), dist.shape[1]).cast(pa.list_(pa.float32())),
-                ],
-                schema=schema,
-            )
-
-    return run, schema
-
-
-def _resolve_part(sizes: list[int], config: BuildConfig):
-    """One part of the SID prefixes resolved in a task: the in-process resolution applied to the part alone."""
+def _resolve_part(model_data, sizes: list[int], config: BuildConfig):
+    """One part of the SID prefixes resolved in a task: the in-process resolution applied to the part alone,
+    the candidates of the items that must move computed there from their vectors."""
     schema = pa.schema(
         [
             ("item_id", pa.string()),
@@ -117,14 +98,13 @@ def _resolve_part(sizes: list[int], config: BuildConfig):
         assert isinstance(frame, pl.DataFrame)
         frame = frame.sort("item_id")
         codes = _matrix(frame["codes"], np.int32)
-        has = frame["cand"].is_not_null().to_numpy()
-        cand_rows = np.flatnonzero(has)
-        cands = _matrix(frame["cand"].filter(has), np.int32)
-        dists = _matrix(frame["cand_d"].filter(has), np.float32)
 
         def candidates_of(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            at = np.searchsorted(cand_rows, rows)
-            return cands[at], dists[at]
+            if not len(rows):
+                return np.zeros((0, width), np.int32), np.zeros((0, width), np.float32)
+            vectors = frame["embedding"].gather(rows).to_arrow()
+            encoded = _model(model_data.value).encode(vectors_of(pa.table({"embedding": vectors})), top=width)
+            return encoded.candidates.astype(np.int32), encoded.candidate_distances.astype(np.float32)
 
         res = resolve_on_demand(
             codes,
@@ -171,30 +151,20 @@ def assign_with_spark(model: SidModel, embeddings: DataFrame, config: BuildConfi
     sizes, levels = model.sizes, len(model.sizes)
     started = time.perf_counter()
     data = spark.sparkContext.broadcast(artifact_bytes(model))
-    run, schema = _encode_task(data, levels)
+    keep_vectors = config.collision == "knn_capacity"
+    run, schema = _encode_task(data, levels, keep_vectors)
     first = embeddings.select("item_id", "embedding").mapInArrow(run, from_arrow_schema(schema)).persist()
     try:
         errors = first.agg(
             F.count("*").alias("n"), *[F.avg(f"error_{level}").alias(f"e{level}") for level in range(levels)]
         ).first()
-        parts = max(
-            spark.sparkContext.defaultParallelism, -(-int(errors["n"] if errors else 0) // config.resolve_chunk_items)
-        )
+        items = int(errors["n"]) if errors else 0
+        parts = max(spark.sparkContext.defaultParallelism, -(-items // config.resolve_chunk_items))
         assigned_s = time.perf_counter() - started
         started = time.perf_counter()
-        rows = first.select("item_id", "codes", "priority", "tiebreak", (F.col("prefix") % parts).alias("part"))
-        if config.collision == "knn_capacity":
-            crowded = first.groupBy("sid").count().filter(F.col("count") > config.capacity).select("sid")
-            wanted = first.join(crowded, "sid", "left_semi").select("item_id")
-            todo = embeddings.select("item_id", "embedding").join(wanted, "item_id", "left_semi")
-            run2, schema2 = _candidates_task(data, config.candidates)
-            found = todo.mapInArrow(run2, from_arrow_schema(schema2))
-            rows = rows.join(found, "item_id", "left")
-        else:
-            rows = rows.withColumn("cand", F.lit(None).cast("array<int>")).withColumn(
-                "cand_d", F.lit(None).cast("array<float>")
-            )
-        run3, schema3 = _resolve_part(sizes, config)
+        columns = ["item_id", "codes", "priority", "tiebreak", *(["embedding"] if keep_vectors else [])]
+        rows = first.select(*columns, (F.col("prefix") % parts).alias("part"))
+        run3, schema3 = _resolve_part(data, sizes, config)
         resolved = rows.groupBy("part").applyInArrow(run3, from_arrow_schema(schema3))
         out = resolved.toArrow()
         resolve_s = time.perf_counter() - started
