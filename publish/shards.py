@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake import storage
+from lake.faults import crash_point
 from lake.hashing import row_hashes
 from publish.manifest import MANIFEST
 from sid_index.codec import offsets
@@ -147,6 +148,7 @@ def publish(
         except json.JSONDecodeError:
             pass
     shards = write_shards(examples, out, rows_per_shard, options)
+    crash_point("publish-after-shards")
     schema = pa.schema([(f.name, f.type) for f in examples.select(SHARD_COLUMNS).to_arrow().schema])
     manifest = {
         "format": "sidforge-gr/1",

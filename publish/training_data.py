@@ -9,6 +9,7 @@ import polars as pl
 
 from builds.registry import TABLE as BUILDS_TABLE
 from builds.registry import BuildRegistry
+from lake.faults import crash_point
 from lake.lake import Lake
 from lake.settings import EngineName, check_engine
 from publish.examples import from_interactions, from_sequences, map_to_sids, sid_map
@@ -95,6 +96,7 @@ def publish_training_data(
         examples.height - usable.height,
         lake.storage_options,
     )
+    crash_point("publish-after-manifest")
     known = (
         lake.scan("published_datasets")
         .filter((pl.col("dataset") == dataset) & (pl.col("version") == published.version))
