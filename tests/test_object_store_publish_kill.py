@@ -25,7 +25,8 @@ def _publish(root: str, crash_at: str | None = None) -> subprocess.CompletedProc
     env.pop(ENV, None)
     if crash_at:
         env[ENV] = crash_at
-    cmd = [sys.executable, "-m", "pipelines.cli", "publish", "--lake", root, "--build", BUILD, "--rows-per-shard", "100"]
+    cmd = [sys.executable, "-m", "pipelines.cli", "publish", "--lake", root, "--build", BUILD]
+    cmd += ["--rows-per-shard", "100"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
