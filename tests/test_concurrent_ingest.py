@@ -1,4 +1,5 @@
-"""Two writers of the same partition at once: never both landing with duplicates, never a raw traceback."""
+"""Two writers of the same partition at once: never both landing with duplicates, never a raw traceback, on a
+local lake and on an object-store lake (the moto S3 server, where delta-rs commits with conditional puts)."""
 
 import threading
 
@@ -11,6 +12,14 @@ from lake.lake import ConcurrentWriteError
 from tests.helpers import write
 
 DAY1 = 1735689600
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request, tmp_path) -> Lake:
+    """An empty lake in a temporary folder, or in a new bucket of the S3 server."""
+    if request.param == "s3":
+        return Lake(f"s3://{request.getfixturevalue('s3_bucket')}/lake")
+    return Lake(tmp_path / "lake")
 
 
 def _file(path, users):
