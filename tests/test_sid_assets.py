@@ -114,3 +114,29 @@ def test_a_rebuild_reports_churn(built):
     assert _meta(same, "sid_codebooks")["result"] == "inputs unchanged, no new build"
     assert _meta(same, "item_sids")["result"] == "no new items"
     assert lake.scan("sid_builds").collect().height == builds
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_item_sids_on_the_spark_engine_equal_the_polars_engine(tmp_path, tiny_raw, monkeypatch):
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    sids, ran_on = {}, {}
+    for engine in ("polars", "spark"):
+        resources = {
+            "lake": LakeResource(root=str(tmp_path / engine)),
+            "landing": LandingResource(root=str(tiny_raw)),
+            "engine": EngineResource(engine=engine),
+            "spark": SparkResource(master="local[2]"),
+        }
+        instance = DagsterInstance.ephemeral()
+        assert materialize([ingest_assets.precomputed_embeddings], resources=resources, instance=instance).success
+        result = materialize(
+            [sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance, run_config=TRAIN
+        )
+        assert result.success
+        assert _meta(result, "item_sids")["items_assigned"] == 300
+        lake = Lake(resources["lake"].root)
+        sids[engine] = lake.scan("item_sids").select("item_id", "codes", "sid").collect()
+        ran_on[engine] = json.loads(lake.scan("sid_builds").collect()["metrics"].item()).get("engine", "in process")
+    assert ran_on == {"polars": "in process", "spark": "spark"}
+    assert sids["spark"].sort("item_id").equals(sids["polars"].sort("item_id"))
