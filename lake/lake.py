@@ -67,10 +67,6 @@ class Lake:
         """A location under the lake root for non-table files (staging, reports, published data)."""
         return "/".join([self.root, *parts])
 
-    def file_uri(self, path: str) -> str:
-        """`path` (a location under the lake, or a URI from the Delta log) as a URI that Spark can open."""
-        return path if "://" in path else f"file://{path}"
-
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """The pyarrow filesystem of the lake (with its storage options) and the root path inside it."""
         return storage.filesystem(self.root, self.storage_options)
