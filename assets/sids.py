@@ -297,13 +297,17 @@ def item_sids(
                 }
             )
     if engine.name() == "spark" and fixed is None:
-        from pyspark.sql import functions as F
-
         from builds.spark_assign import assign_with_spark
         from lake.spark import read_table, spark_session
 
-        table = read_table(spark_session(spark.url()), store, "item_embeddings")
-        assigned = assign_with_spark(model, table.filter(F.col("model") == build.inputs["embedding_model"]), build_cfg)
+        table = read_table(
+            spark_session(spark.url()),
+            store,
+            "item_embeddings",
+            where={"model": build.inputs["embedding_model"]},
+            columns=["item_id", "embedding"],
+        )
+        assigned = assign_with_spark(model, table, build_cfg)
     else:
         assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build.build_id, source, run_id, merge=refresh)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ingest.formats import Format, ReadOptions
 from ingest.plan import IngestReport, Job, Progress, Staged, duplicates_to_rejects, whole_file_reject
@@ -18,9 +17,9 @@ from ingest.sources.lines import RejectedFile, SourceError, Span, split_lines
 from ingest.sources.records import REJECT_SCHEMA
 from lake import storage
 from lake.catalog import table
-from lake.commit_plan import StagedWriter
+from lake.commit_plan import StagedWriter, staged_partitions
 from lake.frames import to_frame
-from lake.lake import Lake, partition_values
+from lake.lake import Lake
 from lake.provenance import SOURCE_FOLDER
 from lake.spark import spark_session
 
@@ -222,20 +221,16 @@ def _stage_task(root: str, options: dict[str, str] | None, table_name: str, stag
                 for (key,), part in frame.partition_by(SOURCE_FOLDER, as_dict=True, maintain_order=True).items():
                     writer.write(part.drop(SOURCE_FOLDER), str(key))
         finally:
-            files = writer.close()
-        yield pa.record_batch({"path": pa.array(files, pa.string())})
+            writer.close()
+        yield pa.record_batch({"path": list(writer.rows), "rows": pa.array(list(writer.rows.values()), pa.int64())})
 
     return run
 
 
 def _write_staged(lake: Lake, table_name: str, rows, report: IngestReport, staging: str) -> tuple[list[str], list]:
     """Stage the rows from every task (a file per partition and input in each, as Spark's own writer would) and
-    return the files and the partitions written; row counts come from the files' footers and partitions from
-    their folders."""
-    spec = table(table_name)
-    fs = lake.filesystem()[0]
-    written = rows.mapInArrow(_stage_task(lake.root, lake.storage_options, table_name, staging), "path string")
-    staged = sorted(r["path"] for r in written.collect())
-    report.rows_written = sum(pq.read_metadata(fs.open_input_file(path)).num_rows for path in staged)
-    parts = {tuple(partition_values(path[len(staging) :], spec)[0][c] for c in spec.partition_by) for path in staged}
-    return staged, sorted(parts, key=str)
+    return the files and the partitions written (from their folders); the tasks count the rows they wrote."""
+    task = _stage_task(lake.root, lake.storage_options, table_name, staging)
+    written = {r["path"]: r["rows"] for r in rows.mapInArrow(task, "path string, rows long").collect()}
+    report.rows_written = sum(written.values())
+    return sorted(written), staged_partitions(table_name, staging, written)

@@ -46,8 +46,8 @@ class StagedWriter:
         self.spec = table(table_name)
         self.fs, self.dir = fs, staging
         self.arrow_schema = pa.schema([_large(self.spec.schema.field(c)) for c in self.spec.data_columns])
-        self.writers: dict[tuple, tuple[pq.ParquetWriter, int]] = {}
-        self.files: list[str] = []
+        self.writers: dict[tuple, tuple[pq.ParquetWriter, str]] = {}
+        self.rows: dict[str, int] = {}  # rows of each file written, in the order they were opened
 
     def write(self, rows: pl.DataFrame, key: str) -> None:
         """Append `rows` of the input `key` (every catalog column present)."""
@@ -62,27 +62,30 @@ class StagedWriter:
         for part_key, part in groups.items():
             arrow = part.select(self.spec.data_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
             arrow = arrow.cast(self.arrow_schema)
-            writer, count = self.writers.get((part_key, key)) or (self._open(part_key, key), 0)
+            writer, path = self.writers.get((part_key, key)) or self._open(part_key, key)
             writer.write_table(arrow, row_group_size=1 << 20)
-            count += arrow.num_rows
-            self.writers[(part_key, key)] = (writer, count)
-            if count >= ROWS_PER_FILE:
+            self.rows[path] += arrow.num_rows
+            self.writers[(part_key, key)] = (writer, path)
+            if self.rows[path] >= ROWS_PER_FILE:
                 writer.close()
                 del self.writers[(part_key, key)]
 
-    def _open(self, part_key: tuple, key: str) -> pq.ParquetWriter:
+    def _open(self, part_key: tuple, key: str) -> tuple[pq.ParquetWriter, str]:
         directory = "/".join([self.dir, *partition_folders(self.spec, part_key), f"{SOURCE_FOLDER}={key}"])
         self.fs.create_dir(directory, recursive=True)
-        path = f"{directory}/part-{uuid.uuid4().hex[:8]}-{len(self.files):05d}.zstd.parquet"
-        self.files.append(path)
-        return pq.ParquetWriter(self.fs.open_output_stream(path), self.arrow_schema, compression="zstd")
+        path = f"{directory}/part-{uuid.uuid4().hex[:8]}-{len(self.rows):05d}.zstd.parquet"
+        self.rows[path] = 0
+        return pq.ParquetWriter(self.fs.open_output_stream(path), self.arrow_schema, compression="zstd"), path
+
+    @property
+    def files(self) -> list[str]:
+        """Every file written and kept."""
+        return list(self.rows)
 
     @property
     def partitions(self) -> list[tuple]:
         """The partitions the kept files lie in (from their folders), sorted."""
-        spec = self.spec
-        found = {tuple(partition_values(p[len(self.dir) :], spec)[0][c] for c in spec.partition_by) for p in self.files}
-        return sorted(found, key=str)
+        return staged_partitions(self.spec.name, self.dir, self.files)
 
     def discard(self, key: str) -> None:
         """Drop everything written for the input `key` (a file rejected whole after some of its rows)."""
@@ -91,7 +94,7 @@ class StagedWriter:
         marker = f"/{SOURCE_FOLDER}={key}/"
         for path in [p for p in self.files if marker in p]:
             self.fs.delete_file(path)
-            self.files.remove(path)
+            del self.rows[path]
 
     def close(self) -> list[str]:
         """Close the open files; returns every file written."""
@@ -99,6 +102,13 @@ class StagedWriter:
             writer.close()
         self.writers.clear()
         return self.files
+
+
+def staged_partitions(table_name: str, staging: str, files: Iterable[str]) -> list[tuple]:
+    """The partitions that staged `files` lie in, from their folders under `staging`, sorted."""
+    spec = table(table_name)
+    found = {tuple(partition_values(p[len(staging) :], spec)[0][c] for c in spec.partition_by) for p in files}
+    return sorted(found, key=str)
 
 
 @dataclass

@@ -8,10 +8,11 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
@@ -23,29 +24,43 @@ from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
 
 
-def read_table(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
+def read_table(
+    spark: SparkSession,
+    lake: Lake,
+    name: str,
+    *,
+    where: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> DataFrame:
     """A Spark DataFrame of a lake table: its live files, taken from the Delta log (never a listing), opened
     by tasks through pyarrow's filesystems (so an object-store lake needs no Hadoop connector), with the
-    partition columns restored from the log."""
+    partition columns restored from the log. `where` keeps the files of those partition values only (the
+    others are never opened); `columns` reads only those columns."""
     spec = table(name)
-    schema = from_arrow_schema(spec.schema, prefer_timestamp_ntz=False)
+    unknown = set(where or {}) - set(spec.partition_by)
+    if unknown:
+        raise ValueError(f"{name}: where= takes partition columns ({', '.join(spec.partition_by)}), not {unknown}")
+    fields = pa.schema([spec.schema.field(c) for c in columns or spec.schema.names])
     files = lake.files(name)
-    if not files.height:
-        return spark.createDataFrame([], schema)
-    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u for u in lake.file_uris(name)}
     keys = [f"partition.{c}" for c in spec.partition_by]
+    for column, value in (where or {}).items():
+        files = files.filter(pl.col(f"partition.{column}") == value) if files.height else files
+    if not files.height:
+        return spark.createDataFrame([], from_arrow_schema(fields, prefer_timestamp_ntz=False))
+    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u for u in lake.file_uris(name)}
     rows = [
         json.dumps([uris[unquote(row["path"])], *(None if row[k] is None else str(row[k]) for k in keys)])
         for row in files.select("path", *keys).iter_rows(named=True)
     ]
     slices = min(len(rows), 4 * spark.sparkContext.defaultParallelism)
     inputs = spark.sparkContext.parallelize(rows, slices).map(lambda r: (r,)).toDF("file string")
-    return inputs.mapInArrow(_read_task(name, lake.storage_options), schema)
+    task = _read_task(name, fields, lake.storage_options)
+    return inputs.mapInArrow(task, from_arrow_schema(fields, prefer_timestamp_ntz=False))
 
 
-def _read_task(name: str, options: dict[str, str] | None):
-    """The function Spark runs on each read task: its files' batches cast to the catalog schema, the
-    partition columns filled in from their values in the Delta log."""
+def _read_task(name: str, fields: pa.Schema, options: dict[str, str] | None):
+    """The function Spark runs on each read task: the `fields` of its files' batches, cast to the catalog's
+    types, the partition columns filled in from their values in the Delta log."""
     spec = table(name)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -56,11 +71,9 @@ def _read_task(name: str, options: dict[str, str] | None):
                 fs, path = storage.filesystem(uri, options)
                 with fs.open_input_file(path) as handle:
                     parquet = pq.ParquetFile(handle)
-                    stored = [c for c in spec.data_columns if c in parquet.schema_arrow.names]
+                    stored = [f.name for f in fields if f.name in parquet.schema_arrow.names]
                     for part in parquet.iter_batches(columns=stored):
-                        yield pa.RecordBatch.from_arrays(
-                            [_column(part, f, partition) for f in spec.schema], schema=spec.schema
-                        )
+                        yield pa.RecordBatch.from_arrays([_column(part, f, partition) for f in fields], schema=fields)
 
     return run
 

@@ -52,10 +52,8 @@ def examples_with_spark(
     """The examples frame `map_to_sids(...)` gives on the polars engine, computed by Spark."""
     offs = F.array(*[F.lit(o) for o in offsets(sizes)])
     sizes_ = F.array(*[F.lit(int(size)) for size in sizes])
-    sids = (
-        read_table(spark, lake, "item_sids")
-        .filter(F.col("build_id") == build_id)
-        .select("item_id", "codes", F.transform("codes", lambda c, i: c + offs[i]).alias("tokens"))
+    sids = read_table(spark, lake, "item_sids", where={"build_id": build_id}, columns=["item_id", "codes"]).select(
+        "item_id", "codes", F.transform("codes", lambda c, i: c + offs[i]).alias("tokens")
     )
     examples = _raw_examples(spark, lake, source, test_days)
 
