@@ -23,13 +23,24 @@ import torch
 
 from benchmarks.results_file import save
 from sid_index.collisions import resolve
-from sid_index.kmeans import FaissBackend, KMeansParams, TorchBackend
+from sid_index.kmeans import BACKENDS, PRECISIONS, FaissBackend, KMeansParams, Precision, TorchBackend
 from sid_index.rq import train_rq_kmeans
 from sid_index.rqvae import RQVAEParams, preset, train_rqvae
 
 
-def clustered(n: int, dim: int = 512, centres: int = 1000, seed: int = 0) -> np.ndarray:
-    """Unit vectors around `centres` random centres (like category-structured item embeddings)."""
+def clustered(n: int, dim: int = 512, centres: int = 1000, seed: int = 0, device: str = "cpu") -> np.ndarray:
+    """Unit vectors around `centres` random centres (like category-structured item embeddings); drawn on the
+    GPU when `device` is cuda (same distribution, other numbers), which makes 10 M rows in seconds."""
+    if device != "cpu":
+        gen = torch.Generator(device).manual_seed(seed)
+        c = torch.randn(centres, dim, generator=gen, device=device)
+        out = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, 1 << 20):
+            rows = min(1 << 20, n - start)
+            picks = torch.randint(0, centres, (rows,), generator=gen, device=device)
+            x = c[picks] + 0.6 * torch.randn(rows, dim, generator=gen, device=device)
+            out[start : start + rows] = torch.nn.functional.normalize(x, dim=1).cpu().numpy()
+        return out
     rng = np.random.default_rng(seed)
     c = rng.standard_normal((centres, dim), dtype=np.float32)
     x = c[rng.integers(0, centres, n)] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
@@ -50,11 +61,13 @@ def matmul_rate(device: torch.device, k: int) -> float:
     return best
 
 
-def _time_rq(backend, x: np.ndarray, sizes: list[int], iters: int) -> float:
+def _time_rq(backend, x: np.ndarray, sizes: list[int], params: KMeansParams) -> tuple[float, dict[str, float]]:
     started = time.perf_counter()
-    model = train_rq_kmeans(x, sizes, backend, KMeansParams(iters=iters, max_points_per_centroid=10**9))
+    model = train_rq_kmeans(x, sizes, backend, params)
+    trained = time.perf_counter()
     model.encode(x)
-    return time.perf_counter() - started
+    done = time.perf_counter()
+    return done - started, {"train_s": trained - started, "encode_s": done - trained, **model.timings}
 
 
 def forge_rqvae_epoch_s(repo: str, x: np.ndarray, size: int, epochs: int) -> float:
@@ -131,44 +144,54 @@ def rqvae_side_by_side(x: np.ndarray, size: int, epochs: int, forge_repo: str | 
     return out
 
 
-def run(sizes: list[int], books: list[int], device: str, iters: int, rqvae_epochs: int, repeat: int) -> dict:
+def run(
+    sizes: list[int],
+    books: list[int],
+    device: str,
+    params: KMeansParams,
+    rqvae_epochs: int,
+    repeat: int,
+    backends: list[str],
+    precision: Precision,
+) -> dict:
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    make = {"faiss": FaissBackend, "torch": lambda: TorchBackend(str(dev), precision)}
     rows = []
     for n, k in zip(sizes, books, strict=True):
         rate = matmul_rate(dev, k)
-        x = clustered(n)
+        x = clustered(n, device=dev.type)
         levels = [k, k, k]
-        floor = (iters + 1) * len(levels) * 2 * n * k * x.shape[1] / rate
-        runs: dict[str, list[float]] = {"faiss": [], "torch": []}
+        trained = min(n, k * params.max_points_per_centroid)
+        floor = (params.iters * trained + n) * len(levels) * 2 * k * x.shape[1] / rate
+        runs: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name in backends}
         for _ in range(repeat):  # interleaved, so that drifts in this machine's speed hit both alike
-            runs["faiss"].append(_time_rq(FaissBackend(), x, levels, iters))
-            runs["torch"].append(_time_rq(TorchBackend(str(dev)), x, levels, iters))
-        faiss_s, torch_s = statistics.median(runs["faiss"]), statistics.median(runs["torch"])
-        started = time.perf_counter()
-        vae = train_rqvae(x, levels, RQVAEParams(epochs=rqvae_epochs), device=str(dev))
-        vae.encode(x)
-        vae_s = time.perf_counter() - started
-        rows.append(
-            {
-                "items": n,
-                "sizes": levels,
-                "iters": iters,
-                "repeat": repeat,
-                "floor_s": floor,
-                "matmul_flops": rate,
-                "faiss_cpu_s": faiss_s,
-                "torch_s": torch_s,
-                "torch_device": str(dev),
-                "rqvae_s": vae_s,
-                "rqvae_epochs": rqvae_epochs,
-                "faiss_items_per_s": n / faiss_s,
-                "torch_items_per_s": n / torch_s,
-                "rqvae_items_per_s": n / vae_s,
-                "torch_vs_faiss": torch_s / faiss_s,
-                "torch_vs_floor": torch_s / floor,
-                "faiss_vs_floor": faiss_s / floor,
-            }
-        )
+            for name in backends:
+                runs[name].append(_time_rq(make[name](), x, levels, params))
+        row: dict = {
+            "items": n,
+            "sizes": levels,
+            "iters": params.iters,
+            "trained_on": trained,
+            "repeat": repeat,
+            "floor_s": floor,
+            "matmul_flops": rate,
+            "torch_device": str(dev),
+            "torch_precision": precision,
+        }
+        for name, timed in runs.items():
+            seconds = statistics.median(t for t, _ in timed)
+            key = "faiss_cpu" if name == "faiss" else "torch"
+            row |= {f"{key}_s": seconds, f"{key}_items_per_s": n / seconds, f"{key}_vs_floor": seconds / floor}
+            row[f"{key}_stages"] = min(timed, key=lambda t: abs(t[0] - seconds))[1]
+        if "faiss_cpu_s" in row and "torch_s" in row:
+            row["torch_vs_faiss"] = row["torch_s"] / row["faiss_cpu_s"]
+        if rqvae_epochs:
+            started = time.perf_counter()
+            vae = train_rqvae(x, levels, RQVAEParams(epochs=rqvae_epochs), device=str(dev))
+            vae.encode(x)
+            row["rqvae_s"] = time.perf_counter() - started
+            row |= {"rqvae_epochs": rqvae_epochs, "rqvae_items_per_s": n / row["rqvae_s"]}
+        rows.append(row)
     rng = np.random.default_rng(0)
     n = 10_000_000
     codes = np.stack([rng.integers(0, 8192, n), rng.integers(0, 64, n), rng.zipf(1.5, n) % 8192], 1).astype(np.int32)
@@ -186,7 +209,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--levels", type=int, nargs="+", default=[256, 512], help="codebook size per level")
     parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--rqvae-epochs", type=int, default=3)
+    parser.add_argument(
+        "--max-points-per-centroid",
+        type=int,
+        default=10**9,
+        help="train each level on at most k times this many rows (default: all; builds use 256, as faiss)",
+    )
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the torch backend's products")
+    parser.add_argument("--rqvae-epochs", type=int, default=3, help="0: no RQ-VAE build and no epoch comparison")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per backend (median reported)")
     parser.add_argument("--rqvae-only", action="store_true", help="only the RQ-VAE epoch-time comparison")
     parser.add_argument(
@@ -196,26 +227,31 @@ def main() -> None:
         "RQ-VAE trainer beside sidforge's presets (needs omegaconf and einops)",
     )
     args = parser.parse_args()
-    from ingest.synthetic import Generator
+    side = None
+    if args.rqvae_epochs or args.rqvae_only:
+        from ingest.synthetic import Generator
 
-    side = rqvae_side_by_side(Generator("small").embeddings(), 256, 3, args.forge_repo)
-    print(
-        f"RQ-VAE on {side['items']:,} x 512, 3 x 256, s/epoch: "
-        + ", ".join(f"{k.removesuffix('_epoch_s')} {v:.2f}" for k, v in side.items() if k.endswith("_epoch_s"))
-    )
+        side = rqvae_side_by_side(Generator("small").embeddings(), 256, 3, args.forge_repo)
+        print(
+            f"RQ-VAE on {side['items']:,} x 512, 3 x 256, s/epoch: "
+            + ", ".join(f"{k.removesuffix('_epoch_s')} {v:.2f}" for k, v in side.items() if k.endswith("_epoch_s"))
+        )
     if args.rqvae_only:
         save("sid_build_rqvae-cpu", {"rqvae_epoch_time": side}, torch=torch.__version__)
         return
-    result = run(args.sizes, args.levels, args.device, args.iters, args.rqvae_epochs, args.repeat)
+    params = KMeansParams(iters=args.iters, max_points_per_centroid=args.max_points_per_centroid)
+    result = run(
+        args.sizes, args.levels, args.device, params, args.rqvae_epochs, args.repeat, args.backends, args.precision
+    )
     print(
-        f"{'items':>9} {'sizes':>16} {'GFLOP/s':>8} {'floor s':>8} {'faiss s':>8} {'torch s':>8} {'rq-vae s':>9} "
-        f"{'torch/faiss':>12} {'torch/floor':>12}"
+        f"{'items':>10} {'sizes':>18} {'trained on':>10} {'GFLOP/s':>8} {'floor s':>8} {'faiss s':>8} "
+        f"{'torch s':>8} {'rq-vae s':>9} {'torch/floor':>12}"
     )
     for r in result["builds"]:
         print(
-            f"{r['items']:>9,} {r['sizes']!s:>16} {r['matmul_flops'] / 1e9:>8.0f} {r['floor_s']:>8.2f} "
-            f"{r['faiss_cpu_s']:>8.2f} {r['torch_s']:>8.2f} {r['rqvae_s']:>9.2f} "
-            f"{r['torch_vs_faiss']:>11.2f}x {r['torch_vs_floor']:>11.2f}x"
+            f"{r['items']:>10,} {r['sizes']!s:>18} {r['trained_on']:>10,} {r['matmul_flops'] / 1e9:>8.0f} "
+            f"{r['floor_s']:>8.2f} {r.get('faiss_cpu_s', float('nan')):>8.2f} {r.get('torch_s', float('nan')):>8.2f} "
+            f"{r.get('rqvae_s', float('nan')):>9.2f} {r.get('torch_vs_floor', float('nan')):>11.2f}x"
         )
     res = result["collision_resolution"]
     print(

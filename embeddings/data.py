@@ -1,4 +1,9 @@
-"""Item images decoded and preprocessed in DataLoader workers; unreadable images reported, not fatal."""
+"""Item images decoded and preprocessed in DataLoader workers; unreadable images reported, not fatal.
+
+Workers hand over 8-bit pixels (a quarter of float32's bytes to stack, share and pin); the float conversion
+and normalisation, when the model's preprocessing ends with them, run on the batch on the encoder's device
+(see `split_preprocess`), with the same float32 arithmetic as torchvision's, so the pixels are identical.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from torchvision.transforms import functional as tf
 
 
 class ItemImages(Dataset):
@@ -42,6 +49,26 @@ class ItemImages(Dataset):
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             detail = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else str(exc)
             return i, None, f"image unreadable ({type(exc).__name__}: {detail})"[:300]
+
+
+def split_preprocess(preprocess: Callable) -> tuple[Callable, Callable[[torch.Tensor], torch.Tensor]]:
+    """(per image in the workers, per batch on the device): a Compose ending in ToTensor and Normalize is split
+    before ToTensor, whose conversion moves to the batch (uint8 pixels in, normalised float32 out); any
+    other preprocessing runs whole in the workers and the batch step only makes it float32."""
+    steps = list(getattr(preprocess, "transforms", []))
+    cut = next((i for i, t in enumerate(steps) if isinstance(t, transforms.ToTensor)), None)
+    tail = steps[cut + 1 :] if cut is not None else []
+    if cut is None or not all(isinstance(t, transforms.Normalize) for t in tail):
+        return preprocess, lambda batch: batch.float()
+    head = transforms.Compose([*steps[:cut], tf.pil_to_tensor])
+
+    def finish(batch: torch.Tensor) -> torch.Tensor:
+        out = batch.float().div(255)
+        for step in tail:
+            out = step(out)
+        return out
+
+    return head, finish
 
 
 def collate(batch: list[tuple[int, torch.Tensor | None, str | None]]):

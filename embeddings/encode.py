@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from embeddings.data import ItemImages, image_loader
+from embeddings.data import ItemImages, image_loader, split_preprocess
 from embeddings.fusion import fuse
 from embeddings.model import Encoder
 
@@ -99,10 +99,11 @@ def encode_images(
     has = np.zeros(len(images), bool)
     failed: dict[int, str] = {}
     started = time.perf_counter()
-    loader = image_loader(ItemImages(images, uris, encoder.preprocess), stats.batch_size, num_workers)
+    per_image, per_batch = split_preprocess(encoder.preprocess)
+    loader = image_loader(ItemImages(images, uris, per_image), stats.batch_size, num_workers)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return encoder.model.encode_image(x.to(encoder.device, encoder.dtype, non_blocking=True))
+        return encoder.model.encode_image(per_batch(x.to(encoder.device, non_blocking=True)).to(encoder.dtype))
 
     with torch.inference_mode():
         for index, tensor, bad in loader:

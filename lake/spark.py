@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -130,6 +132,7 @@ def spark_session(
     session.sparkContext.setLogLevel("ERROR")
     if not local and session.sparkContext.applicationId not in _SHIPPED:
         folder = Path(tempfile.mkdtemp(prefix="sidforge-py-files-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # served to executors for the session's life
         session.sparkContext.addPyFile(str(code_archive(folder / "sidforge.zip")))
         _SHIPPED.add(session.sparkContext.applicationId)
     return session

@@ -20,6 +20,8 @@ BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 # Rows per distance block: about 8 MiB of distances on CPU (L2/L3-sized), about 512 MiB on CUDA.
 CPU_BLOCK, CUDA_BLOCK = 1 << 21, 1 << 27
+ROW_BLOCK = 1 << 20  # rows per in-place residual update (no full-size temporary)
+Rows = np.ndarray | torch.Tensor
 SPLIT_EPS = 1 / 1024  # faiss's relative perturbation when it splits a cluster for an empty one
 SEED_MIN_NORM = 0.1  # rows shorter than this share of the median norm do not seed centroids (see _seedable)
 
@@ -48,25 +50,72 @@ class Assignment:
 
 
 class Backend(Protocol):
-    """What RQ-KMeans needs from a backend."""
+    """What RQ-KMeans needs from a backend; `device`: where it wants the residuals kept (see `Residuals`)."""
 
     name: str
+    device: torch.device
 
-    def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+    def train(self, x: Rows, k: int, params: KMeansParams) -> np.ndarray:
         """Centroids (k, d) float32."""
         ...
 
-    def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
+    def assign(self, x: Rows, centroids: np.ndarray, top: int = 1) -> Assignment:
         """Nearest centroid of each row (and the `top` nearest when top > 1)."""
         ...
 
 
-def _subsample(x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+class Residuals:
+    """The rows residual quantisation works on: a float32 copy of the input from which each level's codewords
+    are subtracted in place. Kept on `device` when it takes at most a third of that GPU's free memory (every
+    level then runs without host transfers), else in host memory, where the arithmetic is numpy's and rows
+    travel to the backend's device block by block."""
+
+    def __init__(self, x: np.ndarray, device: torch.device):
+        array = np.ascontiguousarray(x, dtype=np.float32)
+        fits = device.type == "cuda" and array.nbytes <= _free_gpu_memory(device) // 3
+        if fits and array.flags.writeable:
+            self.rows = torch.from_numpy(array).to(device)
+        else:
+            self.rows = torch.from_numpy(array.copy()).to(device if fits else "cpu")
+
+    def subtract(self, centroids: np.ndarray, codes: np.ndarray) -> None:
+        """Take each row's codeword (`centroids[codes]`) off it."""
+        if self.rows.device.type == "cpu":
+            rows = self.rows.numpy()
+            for start in range(0, len(rows), ROW_BLOCK):
+                rows[start : start + ROW_BLOCK] -= centroids[codes[start : start + ROW_BLOCK]]
+            return
+        book = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32)).to(self.rows.device)
+        where = torch.from_numpy(codes).to(self.rows.device, torch.long)
+        for start in range(0, len(self.rows), ROW_BLOCK):
+            self.rows[start : start + ROW_BLOCK] -= book[where[start : start + ROW_BLOCK]]
+
+    def squared_norms(self) -> np.ndarray:
+        """Each row's squared length (the reconstruction error so far)."""
+        if self.rows.device.type == "cpu":
+            rows = self.rows.numpy()
+            return (rows * rows).sum(1)
+        blocks = [(b * b).sum(1) for b in self.rows.split(ROW_BLOCK)]
+        return torch.cat(blocks).cpu().numpy() if blocks else np.zeros(0, np.float32)
+
+
+def _free_gpu_memory(device: torch.device) -> int:
+    """Bytes free on the GPU, counting what PyTorch's caching allocator holds but no tensor uses."""
+    return torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def _host(x: Rows) -> np.ndarray:
+    """`x` as a contiguous float32 numpy array (a view where it already is one in host memory)."""
+    values = x.cpu().numpy() if isinstance(x, torch.Tensor) else x
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def _subsample(x: torch.Tensor, k: int, params: KMeansParams) -> torch.Tensor:
     limit = k * params.max_points_per_centroid
     if len(x) <= limit:
         return x
     rng = np.random.default_rng(params.seed)
-    return x[np.sort(rng.choice(len(x), limit, replace=False))]
+    return x[torch.from_numpy(np.sort(rng.choice(len(x), limit, replace=False))).to(x.device)]
 
 
 def split_largest(centroids: torch.Tensor, counts: torch.Tensor, gen: torch.Generator) -> None:
@@ -130,7 +179,7 @@ class TorchBackend:
         torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
         try:
             for start in range(0, len(x), chunk):
-                xb = x[start : start + chunk]
+                xb = x[start : start + chunk].to(self.device)
                 # ||c||² - 2 x·c in one fused product; ||x||² is added to the winners only.
                 if cm.dtype == torch.float32:
                     partial = torch.addmm(c_norm, xb, cm.T, beta=1.0, alpha=-2.0)
@@ -172,8 +221,9 @@ class TorchBackend:
             best = candidate[choice]
         return torch.stack(centroids)
 
-    def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
-        data = torch.from_numpy(np.ascontiguousarray(_subsample(x, k, params), dtype=np.float32)).to(self.device)
+    def train(self, x: Rows, k: int, params: KMeansParams) -> np.ndarray:
+        data = x if isinstance(x, torch.Tensor) else torch.from_numpy(_host(x))
+        data = _subsample(data, k, params).to(self.device, torch.float32)
         best, best_inertia = None, float("inf")
         for restart in range(params.restarts):
             centroids = self._lloyd(data, k, params, torch.Generator().manual_seed(params.seed + 7919 * restart))
@@ -204,8 +254,8 @@ class TorchBackend:
                 previous = None
         return centroids
 
-    def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+    def assign(self, x: Rows, centroids: np.ndarray, top: int = 1) -> Assignment:
+        xt = x.float() if isinstance(x, torch.Tensor) else torch.from_numpy(_host(x))  # rows move chunk by chunk
         ct = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32)).to(self.device)
         dt, it = self._nearest(xt, ct, min(top, len(centroids)))
         assert dt is not None
@@ -222,8 +272,9 @@ class FaissBackend:
         self.faiss = faiss
         self.gpu = gpu and hasattr(faiss, "StandardGpuResources")
         self.name = "faiss-gpu" if self.gpu else "faiss-cpu"
+        self.device = torch.device("cpu")  # faiss takes host arrays, also on its GPU index
 
-    def train(self, x: np.ndarray, k: int, params: KMeansParams) -> np.ndarray:
+    def train(self, x: Rows, k: int, params: KMeansParams) -> np.ndarray:
         init = (
             self.faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
             if params.init == "kmeans++"
@@ -240,17 +291,17 @@ class FaissBackend:
             min_points_per_centroid=1,
             nredo=params.restarts,
         )
-        km.train(np.ascontiguousarray(x, dtype=np.float32))
+        km.train(_host(x))
         if km.centroids is None:
             raise RuntimeError("faiss k-means returned no centroids")
         return km.centroids.astype(np.float32)
 
-    def assign(self, x: np.ndarray, centroids: np.ndarray, top: int = 1) -> Assignment:
+    def assign(self, x: Rows, centroids: np.ndarray, top: int = 1) -> Assignment:
         index: Any = self.faiss.IndexFlatL2(centroids.shape[1])
         if self.gpu:
             index = self.faiss.index_cpu_to_gpu(self.faiss.StandardGpuResources(), 0, index)
         index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-        d, idx = index.search(np.ascontiguousarray(x, dtype=np.float32), min(top, len(centroids)))
+        d, idx = index.search(_host(x), min(top, len(centroids)))
         idx = idx.astype(np.int32)
         return Assignment(idx[:, 0].copy(), d[:, 0].copy(), idx if top > 1 else None, d if top > 1 else None)
 

@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from sid_index.kmeans import Backend, KMeansParams
+from sid_index.kmeans import Backend, KMeansParams, Residuals, Rows
 from sid_index.levels import level_metrics
 
 CANDIDATES = 8
@@ -73,19 +73,19 @@ class RQKMeans:
 
     def encode(self, x: np.ndarray, top: int = CANDIDATES) -> Encoded:
         """Codes of every row of `x`, level by level on the residual."""
-        residual = np.array(x, dtype=np.float32, copy=True)
+        residual = Residuals(x, self.backend.device)
         levels = len(self.codebooks)
         codes = np.empty((len(x), levels), dtype=np.int32)
         errors = np.empty((len(x), levels), dtype=np.float32)
         cands = cand_d = None
         for level, book in enumerate(self.codebooks):
             last = level == levels - 1
-            a = self.backend.assign(residual, book, top=top if last else 1)
+            a = self.backend.assign(residual.rows, book, top=top if last else 1)
             codes[:, level] = a.codes
             if last:
                 cands, cand_d = a.candidates, a.candidate_distances
-            residual -= book[a.codes]
-            errors[:, level] = (residual * residual).sum(1)
+            residual.subtract(book, a.codes)
+            errors[:, level] = residual.squared_norms()
         if cands is None or cand_d is None:
             cands, cand_d = codes[:, -1:].copy(), errors[:, -1:].copy()
         return Encoded(codes, cands, cand_d, errors)
@@ -109,7 +109,7 @@ def collapsed(codes: np.ndarray, size: int) -> bool:
 
 
 def _train_level(
-    backend: Backend, residual: np.ndarray, size: int, params: KMeansParams, level: int
+    backend: Backend, residual: Rows, size: int, params: KMeansParams, level: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Centroids of one level and the codes of `residual`; a collapsed level is retrained with other seeds
     (at most `collapse_retries` times; the first that does not collapse, else the last). Also the retries used."""
@@ -126,13 +126,13 @@ def train_rq_kmeans(
 ) -> RQKMeans:
     """Train one k-means per level on the residual left by the previous levels."""
     params = params or KMeansParams()
-    residual = np.array(sample, dtype=np.float32, copy=True)
+    residual = Residuals(sample, backend.device)
     books: list[np.ndarray] = []
     timings: dict[str, float] = {}
     for level, size in enumerate(sizes):
         started = time.perf_counter()
-        centroids, codes, retries = _train_level(backend, residual, int(size), params, level)
-        residual -= centroids[codes]
+        centroids, codes, retries = _train_level(backend, residual.rows, int(size), params, level)
+        residual.subtract(centroids, codes)
         books.append(centroids)
         timings[f"train_level_{level + 1}_s"] = time.perf_counter() - started
         if retries:

@@ -4,7 +4,10 @@ assignment on the cluster equal the polars engine and the in-process path."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -99,3 +102,20 @@ def test_sid_assignment_on_the_cluster_equals_the_in_process_path(cluster, tiny_
     assert by_item(distributed).equals(by_item(local))
     assert distributed.resolution.report["items_moved"] == local.resolution.report["items_moved"]
     np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
+
+
+def test_the_shipped_code_archive_is_removed_when_the_driver_exits(cluster, tmp_path):
+    temp = tmp_path / "driver-tmp"
+    temp.mkdir()
+    script = (
+        "import sys, tempfile, pathlib\n"
+        "from lake.spark import spark_session\n"
+        "spark_session(sys.argv[1], app_name='archive-check')\n"
+        "print([p.name for p in pathlib.Path(tempfile.gettempdir()).glob('sidforge-py-files-*')])\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temp), "SPARK_LOCAL_IP": "127.0.0.1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, cluster], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "sidforge-py-files-" in done.stdout.splitlines()[-1]
+    assert not list(temp.glob("sidforge-py-files-*"))
