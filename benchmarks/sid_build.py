@@ -1,14 +1,16 @@
 """SID build throughput: RQ-KMeans (torch and faiss backends) and RQ-VAE against faiss-cpu and the flop floor.
 
     python -m benchmarks.sid_build [--device auto|cpu|cuda] [--sizes 20000 100000] [--levels 256 512] [--repeat 3]
+        [--backends torch faiss] [--precision fp32|tf32|bf16] [--max-points-per-centroid N] [--rqvae-epochs 3]
 
-For each size: clustered 512-d unit vectors; train 3 levels on all of them (iters per level), then assign
-every item. Reported: seconds and items per second end to end, the ratio to the faiss-cpu backend (plain
-faiss residual k-means, the reference), and to the arithmetic floor — 2·N·K·D flops per level and
-iteration plus one assignment pass, at this device's measured float32 matrix-product rate. The faiss and torch
-builds alternate `--repeat` times and the medians are reported. Also times
-knn_capacity collision resolution of 10 M items, and the RQ-VAE's seconds per epoch on the `small` catalogue
-(50 k x 512, 3 x 256) under both presets, beside FORGE's own trainer with `--forge-repo`. Saves
+For each size: clustered 512-d unit vectors (drawn on the GPU with --device cuda); train 3 levels on all of
+them, or on k x N rows per level with --max-points-per-centroid N as builds do (iters per level), then assign
+every item; the per-stage seconds are saved too. Reported: seconds and items per second end to end, the ratio
+to the faiss-cpu backend (plain faiss residual k-means, the reference), and to the arithmetic floor — 2·N·K·D
+flops per level and iteration plus one assignment pass, at this device's measured float32 matrix-product rate.
+The faiss and torch builds alternate `--repeat` times and the medians are reported. Also times knn_capacity
+collision resolution of 10 M items, and the RQ-VAE's seconds per epoch on the `small` catalogue (50 k x 512, 3
+x 256) under both presets, beside FORGE's own trainer with `--forge-repo`. Saves
 benchmarks/results/sid_build-<device>.json (`--rqvae-only`: sid_build_rqvae-cpu.json).
 """
 
