@@ -102,8 +102,8 @@ def _resolve_part(model_data, sizes: list[int], config: BuildConfig):
         def candidates_of(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if not len(rows):
                 return np.zeros((0, width), np.int32), np.zeros((0, width), np.float32)
-            vectors = frame["embedding"].gather(rows).to_arrow()
-            encoded = _model(model_data.value).encode(vectors_of(pa.table({"embedding": vectors})), top=width)
+            vectors = _matrix(frame["embedding"].gather(rows), np.float32)
+            encoded = _model(model_data.value).encode(vectors, top=width)
             return encoded.candidates.astype(np.int32), encoded.candidate_distances.astype(np.float32)
 
         res = resolve_on_demand(

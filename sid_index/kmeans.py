@@ -73,10 +73,9 @@ class Residuals:
     def __init__(self, x: np.ndarray, device: torch.device):
         array = np.ascontiguousarray(x, dtype=np.float32)
         fits = device.type == "cuda" and array.nbytes <= _free_gpu_memory(device) // 3
-        if fits and array.flags.writeable:
-            self.rows = torch.from_numpy(array).to(device)
-        else:
-            self.rows = torch.from_numpy(array.copy()).to(device if fits else "cpu")
+        if np.may_share_memory(array, x) and not (fits and array.flags.writeable):
+            array = array.copy()  # host rows change in place, and torch wants writable memory
+        self.rows = torch.from_numpy(array).to(device if fits else "cpu")
 
     def subtract(self, centroids: np.ndarray, codes: np.ndarray) -> None:
         """Take each row's codeword (`centroids[codes]`) off it."""
