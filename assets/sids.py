@@ -85,7 +85,7 @@ class SidAssignConfig(Config):
     capacity: int = 5
     candidates: int = 32
     refresh: bool = False
-    batch_rows: int = 262_144
+    batch_rows: int = 65_536
 
 
 def embedding_source(model: str) -> str:
@@ -236,14 +236,7 @@ def _codebook_metadata(store: Lake, build_id: str) -> dict[str, object]:
 
 
 def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
-    frame = pl.DataFrame(
-        {
-            "item_id": assigned.item_ids,
-            "codes_raw": pl.Series(assigned.raw_codes.tolist(), dtype=pl.List(pl.Int32)),
-            "codes": pl.Series(assigned.resolution.codes.tolist(), dtype=pl.List(pl.Int32)),
-            "sid": assigned.sids,
-        }
-    ).with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
+    frame = assigned.frame().with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
     if merge:
         return store.merge("item_sids", frame, run_id=run_id, sources=[source])
     return store.replace_partitions("item_sids", frame, run_id=run_id, sources=[source])
@@ -298,16 +291,16 @@ def item_sids(
             )
     if engine.name() == "spark" and fixed is None:
         from builds.spark_assign import assign_with_spark
-        from lake.spark import read_table, spark_session
+        from lake.spark import spark_session, table_files
 
-        table = read_table(
+        files = table_files(
             spark_session(spark.url()),
             store,
             "item_embeddings",
             where={"model": build.inputs["embedding_model"]},
             columns=["item_id", "embedding"],
         )
-        assigned = assign_with_spark(model, table, build_cfg)
+        assigned = assign_with_spark(model, files, build_cfg)
     else:
         assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
     version = _write_sids(store, assigned, build.build_id, source, run_id, merge=refresh)
@@ -324,7 +317,7 @@ def item_sids(
                 .collect()
             )
             metrics |= {
-                **churn(before, pl.DataFrame({"item_id": assigned.item_ids, "sid": assigned.sids})),
+                **churn(before, assigned.frame().select("item_id", "sid")),
                 "churn_against": previous[-1].build_id,
             }
     registry.mark(build, BuildStatus.BUILT, sizes=list(assigned.resolution.sizes), metrics=metrics, run_id=run_id)

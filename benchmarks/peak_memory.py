@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from sid_index.heap import release_free_memory
+
 T = TypeVar("T")
 
 
@@ -25,6 +27,7 @@ def peak_above_start(call: Callable[[], T]) -> tuple[T, int, float]:
             peak[0] = max(peak[0], rss())
             time.sleep(0.005)
 
+    release_free_memory()  # what earlier work freed but the heap kept would otherwise be reused unseen
     base = rss()
     sampler = threading.Thread(target=sample)
     sampler.start()

@@ -10,7 +10,8 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -26,18 +27,42 @@ from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
 
 
-def read_table(
+@dataclass(frozen=True)
+class TableFiles:
+    """A lake table's live files for Spark tasks: `files` has one row per file (`file_no`, and `file`: its URI
+        and partition values as JSON, also in `descriptors` by number); tasks call `open` on a `file` value to read
+        its batches (the `fields`, catalog-typed, partition columns filled in from the Delta log). `rows`: their
+    row count, from the log's statistics."""
+
+    files: DataFrame
+    descriptors: list[str]
+    fields: pa.Schema
+    open: Callable[[str], Iterator[pa.RecordBatch]]
+    rows: int
+
+    def frame(self) -> DataFrame:
+        """The files' rows as one DataFrame, read by the tasks."""
+        read = self.open
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                for text in batch.column("file").to_pylist():
+                    yield from read(text)
+
+        return self.files.mapInArrow(run, from_arrow_schema(self.fields, prefer_timestamp_ntz=False))
+
+
+def table_files(
     spark: SparkSession,
     lake: Lake,
     name: str,
     *,
     where: Mapping[str, str] | None = None,
     columns: Sequence[str] | None = None,
-) -> DataFrame:
-    """A Spark DataFrame of a lake table: its live files, taken from the Delta log (never a listing), opened
-    by tasks through pyarrow's filesystems (so an object-store lake needs no Hadoop connector), with the
-    partition columns restored from the log. `where` keeps the files of those partition values only (the
-    others are never opened); `columns` reads only those columns."""
+) -> TableFiles:
+    """The live files of a lake table, taken from the Delta log (never a listing), for tasks that open them
+    through pyarrow's filesystems (so an object-store lake needs no Hadoop connector). `where` keeps the files
+    of those partition values only (the others are never opened); `columns` reads only those columns."""
     spec = table(name)
     unknown = set(where or {}) - set(spec.partition_by)
     if unknown:
@@ -47,37 +72,48 @@ def read_table(
     keys = [f"partition.{c}" for c in spec.partition_by]
     for column, value in (where or {}).items():
         files = files.filter(pl.col(f"partition.{column}") == value) if files.height else files
-    if not files.height:
-        return spark.createDataFrame([], from_arrow_schema(fields, prefer_timestamp_ntz=False))
-    uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u for u in lake.file_uris(name)}
-    rows = [
-        json.dumps([uris[unquote(row["path"])], *(None if row[k] is None else str(row[k]) for k in keys)])
-        for row in files.select("path", *keys).iter_rows(named=True)
-    ]
-    slices = min(len(rows), 4 * spark.sparkContext.defaultParallelism)
-    inputs = spark.sparkContext.parallelize(rows, slices).map(lambda r: (r,)).toDF("file string")
-    task = _read_task(name, fields, lake.storage_options)
-    return inputs.mapInArrow(task, from_arrow_schema(fields, prefer_timestamp_ntz=False))
+    descriptors: list[str] = []
+    if files.height:
+        uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u for u in lake.file_uris(name)}
+        descriptors = [
+            json.dumps([uris[unquote(row["path"])], *(None if row[k] is None else str(row[k]) for k in keys)])
+            for row in files.select("path", *keys).iter_rows(named=True)
+        ]
+    slices = max(1, min(len(descriptors), 4 * spark.sparkContext.defaultParallelism))
+    listing = spark.sparkContext.parallelize(list(enumerate(descriptors)), slices)
+    frame = spark.createDataFrame(listing, "file_no int, file string")
+    read = _file_reader(name, fields, lake.storage_options)
+    return TableFiles(frame, descriptors, fields, read, int(files["num_records"].sum()) if files.height else 0)
 
 
-def _read_task(name: str, fields: pa.Schema, options: dict[str, str] | None):
-    """The function Spark runs on each read task: the `fields` of its files' batches, cast to the catalog's
-    types, the partition columns filled in from their values in the Delta log."""
+def read_table(
+    spark: SparkSession,
+    lake: Lake,
+    name: str,
+    *,
+    where: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> DataFrame:
+    """A Spark DataFrame of a lake table, read by tasks from its live files (see `table_files`)."""
+    return table_files(spark, lake, name, where=where, columns=columns).frame()
+
+
+def _file_reader(name: str, fields: pa.Schema, options: dict[str, str] | None):
+    """What a task calls on a file's descriptor: the `fields` of its batches, cast to the catalog's types, the
+    partition columns filled in from their values in the Delta log."""
     spec = table(name)
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for text in batch.column("file").to_pylist():
-                uri, *values = json.loads(text)
-                partition = dict(zip(spec.partition_by, values, strict=True))
-                fs, path = storage.filesystem(uri, options)
-                with fs.open_input_file(path) as handle:
-                    parquet = pq.ParquetFile(handle)
-                    stored = [f.name for f in fields if f.name in parquet.schema_arrow.names]
-                    for part in parquet.iter_batches(columns=stored):
-                        yield pa.RecordBatch.from_arrays([_column(part, f, partition) for f in fields], schema=fields)
+    def read(text: str) -> Iterator[pa.RecordBatch]:
+        uri, *values = json.loads(text)
+        partition = dict(zip(spec.partition_by, values, strict=True))
+        fs, path = storage.filesystem(uri, options)
+        with fs.open_input_file(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            stored = [f.name for f in fields if f.name in parquet.schema_arrow.names]
+            for part in parquet.iter_batches(columns=stored):
+                yield pa.RecordBatch.from_arrays([_column(part, f, partition) for f in fields], schema=fields)
 
-    return run
+    return read
 
 
 def _column(part: pa.RecordBatch, field: pa.Field, partition: dict[str, str | None]) -> pa.Array:

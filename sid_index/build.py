@@ -6,7 +6,7 @@ Also: assigning new items to published codebooks without moving published SIDs, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from sid_index.codec import auto_sizes, keys, render
+from sid_index.codec import auto_sizes, code_lists, keys, render_expr
 from sid_index.collisions import METHODS as POLICIES
 from sid_index.collisions import (
     Occupancy,
@@ -25,6 +25,7 @@ from sid_index.collisions import (
     resolve_by_prefix,
     resolve_on_demand,
 )
+from sid_index.heap import release_free_memory
 from sid_index.kmeans import BACKENDS, PRECISIONS, BackendName, Init, KMeansParams, Precision, make_backend
 from sid_index.rq import SidModel, train_rq_kmeans, vectors_of
 from sid_index.rqvae import PRESETS, Preset, preset, train_rqvae
@@ -51,7 +52,7 @@ class BuildConfig:
     collision: Policy = "knn_capacity"
     capacity: int = 5
     candidates: int = 32
-    resolve_chunk_items: int = 1_000_000
+    resolve_chunk_items: int = 250_000
     rqvae_epochs: int = 20
     rqvae_pair_weight: float = 0.0
     rqvae_preset: Preset = "sidforge"
@@ -95,10 +96,16 @@ class Assigned:
     errors: list[float]
     timings: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def sids(self) -> list[str]:
-        """AL-GR token strings of the resolved codes."""
-        return render(self.resolution.codes, self.resolution.sizes)
+    def frame(self) -> pl.DataFrame:
+        """item_id, codes_raw, codes (Int32 lists) and sid (the resolved codes' AL-GR token string), built
+        in Polars without a Python object per item."""
+        return pl.DataFrame(
+            {
+                "item_id": self.item_ids,
+                "codes_raw": code_lists(self.raw_codes),
+                "codes": code_lists(self.resolution.codes),
+            }
+        ).with_columns(sid=render_expr(pl.col("codes"), self.resolution.sizes))
 
     def utilisation(self, raw: bool = False) -> list[float]:
         """Share of each level's codes used by at least one item (resolved codes, or raw ones)."""
@@ -135,32 +142,62 @@ class Codes:
     error_sums: np.ndarray
 
 
+ENCODE_BLOCK_BYTES = 16 << 20
+"""Embedding bytes encoded at once: larger batches are encoded in slices, so that the working copies of the
+rows (and the memory the allocator keeps after them) stay small whatever the stream's batch size."""
+
+
+def _blocks(batches: Iterable[pa.RecordBatch], column: str = "embedding") -> Iterator[pa.RecordBatch]:
+    """The stream's non-empty batches, sliced (zero-copy) to at most ENCODE_BLOCK_BYTES of embeddings each."""
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        width = max(1, len(batch.column(column).flatten()) // batch.num_rows)
+        rows = max(1024, ENCODE_BLOCK_BYTES // (4 * width))
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
 def encode_stream(model: SidModel, batches: Iterable[pa.RecordBatch], id_column: str = "item_id") -> Codes:
-    """Codes of every item of the stream, keeping 20 bytes per item besides the ids (no candidates); the ids
-    stay in their Arrow chunks."""
+    """Codes of every item of the stream, keeping 14 bytes per item besides the ids (16-bit codes where the
+    codebooks allow, no candidates)."""
     ids: list[pl.Series] = []
     codes: list[np.ndarray] = []
     priority: list[np.ndarray] = []
     tiebreak: list[np.ndarray] = []
     sums = np.zeros(len(model.sizes), dtype=np.float64)
-    for batch in batches:
-        if not batch.num_rows:
-            continue
+    code_type = _code_type(model.sizes)
+    for batch in _blocks(batches):
         encoded = model.encode(vectors_of(batch), top=1)
         ids.append(pl.Series(id_column, batch.column(id_column)))
-        codes.append(encoded.codes.astype(np.int32, copy=False))
+        codes.append(encoded.codes.astype(code_type, copy=False))
         priority.append(encoded.candidate_distances[:, 0].astype(np.float32))
         tiebreak.append(tiebreaks(ids[-1]))
         sums += encoded.errors.sum(0, dtype=np.float64)
+        del encoded
+        release_free_memory()
     if not codes:
         raise ValueError("no items to assign: the embedding stream was empty")
-    return Codes(
-        pl.concat(ids, rechunk=False),
-        np.concatenate(codes),
-        np.concatenate(priority),
-        np.concatenate(tiebreak),
-        sums,
-    )
+    first = Codes(pl.concat(ids, rechunk=False), _joined(codes), _joined(priority), _joined(tiebreak), sums)
+    release_free_memory()
+    return first
+
+
+def _code_type(sizes: list[int]) -> type:
+    """The narrowest integer type that holds every code (int16 up to 32,768 codes per level)."""
+    return np.int16 if max(sizes) <= np.iinfo(np.int16).max + 1 else np.int32
+
+
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    """The chunks as one array, each chunk released once copied: the peak is one array's size above the
+    chunks, not a second copy of every array at once."""
+    out = np.empty((sum(len(c) for c in chunks), *chunks[0].shape[1:]), dtype=chunks[0].dtype)
+    start = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        out[start : start + len(chunk)] = chunk
+        start += len(chunk)
+    return out
 
 
 def must_move(
@@ -188,13 +225,12 @@ def candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `width` nearest last-level codes (and squared distances) of the items at sorted positions `rows`,
     read in one more pass over the stream."""
-    code_type = np.int16 if model.sizes[-1] <= np.iinfo(np.int16).max else np.int32
-    found_codes, found_distances = [], []
+    code_type = _code_type(model.sizes[-1:])
+    found_codes: list[np.ndarray] = []
+    found_distances: list[np.ndarray] = []
     offset = 0
-    for batch in batches:
-        if not batch.num_rows:
-            continue
-        mine = rows[(rows >= offset) & (rows < offset + batch.num_rows)] - offset
+    for batch in _blocks(batches):
+        mine = rows[np.searchsorted(rows, offset) : np.searchsorted(rows, offset + batch.num_rows)] - offset
         if len(mine):
             encoded = model.encode(vectors_of(batch.take(pa.array(mine))), top=width)
             found_codes.append(encoded.candidates.astype(code_type))
@@ -202,7 +238,7 @@ def candidates(
         offset += batch.num_rows
     if not found_codes:
         return np.zeros((0, width), dtype=code_type), np.zeros((0, width), dtype=np.float32)
-    return np.concatenate(found_codes), np.concatenate(found_distances)
+    return _joined(found_codes), _joined(found_distances)
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -228,7 +264,7 @@ def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarr
 def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndarray | None = None) -> Assigned:
     """Encode every item of the stream, then resolve collisions (published `fixed` codes never move).
 
-    Memory per item: the id, its codes, its distance and tie-break (about 40 bytes for short ids); candidates
+    Memory per item: the id, its codes, its distance and tie-break (about 31 bytes for short ids); candidates
     are computed in a second pass over the stream, only for the items that cannot keep their SID; the resolution
     runs prefix part by part (`resolve_chunk_items` items each) with the same result as in one piece."""
     started = time.perf_counter()
@@ -241,6 +277,7 @@ def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndar
     if config.collision == "knn_capacity":
         rows = must_move(first.codes, first.priority, tiebreak, sizes, config.capacity, fixed, parts)
     found = candidates(model, batches(), rows, config.candidates) if len(rows) else None
+    release_free_memory()
     candidates_s = time.perf_counter() - started
 
     def candidates_of(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

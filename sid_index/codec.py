@@ -36,6 +36,12 @@ def render(codes: np.ndarray, sizes: Sequence[int]) -> list[str]:
     return ["".join(f"C{t}" for t in row) for row in tokens.tolist()]
 
 
+def code_lists(codes: np.ndarray) -> pl.Series:
+    """An (n, L) code matrix as a Polars List(Int32) column, without a Python object per row."""
+    flat = pl.Series(np.ascontiguousarray(codes, dtype=np.int32).reshape(-1))
+    return flat.reshape((len(codes), codes.shape[1])).cast(pl.List(pl.Int32))
+
+
 def render_expr(codes: pl.Expr, sizes: Sequence[int]) -> pl.Expr:
     """The same token strings as `render`, as a Polars expression over a list column of codes."""
     parts: list[pl.Expr] = []

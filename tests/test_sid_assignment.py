@@ -8,6 +8,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from lake.lake import Lake
 from sid_index.build import BuildConfig, assign, tiebreaks
 from sid_index.collisions import resolve
 from sid_index.kmeans import KMeansParams, TorchBackend
@@ -58,18 +59,43 @@ def test_candidates_on_demand_give_the_codes_of_all_candidates(policy):
         assert 0 < assigned.timings["items_with_candidates"] < len(ids)
 
 
+def _lake_of(path, ids, x, files: int = 3) -> Lake:
+    """The catalogue as a lake's item_embeddings table of `files` files (the one model's partition)."""
+    lake = Lake(path)
+    for part in np.array_split(np.arange(len(ids)), files):
+        rows = len(part)
+        lake.append(
+            "item_embeddings",
+            pa.table(
+                {
+                    "item_id": pa.array([ids[i] for i in part]),
+                    "modalities": pa.array(["image"] * rows),
+                    "embedding": pa.array(x[part].tolist(), pa.list_(pa.float32())),
+                    "dim": pa.array([x.shape[1]] * rows, pa.int32()),
+                    "content_hash": pa.nulls(rows, pa.string()),
+                    "source": pa.array(["test"] * rows),
+                    "run_id": pa.array(["test"] * rows),
+                    "model": pa.array(["m"] * rows),
+                }
+            ),
+            run_id="test",
+        )
+    return lake
+
+
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.parametrize("policy", ["knn_capacity", "random_capacity", "suffix"])
-def test_the_spark_path_gives_every_item_the_same_sid(spark, policy):
+def test_the_spark_path_gives_every_item_the_same_sid(spark, tmp_path, policy):
     from builds.spark_assign import assign_with_spark
+    from lake.spark import table_files
 
     ids, x, model = _catalogue()
     config = BuildConfig(sizes=tuple(SIZES), collision=policy, capacity=2, candidates=8)
     local = assign(model, _stream(ids, x), config)
-    table = pa.table({"item_id": pa.array(ids), "embedding": pa.array(x.tolist(), pa.list_(pa.float32()))})
-    frame = spark.createDataFrame(table).repartition(3)
-    distributed = assign_with_spark(model, frame, config)
+    lake = _lake_of(tmp_path / "lake", ids, x)
+    source = table_files(spark, lake, "item_embeddings", where={"model": "m"}, columns=["item_id", "embedding"])
+    distributed = assign_with_spark(model, source, config)
 
     def by_item(assigned):
         return pl.DataFrame(

@@ -18,7 +18,7 @@ import pytest
 from builds.spark_assign import assign_with_spark
 from ingest.run import ingest
 from lake import Lake
-from lake.spark import read_table, spark_session
+from lake.spark import spark_session, table_files
 from publish.training_data import publish_training_data
 from sid_index.build import BuildConfig, assign
 from sid_index.kmeans import KMeansParams, TorchBackend
@@ -92,8 +92,8 @@ def test_sid_assignment_on_the_cluster_equals_the_in_process_path(cluster, tiny_
     model = train_rq_kmeans(vectors_of(embeddings), [4, 4, 8], TorchBackend("cpu"), KMeansParams(iters=8, seed=1))
     config = BuildConfig(sizes=(4, 4, 8), collision="knn_capacity", capacity=2, candidates=8)
     local = assign(model, lambda: iter(embeddings.to_batches(max_chunksize=97)), config)
-    frame = read_table(spark_session(cluster), lake, "item_embeddings")
-    distributed = assign_with_spark(model, frame.select("item_id", "embedding"), config)
+    source = table_files(spark_session(cluster), lake, "item_embeddings", columns=["item_id", "embedding"])
+    distributed = assign_with_spark(model, source, config)
 
     def by_item(assigned) -> pl.DataFrame:
         codes = assigned.resolution.codes.tolist()
