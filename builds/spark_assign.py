@@ -96,7 +96,7 @@ def _part(group: pa.Table, levels: int) -> tuple[pl.DataFrame, np.ndarray, np.nd
     frame = pl.from_arrow(group)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.sort("item_id")
-    codes = frame.select(name for name, _ in _code_fields(levels)).to_numpy().astype(np.int32).reshape(-1, levels)
+    codes = frame.select(name for name, _ in _code_fields(levels)).to_numpy().astype(np.int32)
     return frame, codes, frame["priority"].to_numpy(), frame["tiebreak"].to_numpy().astype(np.uint32)
 
 
@@ -202,6 +202,8 @@ def _matrix(lists: pl.Series, dtype: type) -> np.ndarray:
 def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig) -> Assigned:
     """Assign every item of the embedding files `source` (item_id, embedding) and resolve collisions on the
     cluster; the codes are gathered on the driver for the write (about 40 bytes per item)."""
+    if not source.rows:
+        raise ValueError("no items to assign: the embedding table has no rows for this build's model")
     spark = source.files.sparkSession
     sizes, levels = model.sizes, len(model.sizes)
     started = time.perf_counter()
@@ -226,8 +228,8 @@ def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig) 
     codes = frame.select(c for c in frame.columns if c.startswith("resolved_")).to_numpy().astype(np.int32)
     return Assigned(
         frame["item_id"],
-        raw.reshape(frame.height, levels),
-        _resolution(raw, codes.reshape(frame.height, -1), sizes, config, frame["unplaced"].to_numpy()),
+        raw,
+        _resolution(raw, codes, sizes, config, frame["unplaced"].to_numpy()),
         [float(errors[f"e{level}"]) for level in range(levels)] if errors and frame.height else [],
         {
             "assign_s": assigned_s,

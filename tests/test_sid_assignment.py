@@ -112,6 +112,21 @@ def test_the_spark_path_gives_every_item_the_same_sid(spark, tmp_path, policy):
     np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
 
 
+@pytest.mark.spark
+def test_the_spark_path_refuses_an_empty_catalogue_as_the_in_process_path_does(spark, tmp_path):
+    from builds.spark_assign import assign_with_spark
+    from lake.spark import table_files
+
+    ids, x, model = _catalogue()
+    lake = _lake_of(tmp_path / "lake", ids[:30], x[:30], files=1)
+    source = table_files(spark, lake, "item_embeddings", where={"model": "other"}, columns=["item_id", "embedding"])
+    config = BuildConfig(sizes=tuple(SIZES))
+    with pytest.raises(ValueError, match="no items to assign"):
+        assign_with_spark(model, source, config)
+    with pytest.raises(ValueError, match="no items to assign"):
+        assign(model, lambda: iter([]), config)
+
+
 def test_a_catalogue_within_capacity_needs_no_candidates():
     ids, x, model = _catalogue()
     config = BuildConfig(sizes=tuple(SIZES), capacity=10_000, candidates=8)
