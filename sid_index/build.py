@@ -20,10 +20,12 @@ from sid_index.collisions import (
     Occupancy,
     Policy,
     Resolution,
+    Tiebreak,
     keeps_sid,
     prefix_parts,
     resolve_by_prefix,
     resolve_on_demand,
+    tiebreaks_of,
 )
 from sid_index.heap import release_free_memory
 from sid_index.kmeans import BACKENDS, PRECISIONS, BackendName, Init, KMeansParams, Precision, make_backend
@@ -133,13 +135,17 @@ def tiebreaks(item_ids: pl.Series) -> np.ndarray:
 
 @dataclass
 class Codes:
-    """The first pass over a stream: ids, codes, each item's distance to its own code, error sums per level."""
+    """The first pass over a stream: ids, codes, each item's distance to its own code, error sums per level; tie-break
+    hashes are computed from the ids when asked for."""
 
     item_ids: pl.Series
     codes: np.ndarray
     priority: np.ndarray
-    tiebreak: np.ndarray
     error_sums: np.ndarray
+
+    def tiebreaks(self, rows: np.ndarray) -> np.ndarray:
+        """The tie-break hashes of the items at `rows`, computed from their ids (4 bytes per item not held)."""
+        return tiebreaks(self.item_ids.gather(rows))
 
 
 ENCODE_BLOCK_BYTES = 16 << 20
@@ -159,12 +165,11 @@ def _blocks(batches: Iterable[pa.RecordBatch], column: str = "embedding") -> Ite
 
 
 def encode_stream(model: SidModel, batches: Iterable[pa.RecordBatch], id_column: str = "item_id") -> Codes:
-    """Codes of every item of the stream, keeping 14 bytes per item besides the ids (16-bit codes where the
-    codebooks allow, no candidates)."""
+    """Codes of every item of the stream, keeping 10 bytes per item besides the ids (16-bit codes where the
+    codebooks allow, no candidates, no tie-break hashes)."""
     ids: list[pl.Series] = []
     codes: list[np.ndarray] = []
     priority: list[np.ndarray] = []
-    tiebreak: list[np.ndarray] = []
     sums = np.zeros(len(model.sizes), dtype=np.float64)
     code_type = _code_type(model.sizes)
     for batch in _blocks(batches):
@@ -172,13 +177,12 @@ def encode_stream(model: SidModel, batches: Iterable[pa.RecordBatch], id_column:
         ids.append(pl.Series(id_column, batch.column(id_column)))
         codes.append(encoded.codes.astype(code_type, copy=False))
         priority.append(encoded.candidate_distances[:, 0].astype(np.float32))
-        tiebreak.append(tiebreaks(ids[-1]))
         sums += encoded.errors.sum(0, dtype=np.float64)
         del encoded
         release_free_memory()
     if not codes:
         raise ValueError("no items to assign: the embedding stream was empty")
-    first = Codes(pl.concat(ids, rechunk=False), _joined(codes), _joined(priority), _joined(tiebreak), sums)
+    first = Codes(pl.concat(ids, rechunk=False), _joined(codes), _joined(priority), sums)
     release_free_memory()
     return first
 
@@ -203,7 +207,7 @@ def _joined(chunks: list[np.ndarray]) -> np.ndarray:
 def must_move(
     codes: np.ndarray,
     priority: np.ndarray,
-    tiebreak: np.ndarray,
+    tiebreak: Tiebreak,
     sizes: list[int],
     capacity: int,
     fixed: np.ndarray | None = None,
@@ -213,10 +217,11 @@ def must_move(
     `fixed` items count first): the only items whose candidates are needed. Ranked prefix part by part."""
     held = Occupancy(np.zeros(0, dtype=np.int64) if fixed is None or not len(fixed) else keys(fixed, sizes))
     part_of = prefix_parts(codes, sizes, parts) if parts > 1 else np.zeros(len(codes), dtype=np.int16)
+    tiebreak_of = tiebreaks_of(tiebreak)
     found = []
     for part in range(parts):
         rows = np.flatnonzero(part_of == part)
-        found.append(rows[~keeps_sid(keys(codes[rows], sizes), priority[rows], tiebreak[rows], held, capacity)])
+        found.append(rows[~keeps_sid(keys(codes[rows], sizes), priority[rows], tiebreak_of(rows), held, capacity)])
     return np.sort(np.concatenate(found))
 
 
@@ -264,18 +269,18 @@ def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarr
 def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndarray | None = None) -> Assigned:
     """Encode every item of the stream, then resolve collisions (published `fixed` codes never move).
 
-    Memory per item: the id, its codes, its distance and tie-break (about 31 bytes for short ids); candidates
+    Memory per item: the id, its codes and its distance (about 27 bytes for short ids); candidates
     are computed in a second pass over the stream, only for the items that cannot keep their SID; the resolution
     runs prefix part by part (`resolve_chunk_items` items each) with the same result as in one piece."""
     started = time.perf_counter()
     first = encode_stream(model, batches())
-    n, sizes, tiebreak = len(first.codes), model.sizes, first.tiebreak
+    n, sizes = len(first.codes), model.sizes
     assigned_s = time.perf_counter() - started
     started = time.perf_counter()
     parts = 1 if fixed is not None else max(1, -(-n // config.resolve_chunk_items))
     rows = np.zeros(0, dtype=np.int64)
     if config.collision == "knn_capacity":
-        rows = must_move(first.codes, first.priority, tiebreak, sizes, config.capacity, fixed, parts)
+        rows = must_move(first.codes, first.priority, first.tiebreaks, sizes, config.capacity, fixed, parts)
     found = candidates(model, batches(), rows, config.candidates) if len(rows) else None
     release_free_memory()
     candidates_s = time.perf_counter() - started
@@ -292,11 +297,18 @@ def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndar
     args = (config.collision, config.capacity, config.seed)
     if fixed is None:
         resolution = resolve_by_prefix(
-            first.codes, first.priority, candidates_of, sizes, *args, parts, tiebreak, config.candidates
+            first.codes, first.priority, candidates_of, sizes, *args, parts, first.tiebreaks, config.candidates
         )
     else:
         resolution = resolve_on_demand(
-            first.codes, first.priority, candidates_of, sizes, *args, fixed, tiebreak, config.candidates
+            first.codes,
+            first.priority,
+            candidates_of,
+            sizes,
+            *args,
+            fixed,
+            first.tiebreaks(np.arange(n)),
+            config.candidates,
         )
     return Assigned(
         first.item_ids,

@@ -27,6 +27,8 @@ from sid_index.codec import keys, prefix_keys
 Policy = Literal["knn_capacity", "random_capacity", "suffix", "none"]
 METHODS: tuple[str, ...] = get_args(Policy)
 CandidateSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Tiebreak = np.ndarray | Callable[[np.ndarray], np.ndarray]
+"""Each item's tie-break hash (uint32), or a function giving those of the positions asked for (not held)."""
 """rows -> (candidate last-level codes, their squared distances), each (len(rows), T), candidate 0 the own code."""
 
 
@@ -266,7 +268,7 @@ def resolve_by_prefix(
     capacity: int = 5,
     seed: int = 0,
     chunks: int = 8,
-    tiebreak: np.ndarray | None = None,
+    tiebreak: Tiebreak | None = None,
     width: int = 32,
 ) -> Resolution:
     """The same resolution computed in `chunks` independent parts split by SID prefix.
@@ -274,9 +276,10 @@ def resolve_by_prefix(
     Items only ever move within their prefix, so each part can run on its own (one after the other here,
     or on separate workers) and memory is bounded by the largest part: the path to hundreds of millions.
     """
-    tiebreak = np.arange(len(codes), dtype=np.uint32) if tiebreak is None else tiebreak
+    tiebreak_of = tiebreaks_of(tiebreak)
     if method in ("suffix", "none") or chunks < 2:
-        return resolve_on_demand(codes, priority, candidates_of, sizes, method, capacity, seed, None, tiebreak, width)
+        everyone = tiebreak_of(np.arange(len(codes)))
+        return resolve_on_demand(codes, priority, candidates_of, sizes, method, capacity, seed, None, everyone, width)
     part_of = prefix_parts(codes, sizes, chunks)
     out = codes.copy()
     moved, unplaced = 0, []
@@ -296,7 +299,7 @@ def resolve_by_prefix(
             capacity,
             seed,
             None,
-            tiebreak[rows],
+            tiebreak_of(rows),
             width,
         )
         out[rows] = res.codes
@@ -327,6 +330,15 @@ def resolve_by_prefix(
         },
         lost,
     )
+
+
+def tiebreaks_of(tiebreak: Tiebreak | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The tie-break hashes of given positions (their positions themselves when there are none)."""
+    if tiebreak is None:
+        return lambda rows: rows.astype(np.uint32)
+    if callable(tiebreak):
+        return tiebreak
+    return lambda rows: tiebreak[rows]
 
 
 def _within(candidates_of: CandidateSource, rows: np.ndarray) -> CandidateSource:
