@@ -1,6 +1,7 @@
 """SID assignment at catalogue scale: memory per item in process, and the Spark path against the in-process one.
 
     python -m benchmarks.sid_assign [--items 1000000 3000000 10000000] [--spark-items 300000]
+                                    [--encode-items 2000000 --encode-device cuda]
 
 Memory: each size runs in a fresh subprocess; a sampler reads the process's resident set every 5 ms while
 `assign` runs over a generated stream (32-d vectors, 3 x 256 codebooks trained on a 50 k sample, knn_capacity
@@ -11,7 +12,8 @@ item_embeddings table, through `assign_with_spark` on local[2] against `assign` 
 with Polars (both on 2 cores), items per second and the ratio, on the session's second run (the first, also
 reported, starts the Python workers). Saves
 benchmarks/results/sid_assign-cpu.json (memory) and sid_assign_spark-cpu.json (Spark); `--items` with no sizes
-or `--spark-items 0` skips that part.
+or `--spark-items 0` skips that part. `--encode-items` times the first pass of `assign` (`encode_stream`,
+512-d, 3 x 8192) against one `encode` of the whole array (sid_assign_encode-<device>.json).
 """
 
 from __future__ import annotations
@@ -158,10 +160,37 @@ def spark_against_in_process(n: int) -> dict:
     }
 
 
+def stream_encoding(n: int, dim: int, size: int, device: str) -> dict:
+    """Items per second of the assignment's first pass (`encode_stream` over batches of BATCH rows) against one
+    `encode` call on the whole array, RQ-KMeans 3 x `size` on `device` (TF32 on CUDA), random `dim`-d vectors."""
+    import torch
+
+    from sid_index import build
+    from sid_index.kmeans import KMeansParams, TorchBackend
+    from sid_index.rq import train_rq_kmeans
+
+    generator = torch.Generator(device).manual_seed(0)
+    x = torch.randn(n, dim, generator=generator, device=device).cpu().numpy()
+    backend = TorchBackend(device, precision="tf32" if device == "cuda" else "fp32")
+    model = train_rq_kmeans(x[: 64 * size], [size] * 3, backend, KMeansParams(iters=5, seed=0))
+    ids = pa.array(np.arange(n).astype(str))
+    table = pa.table({"item_id": ids, "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), dim)})
+    out: dict = {"items": n, "dim": dim, "sizes": [size] * 3, "device": device, "batch_rows": BATCH}
+    started = time.perf_counter()
+    model.encode(x, top=1)
+    out["whole_array_items_per_s"] = n / (time.perf_counter() - started)
+    started = time.perf_counter()
+    build.encode_stream(model, table.to_batches(BATCH))
+    out["stream_items_per_s"] = n / (time.perf_counter() - started)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, nargs="*", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--spark-items", type=int, default=300_000)
+    parser.add_argument("--encode-items", type=int, default=0, help="also time the first pass on this many items")
+    parser.add_argument("--encode-device", default="cpu", help="device of that pass (cpu or cuda)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--previous", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -176,6 +205,13 @@ def main() -> None:
         print(json.dumps(result), flush=True)
     if memory:
         save("sid_assign-cpu", {"memory": memory}, device="cpu")
+    if args.encode_items:
+        encoding = stream_encoding(args.encode_items, 512, 8192, args.encode_device)
+        print(json.dumps(encoding), flush=True)
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if args.encode_device == "cuda" else None
+        save(f"sid_assign_encode-{args.encode_device}", {"encode": encoding}, gpu=gpu, torch=torch.__version__)
     if args.spark_items:
         spark = spark_against_in_process(args.spark_items)
         print(json.dumps(spark), flush=True)

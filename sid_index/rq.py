@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from sid_index.kmeans import Backend, KMeansParams, Residuals, Rows
 from sid_index.levels import level_metrics
@@ -52,6 +53,11 @@ class SidModel(Protocol):
     @property
     def sizes(self) -> list[int]: ...
 
+    @property
+    def device(self) -> torch.device:
+        """Where it encodes."""
+        ...
+
     def encode(self, x: np.ndarray, top: int = CANDIDATES) -> Encoded: ...
 
     def decode(self, codes: np.ndarray) -> np.ndarray: ...
@@ -70,6 +76,11 @@ class RQKMeans:
     def sizes(self) -> list[int]:
         """Codebook size of each level."""
         return [len(c) for c in self.codebooks]
+
+    @property
+    def device(self) -> torch.device:
+        """Where its backend searches the codebooks."""
+        return self.backend.device
 
     def encode(self, x: np.ndarray, top: int = CANDIDATES) -> Encoded:
         """Codes of every row of `x`, level by level on the residual."""

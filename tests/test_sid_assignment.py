@@ -127,6 +127,22 @@ def test_the_spark_path_refuses_an_empty_catalogue_as_the_in_process_path_does(s
         assign(model, lambda: iter([]), config)
 
 
+def test_large_batches_encoded_in_slices_give_the_same_assignment(monkeypatch):
+    from sid_index import build
+
+    ids, x, model = _catalogue(n_clusters=32, per_cluster=80)  # 2 600 items, one batch
+    config = BuildConfig(sizes=tuple(SIZES), capacity=2, candidates=8)
+    whole = assign(model, _stream(ids, x, rows=len(ids)), config)
+    monkeypatch.setattr(build, "ENCODE_BLOCK_BYTES", 1)  # slices of the 1 024-row minimum
+    encode, rows = model.encode, []
+    monkeypatch.setattr(model, "encode", lambda x, top=8: rows.append(len(x)) or encode(x, top))
+    sliced = assign(model, _stream(ids, x, rows=len(ids)), config)
+    assert rows[:3] == [1024, 1024, len(ids) - 2048]
+    np.testing.assert_array_equal(sliced.raw_codes, whole.raw_codes)
+    np.testing.assert_array_equal(sliced.resolution.codes, whole.resolution.codes)
+    assert sliced.item_ids.to_list() == ids and sliced.timings["items_with_candidates"] > 0
+
+
 def test_a_catalogue_within_capacity_needs_no_candidates():
     ids, x, model = _catalogue()
     config = BuildConfig(sizes=tuple(SIZES), capacity=10_000, candidates=8)
