@@ -20,7 +20,7 @@ from builds.lifecycle import Decision, Drift, DriftBounds, Mode, build_id, decid
 from builds.registry import ASSIGNED, KEPT, BuildRegistry, BuildStatus, SidBuild
 from lake import Lake
 from quality.report import SUMMARY_KEYS
-from sid_index.build import Assigned, BuildConfig, Method, assign, churn, sample_rows, train
+from sid_index.build import BuildConfig, Method, assign, churn, sample_rows, train
 from sid_index.collisions import Policy
 from sid_index.kmeans import BackendName
 from sid_index.rq import vectors_of
@@ -235,8 +235,8 @@ def _codebook_metadata(store: Lake, build_id: str) -> dict[str, object]:
     return {**table_metadata(store, "codebooks", pl.col("build_id") == build_id), **build_summary(store, build_id)}
 
 
-def _write_sids(store: Lake, assigned: Assigned, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
-    frame = assigned.frame().with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
+def _write_sids(store: Lake, sids: pl.DataFrame, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
+    frame = sids.with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
     if merge:
         return store.merge("item_sids", frame, run_id=run_id, sources=[source])
     return store.replace_partitions("item_sids", frame, run_id=run_id, sources=[source])
@@ -303,7 +303,8 @@ def item_sids(
         assigned = assign_with_spark(model, files, build_cfg)
     else:
         assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
-    version = _write_sids(store, assigned, build.build_id, source, run_id, merge=refresh)
+    sids = assigned.frame()
+    version = _write_sids(store, sids, build.build_id, source, run_id, merge=refresh)
     figures = assigned.metrics()
     # A refresh's figures cover the new items only: kept apart so that the build's own figures stay whole.
     metrics = {**build.metrics, "last_refresh": figures} if refresh else {**build.metrics, **figures}
@@ -317,7 +318,7 @@ def item_sids(
                 .collect()
             )
             metrics |= {
-                **churn(before, assigned.frame().select("item_id", "sid")),
+                **churn(before, sids.select("item_id", "sid")),
                 "churn_against": previous[-1].build_id,
             }
     registry.mark(build, BuildStatus.BUILT, sizes=list(assigned.resolution.sizes), metrics=metrics, run_id=run_id)

@@ -51,15 +51,14 @@ def _item_fields(levels: int) -> list[tuple[str, pa.DataType]]:
         ("item_id", pa.string()),
         *_code_fields(levels),
         ("priority", pa.float32()),
-        ("tiebreak", pa.int64()),
         ("file_no", pa.int32()),
         ("row", pa.int64()),
     ]
 
 
 def _encode_task(model_data, source: TableFiles, levels: int, parts: int):
-    """The encoding pass over whole files: the part of its SID prefix, codes, distance to the own code,
-    tie-break and place (file number, row) of each item, and its squared error after each level."""
+    """The encoding pass over whole files: the part of its SID prefix, codes, distance to the own code and place
+    (file number, row) of each item, and its squared error after each level."""
     schema = pa.schema([*_item_fields(levels), *[(f"error_{level}", pa.float64()) for level in range(levels)]])
     read = source.open
 
@@ -73,14 +72,12 @@ def _encode_task(model_data, source: TableFiles, levels: int, parts: int):
                     if not batch.num_rows:
                         continue
                     encoded = model.encode(vectors_of(batch), top=1)
-                    ids = pl.Series("item_id", batch.column("item_id")).cast(pl.String)
                     codes = encoded.codes.astype(np.int32)
                     columns = [
                         pa.array(prefix_keys(codes, model.sizes) % parts),
-                        ids.to_arrow(),
+                        batch.column("item_id").cast(pa.string()),
                         *[pa.array(codes[:, level]) for level in range(levels)],
                         pa.array(encoded.candidate_distances[:, 0].astype(np.float32)),
-                        pa.array(tiebreaks(ids).astype(np.int64)),
                         pa.array(np.full(batch.num_rows, file_no, np.int32)),
                         pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64)),
                         *[pa.array(encoded.errors[:, level].astype(np.float64)) for level in range(levels)],
@@ -92,12 +89,12 @@ def _encode_task(model_data, source: TableFiles, levels: int, parts: int):
 
 
 def _part(group: pa.Table, levels: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """A part's items in item-id order, their codes, distances to their own codes and tie-breaks."""
+    """A part's items in item-id order, their codes, distances to their own codes and tie-break hashes."""
     frame = pl.from_arrow(group)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.sort("item_id")
     codes = frame.select(name for name, _ in _code_fields(levels)).to_numpy().astype(np.int32)
-    return frame, codes, frame["priority"].to_numpy(), frame["tiebreak"].to_numpy().astype(np.uint32)
+    return frame, codes, frame["priority"].to_numpy(), tiebreaks(frame["item_id"])
 
 
 def _movers_task(sizes: list[int], capacity: int):

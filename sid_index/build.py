@@ -161,8 +161,10 @@ def _blocks(model: SidModel, batches: Iterable[pa.RecordBatch], column: str = "e
     for batch in batches:
         if not batch.num_rows:
             continue
-        width = max(1, len(batch.column(column).flatten()) // batch.num_rows)
-        rows = max(1024, ENCODE_BLOCK_BYTES // (4 * width)) if model.device.type == "cpu" else batch.num_rows
+        rows = batch.num_rows
+        if model.device.type == "cpu":
+            width = max(1, len(batch.column(column).flatten()) // batch.num_rows)
+            rows = max(1024, ENCODE_BLOCK_BYTES // (4 * width))
         for start in range(0, batch.num_rows, rows):
             yield batch.slice(start, rows)
 
@@ -200,8 +202,9 @@ def _joined(chunks: list[np.ndarray]) -> np.ndarray:
     chunks, not a second copy of every array at once."""
     out = np.empty((sum(len(c) for c in chunks), *chunks[0].shape[1:]), dtype=chunks[0].dtype)
     start = 0
+    chunks.reverse()
     while chunks:
-        chunk = chunks.pop(0)
+        chunk = chunks.pop()
         out[start : start + len(chunk)] = chunk
         start += len(chunk)
     return out

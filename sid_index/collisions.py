@@ -27,9 +27,9 @@ from sid_index.codec import keys, prefix_keys
 Policy = Literal["knn_capacity", "random_capacity", "suffix", "none"]
 METHODS: tuple[str, ...] = get_args(Policy)
 CandidateSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""rows -> (candidate last-level codes, their squared distances), each (len(rows), T), candidate 0 the own code."""
 Tiebreak = np.ndarray | Callable[[np.ndarray], np.ndarray]
 """Each item's tie-break hash (uint32), or a function giving those of the positions asked for (not held)."""
-"""rows -> (candidate last-level codes, their squared distances), each (len(rows), T), candidate 0 the own code."""
 
 
 @dataclass

@@ -8,10 +8,17 @@ set by tens of bytes per item that no array uses.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
-_NAME = ctypes.util.find_library("c")
-_TRIM = getattr(ctypes.CDLL(_NAME), "malloc_trim", None) if _NAME else None  # glibc only
+
+def _malloc_trim():
+    """glibc's `malloc_trim` from the symbols already loaded in this process (no library search); None elsewhere."""
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except (OSError, TypeError):  # no dlopen(NULL) on this platform
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def release_free_memory() -> None:
