@@ -5,13 +5,12 @@ variable, its default and what it sets), so definitions load without reading the
 """
 
 import os
-from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import field_validator
 
 from embeddings.model import EncoderSpec
-from lake import Lake
+from lake import Lake, storage
 from lake.settings import EngineName, check_engine, setting
 from quality.gate import Thresholds
 
@@ -35,20 +34,24 @@ class LakeResource(ConfigurableResource):
 
 
 class LandingResource(ConfigurableResource):
-    """The raw landing folder, laid out as `sidforge generate` writes it (default $SIDFORGE_LANDING, else
-    ./data/raw)."""
+    """The raw landing area, laid out as `sidforge generate` writes it: a local folder or an object-store
+    prefix (default $SIDFORGE_LANDING, else ./data/raw)."""
 
     root: str | None = None
 
-    def folder(self, *parts: str) -> Path:
+    def location(self, *parts: str) -> str:
+        """A folder under the landing root (a local path or a URI), whether or not it exists."""
+        return storage.join(storage.normalize(_setting(self.root, "SIDFORGE_LANDING")), *parts)
+
+    def folder(self, *parts: str) -> str:
         """A folder under the landing root; a clear error naming it when it does not exist."""
-        path = Path(_setting(self.root, "SIDFORGE_LANDING"), *parts)
-        if not path.exists():
+        location = self.location(*parts)
+        if not storage.is_dir(location):
             raise FileNotFoundError(
-                f"landing folder {path} does not exist; run `sidforge generate` or copy "
+                f"landing folder {location} does not exist; run `sidforge generate` or copy "
                 f"raw files there (see README, 'Real AL-GR files')"
             )
-        return path
+        return location
 
 
 class SparkResource(ConfigurableResource):

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 from ingest.sources.algr import (
     EMBEDDING_DIM,
     read_gr_instructions,
@@ -19,7 +21,7 @@ from ingest.sources.limits import Limits
 from ingest.sources.lines import SourceError, Span
 from ingest.sources.npz import read_npz
 from ingest.sources.records import Parsed
-from lake.provenance import normalise
+from lake import storage
 from sid_index.codec import ALGR_CODEBOOK_SIZE
 
 
@@ -37,7 +39,7 @@ class ReadOptions:
     limits: Limits = field(default_factory=Limits)
 
 
-Reader = Callable[[Path, ReadOptions], Iterator[Parsed]]
+Reader = Callable[[str, ReadOptions], Iterator[Parsed]]  # a local path or an object-store URI
 
 
 @dataclass(frozen=True)
@@ -54,40 +56,40 @@ class Format:
     keep_on_update: tuple[str, ...] = ()
     splittable: bool = False
 
-    def read(self, path: Path, opts: ReadOptions) -> Iterator[Parsed]:
-        """Parse one file of this format into validated blocks."""
+    def read(self, path: str, opts: ReadOptions) -> Iterator[Parsed]:
+        """Parse one file of this format (a local path or an object-store URI) into validated blocks."""
         return self.reader(path, opts)
 
 
-def _events(path: Path, o: ReadOptions) -> Iterator[Parsed]:
+def _events(path: str, o: ReadOptions) -> Iterator[Parsed]:
     return read_events(path, ds=o.ds, span=o.span, limits=o.limits)
 
 
-def _sequences(path: Path, o: ReadOptions) -> Iterator[Parsed]:
+def _sequences(path: str, o: ReadOptions) -> Iterator[Parsed]:
     return read_sequences(path, ds=o.ds, span=o.span, limits=o.limits)
 
 
-def _gr_instructions(path: Path, o: ReadOptions) -> Iterator[Parsed]:
+def _gr_instructions(path: str, o: ReadOptions) -> Iterator[Parsed]:
     return read_gr_instructions(path, ds=o.ds, limits=o.limits)
 
 
-def _item_embeddings(path: Path, o: ReadOptions) -> Iterator[Parsed]:
+def _item_embeddings(path: str, o: ReadOptions) -> Iterator[Parsed]:
     return read_item_embeddings(
         path, model=o.model or "algr-item-emb", dim=o.dim, ds=o.ds, span=o.span, limits=o.limits
     )
 
 
-def _item_sids(path: Path, o: ReadOptions) -> Iterator[Parsed]:
+def _item_sids(path: str, o: ReadOptions) -> Iterator[Parsed]:
     return read_item_sids(
         path, build_id=o.build_id or "algr", codebook_size=o.codebook_size, ds=o.ds, span=o.span, limits=o.limits
     )
 
 
-def _npz(path: Path, o: ReadOptions) -> Iterator[Parsed]:
-    return read_npz(path, model=o.model or f"npz-{path.stem}", trust_pickle=o.trust_pickle, ds=o.ds, limits=o.limits)
+def _npz(path: str, o: ReadOptions) -> Iterator[Parsed]:
+    return read_npz(path, model=o.model or f"npz-{_stem(path)}", trust_pickle=o.trust_pickle, ds=o.ds, limits=o.limits)
 
 
-def _items(path: Path, o: ReadOptions) -> Iterator[Parsed]:
+def _items(path: str, o: ReadOptions) -> Iterator[Parsed]:
     return read_items(path, ds=o.ds, span=o.span, limits=o.limits)
 
 
@@ -123,31 +125,54 @@ def get_format(name: str) -> Format:
         raise ValueError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}") from None
 
 
-def expand_paths(paths: Sequence[str | Path], fmt: Format) -> list[Path]:
-    """Files to ingest, each spelled once (absolute, symlinks resolved): given files as they are, folders
-    searched recursively for the format's suffixes. A file named twice is ingested once."""
-    files: list[Path] = []
+def expand_paths(paths: Sequence[str | Path], fmt: Format) -> list[str]:
+    """Files to ingest, local or on an object store (`s3://...`), each spelled once (`storage.normalize`:
+    local paths absolute with symlinks resolved): given files as they are, folders searched recursively for
+    the format's suffixes. A file named twice is ingested once."""
+    files: list[str] = []
     for raw in paths:
-        path = normalise(raw)
-        if path.is_dir():
-            found = sorted(
-                normalise(p) for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(fmt.suffixes)
-            )
+        location = storage.normalize(raw)
+        kind = _kind(location)
+        if kind == pafs.FileType.Directory:
+            found = sorted(f for f in _files_under(location) if storage.name_of(f).lower().endswith(fmt.suffixes))
             if not found:
-                raise SourceError(f"{path}: no {fmt.name} files ({', '.join(fmt.suffixes)}) in this folder")
+                raise SourceError(f"{location}: no {fmt.name} files ({', '.join(fmt.suffixes)}) in this folder")
             files += found
-        elif path.is_file():
-            files.append(path)
+        elif kind == pafs.FileType.File:
+            files.append(location)
         else:
-            raise SourceError(f"{path}: no such file or folder")
+            raise SourceError(f"{location}: no such file or folder")
     return list(dict.fromkeys(files))
 
 
-def default_model(fmt: Format, files: Sequence[Path]) -> str:
+def _kind(location: str) -> pafs.FileType | None:
+    if not storage.is_uri(location):
+        path = Path(location)
+        return pafs.FileType.Directory if path.is_dir() else pafs.FileType.File if path.is_file() else None
+    try:
+        return storage.info(location).type
+    except OSError as exc:
+        raise SourceError(f"{location}: cannot be listed ({exc})") from exc
+
+
+def _files_under(folder: str) -> list[str]:
+    """The files under a folder: an object store's listing, or a local walk that resolves each file's links
+    (and does not descend into linked folders)."""
+    if storage.is_uri(folder):
+        return storage.list_files(folder)
+    return list(dict.fromkeys(storage.normalize(p) for p in Path(folder).rglob("*") if p.is_file()))
+
+
+def default_model(fmt: Format, files: Sequence[str]) -> str:
     """Embedding model name for precomputed vectors: AL-GR Item-EMB or the npz file's stem."""
-    return "algr-item-emb" if fmt.name == "algr-item-emb" else f"npz-{files[0].stem}"
+    return "algr-item-emb" if fmt.name == "algr-item-emb" else f"npz-{_stem(files[0])}"
 
 
-def default_build(files: Sequence[Path]) -> str:
+def default_build(files: Sequence[str]) -> str:
     """Build id for imported AL-GR semantic IDs, from the first file's name."""
-    return f"algr-{files[0].name.split('.')[0]}"
+    return f"algr-{storage.name_of(files[0]).split('.')[0]}"
+
+
+def _stem(location: str) -> str:
+    name = storage.name_of(location)
+    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name

@@ -77,7 +77,7 @@ class Job:
 
     lake: Lake
     fmt: Format
-    files: Sequence[Path]
+    files: Sequence[str]  # local paths or object-store URIs
     opts: ReadOptions
     staging: str
     keys: dict[str, str]  # input file -> its source key (the folder its staged files go to)
@@ -191,5 +191,5 @@ def plan_commit(
         quarantine_files=q_writer.close(),
         quarantine_remove=q_old["path"].to_list(),
         read_version=read_version,
-        extra={"fingerprints": {f: fingerprint(Path(f)) for f in keys}, "replaced_partitions": partitions},
+        extra={"fingerprints": {f: fingerprint(f) for f in keys}, "replaced_partitions": partitions},
     )

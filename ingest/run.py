@@ -87,7 +87,7 @@ def ingest(
 def _ingest_once(
     lake: Lake,
     spec: Format,
-    files: Sequence[Path],
+    files: Sequence[str],
     opts: ReadOptions,
     strategy: Engine,
     run_id: str,

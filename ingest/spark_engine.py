@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -56,7 +55,7 @@ def _parse_task(fmt: Format, opts: ReadOptions, schema: pa.Schema):
             ):
                 span = Span(start, end, first) if start is not None else None
                 try:
-                    for block in fmt.read(Path(path), replace(opts, span=span)):
+                    for block in fmt.read(path, replace(opts, span=span)):
                         rows = block.rows.with_columns(file_index=pl.lit(index, pl.Int32), kind=pl.lit("row"))
                         rejects = block.rejects.rename({"ds": "reject_ds"}).with_columns(
                             file_index=pl.lit(index, pl.Int32), kind=pl.lit("reject")
@@ -99,20 +98,18 @@ def _conform(frame: pl.DataFrame, schema: pa.Schema) -> pa.RecordBatch:
     )
 
 
-def _tasks(fmt: Format, files: Sequence[Path], pieces: int) -> list[tuple]:
+def _tasks(fmt: Format, files: Sequence[str], pieces: int) -> list[tuple]:
     """(file index, path, start, end, first line) per parse task: a large uncompressed text file of a
     line-per-record format is cut into spans of lines; any other file is one task (no span)."""
     tasks: list[tuple] = []
     for index, path in enumerate(files):
         spans = (
-            split_lines(path, pieces, SPLIT_BYTES)
-            if fmt.splittable and not path.name.lower().endswith(".parquet")
-            else []
+            split_lines(path, pieces, SPLIT_BYTES) if fmt.splittable and not path.lower().endswith(".parquet") else []
         )
         if len(spans) > 1:
-            tasks += [(index, str(path.resolve()), s.start, s.end, s.first_line) for s in spans]
+            tasks += [(index, path, s.start, s.end, s.first_line) for s in spans]
         else:
-            tasks.append((index, str(path.resolve()), None, None, None))
+            tasks.append((index, path, None, None, None))
     return tasks
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from ingest.sources.algr import ALGR_BASE_DS, EMBEDDING_DIM, SYSTEM_PROMPT, USER_PREFIX
+from lake import storage
 from sid_index.codec import ALGR_CODEBOOK_SIZE, render
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -339,5 +341,12 @@ class Generator:
 
 
 def generate(out: str | Path, scale: str = "tiny", seed: int = 0, base_ds: str = ALGR_BASE_DS) -> dict:
-    """Generate a synthetic data set at `scale` under `out`; returns its manifest."""
-    return Generator(scale, seed, base_ds).write(out)
+    """Generate a synthetic data set at `scale` under `out` (a local folder, or an object-store prefix such as
+    `s3://bucket/landing`, written locally first and then uploaded); returns its manifest."""
+    generator = Generator(scale, seed, base_ds)
+    if not storage.is_uri(out):
+        return generator.write(out)
+    with tempfile.TemporaryDirectory(prefix="sidforge-generate-") as folder:
+        manifest = generator.write(folder)
+        storage.upload_folder(folder, out)
+    return manifest

@@ -10,18 +10,15 @@ import hashlib
 import re
 from pathlib import Path
 
+from lake import storage
+
 SOURCE_FOLDER = "sidforge_src"  # staging folder level (`sidforge_src=<key>`) that names a file's input
 _KEY = re.compile(r"(?:^|[-/])src([0-9a-f]{16})-")
 
 
-def normalise(path: str | Path) -> Path:
-    """The one spelling of an input path: absolute, symlinks and `..` resolved."""
-    return Path(path).expanduser().resolve()
-
-
 def source_key(fmt: str, path: str | Path) -> str:
-    """16 hex digits naming an input: its format and normalised path."""
-    return hashlib.sha256(f"{fmt}\n{normalise(path)}".encode()).hexdigest()[:16]
+    """16 hex digits naming an input: its format and normalised location (`storage.normalize`)."""
+    return hashlib.sha256(f"{fmt}\n{storage.normalize(path)}".encode()).hexdigest()[:16]
 
 
 def key_of_file(path: str) -> str | None:
@@ -30,13 +27,14 @@ def key_of_file(path: str) -> str | None:
     return match.group(1) if match else None
 
 
-def fingerprint(path: Path) -> str:
-    """A cheap content fingerprint (size, mtime, first and last MiB), recorded with every commit."""
-    stat = path.stat()
-    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-    with path.open("rb") as fh:
-        digest.update(fh.read(1 << 20))
-        if stat.st_size > 2 << 20:
-            fh.seek(-(1 << 20), 2)
-            digest.update(fh.read(1 << 20))
+def fingerprint(location: str | Path) -> str:
+    """A cheap content fingerprint (size, modification time, first and last MiB) of a local or object-store
+    file, recorded with every commit."""
+    found = storage.info(location)
+    size = found.size or 0
+    digest = hashlib.sha256(f"{size}:{found.mtime_ns}".encode())
+    with storage.open_input(location) as fh:
+        digest.update(fh.read_at(min(size, 1 << 20), 0))
+        if size > 2 << 20:
+            digest.update(fh.read_at(1 << 20, size - (1 << 20)))
     return digest.hexdigest()[:32]

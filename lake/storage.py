@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 Options = Mapping[str, str] | None
@@ -95,6 +96,36 @@ def is_file(location: str | Path, options: Options = None) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
+def info(location: str | Path, options: Options = None) -> pafs.FileInfo:
+    """What the store knows of `location`: its type, size and modification time (type NotFound when absent)."""
+    fs, path = filesystem(location, options)
+    return fs.get_file_info(path)
+
+
+def is_dir(location: str | Path, options: Options = None) -> bool:
+    """Whether `location` is a folder (on an object store: a prefix that some object lies under)."""
+    return info(location, options).type == pafs.FileType.Directory
+
+
+def open_input(location: str | Path, options: Options = None) -> pa.NativeFile:
+    """A seekable reader of the file at `location`; FileNotFoundError naming it when absent."""
+    fs, path = filesystem(location, options)
+    try:
+        return fs.open_input_file(path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{location} does not exist") from exc
+
+
+def open_stream(location: str | Path, options: Options = None) -> pa.NativeFile:
+    """A sequential reader of the file at `location`, decompressed by its extension (.gz, .bz2, .zst, .lz4,
+    .br); FileNotFoundError naming it when absent."""
+    fs, path = filesystem(location, options)
+    try:
+        return fs.open_input_stream(path, compression="detect")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{location} does not exist") from exc
+
+
 def read_bytes(location: str | Path, options: Options = None) -> bytes:
     """The whole file at `location`; FileNotFoundError naming it when absent."""
     fs, path = filesystem(location, options)
@@ -138,6 +169,22 @@ def list_files(location: str | Path, options: Options = None, *, recursive: bool
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
     base = str(location).rstrip("/") if is_uri(location) else normalize(location)
     return sorted(base + i.path[len(path) :] for i in infos if i.type == pafs.FileType.File)
+
+
+def upload_folder(folder: str | Path, location: str | Path, options: Options = None) -> str:
+    """Copy the files under local `folder` to `location` (a folder or an object-store prefix), keeping their
+    relative paths; returns the location."""
+    fs, path = filesystem(location, options)
+    pafs.copy_files(normalize(folder), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    return str(location)
+
+
+def file_infos(location: str | Path, options: Options = None) -> dict[str, pafs.FileInfo]:
+    """The files under folder `location`, keyed by their path relative to it (`a/b.csv`), with their size and
+    modification time; empty when the folder does not exist."""
+    fs, path = filesystem(location, options)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    return {i.path[len(path) :].lstrip("/"): i for i in infos if i.type == pafs.FileType.File}
 
 
 def link(location: str | Path) -> str:

@@ -18,7 +18,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 from assets.partitions import add_days
 from builds.registry import BuildRegistry
 from ingest.synthetic import SCALES, generate
-from lake import Lake
+from lake import Lake, storage
 from pipelines.profile import local_profile
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -85,8 +85,8 @@ def run_demo(
     log: str = "./data/demo.log",
 ) -> Lake:
     """Generate data (unless already there for this scale and seed), ingest every day, run the nightly job."""
-    manifest_path = Path(raw, "manifest.json")
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    manifest_path = storage.join(storage.normalize(raw), "manifest.json")
+    manifest = json.loads(storage.read_text(manifest_path)) if storage.is_file(manifest_path) else None
     if not manifest or manifest["seed"] != seed or manifest["scale"] != asdict(SCALES[scale]):
         started = time.monotonic()
         manifest = generate(raw, scale, seed)

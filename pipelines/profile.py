@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from embeddings.model import TINY_CONFIG
+from lake import storage
 from lake.settings import DEFAULT_LAKE, DEFAULT_LANDING
 
 DAGSTER_HOME = "./.dagster"
@@ -54,7 +55,7 @@ def local_profile(raw: str | None = None, lake_root: str | None = None) -> dict[
     }
     chosen = {k: v for k, v in local.items() if not os.environ.get(k)}
     if raw:
-        chosen["SIDFORGE_LANDING"] = str(Path(raw).resolve())
+        chosen["SIDFORGE_LANDING"] = storage.normalize(raw)
     if lake_root:
         chosen["SIDFORGE_LAKE"] = lake_root
     if not os.environ.get("SIDFORGE_CLIP_WEIGHTS"):

@@ -56,9 +56,9 @@ def purity(codes: np.ndarray, labels: np.ndarray) -> float:
     return hits / len(codes)
 
 
-def pipeline_defs(tmp_path: Path, raw: Path, checkpoint: Path, lake_root: str | None = None) -> Definitions:
+def pipeline_defs(tmp_path: Path, raw: str | Path, checkpoint: Path, lake_root: str | None = None) -> Definitions:
     """The pipeline's assets, checks and nightly job over a lake in `tmp_path` (or at `lake_root`), landing `raw`
-    and the tiny encoder."""
+    (a folder or an object-store prefix) and the tiny encoder."""
     resources = {
         "lake": LakeResource(root=lake_root or str(tmp_path / "lake")),
         "landing": LandingResource(root=str(raw)),

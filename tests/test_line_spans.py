@@ -44,7 +44,7 @@ def test_spark_tasks_split_plain_text_only(tmp_path, monkeypatch):
     packed = tmp_path / "events.csv.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     monkeypatch.setattr(spark_engine, "SPLIT_BYTES", 4096)
-    tasks = spark_engine._tasks(get_format("events"), [plain, packed], pieces=2)
+    tasks = spark_engine._tasks(get_format("events"), [str(plain), str(packed)], pieces=2)
     assert [(t[0], t[2] is None) for t in tasks] == [(0, False), (0, False), (1, True)]  # gzip: one task, no span
     assert tasks[0][2:] == (0, tasks[1][2], 1) and tasks[1][3] == plain.stat().st_size
-    assert spark_engine._tasks(get_format("algr-gr-tsv"), [plain], pieces=2)[0][2:] == (None, None, None)
+    assert spark_engine._tasks(get_format("algr-gr-tsv"), [str(plain)], pieces=2)[0][2:] == (None, None, None)

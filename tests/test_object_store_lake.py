@@ -1,6 +1,6 @@
-"""The lake on object storage (a real S3 wire implementation, the moto server): the CLI ingest and the nightly
-job put every table, shard, manifest, artefact, report and Data Docs page in the bucket and nothing on local
-disk, and every reader works from the bucket."""
+"""The lake and the landing area on object storage (a real S3 wire implementation, the moto server): the CLI
+generate and ingest and the nightly job put every table, shard, manifest, artefact, report and Data Docs page in
+the bucket and nothing on local disk, and every reader works from the bucket."""
 
 from __future__ import annotations
 
@@ -25,13 +25,14 @@ from tests.object_store import objects
 pytestmark = pytest.mark.slow
 
 
-def test_the_pipeline_writes_everything_into_the_bucket(tmp_path, monkeypatch, tiny_raw, tiny_checkpoint, s3_bucket):
+def test_the_pipeline_writes_everything_into_the_bucket(tmp_path, monkeypatch, tiny_checkpoint, s3_bucket):
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    root = f"s3://{s3_bucket}/lake"
-    assert main(["ingest", str(tiny_raw / "events"), "--format", "events", "--lake", root]) == 0
-    result = pipeline_defs(tmp_path, tiny_raw, tiny_checkpoint, lake_root=root).resolve_job_def("nightly_sid_rebuild")
+    root, landing = f"s3://{s3_bucket}/lake", f"s3://{s3_bucket}/landing"
+    assert main(["generate", "--out", landing, "--scale", "tiny"]) == 0
+    assert main(["ingest", f"{landing}/events", "--format", "events", "--lake", root]) == 0
+    result = pipeline_defs(tmp_path, landing, tiny_checkpoint, lake_root=root).resolve_job_def("nightly_sid_rebuild")
     assert result.execute_in_process(instance=DagsterInstance.ephemeral()).success
 
     lake = Lake(root)

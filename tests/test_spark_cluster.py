@@ -1,15 +1,12 @@
 """Spark across hosts: a standalone master and a worker on 127.0.0.1, the worker in its own mount namespace
-(no /tmp of the driver's, no project code on disk), the lake in S3 (the moto server). Ingest, publish and SID
-assignment on the cluster equal the polars engine and the in-process path."""
+(no /tmp of the driver's, no project code on disk), the landing files and the lake in S3 (the moto server).
+Ingest, publish and SID assignment on the cluster equal the polars engine and the in-process path."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -17,7 +14,7 @@ import pytest
 
 from builds.spark_assign import assign_with_spark
 from ingest.run import ingest
-from lake import Lake
+from lake import Lake, storage
 from lake.spark import spark_session, table_files
 from publish.training_data import publish_training_data
 from sid_index.build import BuildConfig, assign
@@ -44,12 +41,9 @@ def cluster(s3_endpoint):
 
 
 @pytest.fixture
-def landing(tiny_raw):
-    """The landing files on a folder that driver and worker share (as an NFS mount would), outside /tmp."""
-    folder = Path(tempfile.mkdtemp(prefix="sidforge-landing-", dir="/var/tmp"))
-    shutil.copytree(tiny_raw, folder, dirs_exist_ok=True)
-    yield folder
-    shutil.rmtree(folder)
+def landing(tiny_raw, s3_bucket):
+    """The landing files in the bucket: the worker's tasks read them from there, not from the driver's disk."""
+    return storage.upload_folder(tiny_raw, f"s3://{s3_bucket}/landing")
 
 
 def _contents(lake: Lake, name: str) -> pl.DataFrame:
@@ -67,7 +61,7 @@ def test_ingest_and_publish_on_the_cluster_equal_the_polars_engine(
     lakes = {"polars": Lake(tmp_path / "polars"), "spark": Lake(f"s3://{s3_bucket}/lake")}
     for folder, fmt in INPUTS:
         ingest(lakes["polars"], [tiny_raw / folder], fmt)
-        ingest(lakes["spark"], [landing / folder], fmt, engine="spark", spark_master=cluster)
+        ingest(lakes["spark"], [f"{landing}/{folder}"], fmt, engine="spark", spark_master=cluster)
     assert spark_session(cluster).sparkContext.master == cluster
     for name in TABLES:
         assert _contents(lakes["spark"], name).equals(_contents(lakes["polars"], name)), name

@@ -24,6 +24,7 @@ from ingest.sources.csvblocks import iter_csv_blocks
 from ingest.sources.limits import Limits
 from ingest.sources.lines import SourceError, Span, open_stream, read_header
 from ingest.sources.records import INVALID_UTF8, Parsed, reject_frame, split_checked, utf8_rejects
+from lake import storage
 from lake.catalog import today
 from sid_index.codec import ALGR_CODEBOOK_SIZE, parse_tokens, render_expr
 
@@ -37,10 +38,10 @@ _STAGE = re.compile(r"(?:^|[^a-z0-9])s(\d+)(?:[^0-9]|$)", re.IGNORECASE)
 GR_BLOCK_ROWS = 100_000
 
 
-def stage_and_split(path: Path) -> tuple[int, str]:
+def stage_and_split(path: str | Path) -> tuple[int, str]:
     """AL-GR stage number (s1, s2, ...) and split ('test' when the path says so) from a file path."""
-    text = "/".join(path.parts[-2:]).lower()
-    match = _STAGE.search(path.name.lower()) or _STAGE.search(text)
+    text = "/".join(str(path).rstrip("/").split("/")[-2:]).lower()
+    match = _STAGE.search(storage.name_of(path).lower()) or _STAGE.search(text)
     stage = int(match.group(1)) if match else 1
     return stage, "test" if "test" in text else "train"
 
@@ -55,7 +56,6 @@ def read_sequences(
     path: str | Path, *, ds: str | None = None, span: Span | None = None, limits: Limits | None = None
 ) -> Iterator[Parsed]:
     """Origin-Sequence-Data CSV as `user_sequences` rows, history reversed to oldest first."""
-    path = Path(path)
     stage, split = stage_and_split(path)
     day = stage_ds(ds or ALGR_BASE_DS, stage, split)
     wanted = {"user_history": ("user_history",), "target_item": ("target_item",), "user_id": ("user_id",)}
@@ -77,11 +77,11 @@ def read_sequences(
         ]
         frame = frame.with_columns(
             user_id=pl.coalesce(
-                pl.col("user_id").replace("", None), pl.format("{}:{}", pl.lit(path.name), pl.col("line"))
+                pl.col("user_id").replace("", None), pl.format("{}:{}", pl.lit(storage.name_of(path)), pl.col("line"))
             ),
             stage=pl.lit(stage, pl.Int16),
             id_space=pl.lit("item"),
-            source=pl.lit(path.name),
+            source=pl.lit(storage.name_of(path)),
             ds=pl.lit(day),
             split=pl.lit(split),
         )
@@ -111,7 +111,6 @@ def read_item_embeddings(
     limits: Limits | None = None,
 ) -> Iterator[Parsed]:
     """Item-EMB CSV as `item_embeddings` rows: base64 float32 vectors of length `dim`, finite."""
-    path = Path(path)
     day = ds or today()
     wanted = {"item_id": ("base62_string", "item_id"), "feature": ("feature", "embedding")}
     nbytes = 4 * dim
@@ -156,7 +155,7 @@ def read_item_embeddings(
             dim=pl.lit(dim, pl.Int32),
             modalities=pl.lit("precomputed"),
             content_hash=pl.lit(None, pl.String),
-            source=pl.lit(path.name),
+            source=pl.lit(storage.name_of(path)),
             model=pl.lit(model),
         )
         bad = utf8_rejects(path, block.bad_utf8, day)
@@ -198,7 +197,6 @@ def read_item_sids(
     limits: Limits | None = None,
 ) -> Iterator[Parsed]:
     """Item-SID CSV as `item_sids` rows: every `codebook_lv*` code an integer in [0, codebook_size)."""
-    path = Path(path)
     day = ds or today()
     header = [h.lower() for h in read_header(path, limits=limits)]
     levels = sorted((h for h in header if re.fullmatch(r"codebook_lv\d+", h)), key=lambda h: int(h[11:]))
@@ -234,7 +232,7 @@ def read_item_sids(
         rows = rows.with_columns(
             codes_raw=pl.col("codes"),
             sid=render_expr(pl.col("codes"), [codebook_size] * len(levels)),
-            source=pl.lit(path.name),
+            source=pl.lit(storage.name_of(path)),
             build_id=pl.lit(build_id),
         )
         bad = utf8_rejects(path, block.bad_utf8, day)
@@ -250,7 +248,6 @@ def read_gr_instructions(
     history comes from `user`, the target from `answer`. A record longer than the limit fails the file.
     """
     limits = limits or Limits()
-    path = Path(path)
     stage, split = stage_and_split(path)
     day = stage_ds(ds or ALGR_BASE_DS, stage, split)
     delimiter = "\t" if len(read_header(path, "\t", limits)) > 1 else ","
@@ -295,7 +292,7 @@ def read_gr_instructions(
                 continue
             rows.append(
                 {
-                    "user_id": fields.get("id") or f"{path.name}:{line}",
+                    "user_id": fields.get("id") or f"{storage.name_of(path)}:{line}",
                     "history": history,
                     "target": target,
                     "line": line,
@@ -307,7 +304,7 @@ def read_gr_instructions(
     yield _gr_block(rows, path, stage, split, day, bad, blank)
 
 
-def _records(reader, path: Path, limits: Limits) -> Iterator[list[str]]:
+def _records(reader, path: str | Path, limits: Limits) -> Iterator[list[str]]:
     """The csv reader's records; a record past the size limit fails the file naming it and the line."""
     try:
         yield from reader
@@ -333,7 +330,13 @@ def _sid_items(text: str, levels: int, stride: int = ALGR_CODEBOOK_SIZE) -> list
 
 
 def _gr_block(
-    rows: list[dict], path: Path, stage: int, split: str, day: str, bad: list[tuple[int | None, str, str]], blank: int
+    rows: list[dict],
+    path: str | Path,
+    stage: int,
+    split: str,
+    day: str,
+    bad: list[tuple[int | None, str, str]],
+    blank: int,
 ) -> Parsed:
     frame = pl.DataFrame(
         rows,
@@ -342,7 +345,7 @@ def _gr_block(
     frame = frame.with_columns(
         stage=pl.lit(stage, pl.Int16),
         id_space=pl.lit("sid"),
-        source=pl.lit(path.name),
+        source=pl.lit(storage.name_of(path)),
         ds=pl.lit(day),
         split=pl.lit(split),
     )

@@ -13,6 +13,7 @@ from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
 from ingest.sources.limits import Limits
 from ingest.sources.lines import SourceError, Span
 from ingest.sources.records import Parsed, split_checked, utf8_rejects
+from lake import storage
 from lake.catalog import BEHAVIORS, today
 from lake.frames import to_frame
 
@@ -51,7 +52,7 @@ def parse_timestamp(text: pl.Expr, *, iso: bool = True) -> pl.Expr:
     )
 
 
-def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.datetime, raw: pl.Expr) -> Parsed:
+def _validate(frame: pl.DataFrame, *, source: str | Path, ds: str | None, latest: dt.datetime, raw: pl.Expr) -> Parsed:
     event_ds = pl.col("event_ts").dt.date().cast(pl.String)
     checks: list[tuple[pl.Expr, pl.Expr | str]] = [
         (pl.col("reason").is_not_null(), pl.col("reason")),
@@ -83,7 +84,7 @@ def _validate(frame: pl.DataFrame, *, source: Path, ds: str | None, latest: dt.d
             (outside, pl.format("timestamp {} is outside the partition day {}", pl.col("ts_text"), pl.lit(ds)))
         )
     partition = pl.lit(ds) if ds is not None else pl.coalesce(event_ds, pl.lit(today()))
-    checked = frame.with_columns(ds=partition, source=pl.lit(source.name))
+    checked = frame.with_columns(ds=partition, source=pl.lit(storage.name_of(source)))
     rows, rejects = split_checked(
         checked, checks=checks, table_name="interactions", source=source, raw=raw, ds=pl.col("ds"), columns=ROW_COLUMNS
     )
@@ -102,10 +103,9 @@ def read_events(
 
     Timestamps must fall between 1990 and `now` plus a day, and inside day `ds` when one is given.
     """
-    path = Path(path)
     latest = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
     fallback_ds = ds or today()
-    if path.suffix == ".parquet":
+    if str(path).endswith(".parquet"):
         yield from _read_parquet(path, ds=ds, latest=latest)
         return
     for block in iter_csv_blocks(path, COLUMNS, span=span, limits=limits):
@@ -118,9 +118,9 @@ def read_events(
         yield Parsed("interactions", parsed.rows, pl.concat([parsed.rejects, bad]), block.blank)
 
 
-def _read_parquet(path: Path, *, ds: str | None, latest: dt.datetime) -> Iterator[Parsed]:
+def _read_parquet(path: str | Path, *, ds: str | None, latest: dt.datetime) -> Iterator[Parsed]:
     try:
-        handle = pq.ParquetFile(path)
+        handle = pq.ParquetFile(storage.open_input(path))
     except OSError as exc:
         raise SourceError(f"cannot read {path} as Parquet: {exc}") from exc
     positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import stat
 import urllib.request
 from collections.abc import Iterator
@@ -10,12 +12,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import polars as pl
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
 from ingest.sources.limits import Limits
 from ingest.sources.lines import SourceError, Span
 from ingest.sources.records import Parsed, split_checked, utf8_rejects
+from lake import storage
 from lake.catalog import today
 from lake.frames import to_frame
 
@@ -38,43 +42,61 @@ def content_hash(title: str | None, category: str | None, image: bytes | None, i
     return digest.hexdigest()
 
 
-def _roots(base: Path, limits: Limits) -> list[Path]:
-    return [base.resolve(), *(Path(r).resolve() for r in limits.image_roots)]
+def _roots(base: str, limits: Limits) -> list[str]:
+    return [storage.normalize(base), *(storage.normalize(r) for r in limits.image_roots)]
 
 
-def image_file(ref: str, base: Path, limits: Limits) -> tuple[Path | None, str | None]:
-    """The local file an image reference names (relative to `base`, absolute, or `file://`), when it lies
-    inside `base` or an allowed root after resolving links; else (None, the reason it is refused)."""
-    raw = unquote(urlparse(ref).path) if ref.startswith("file://") else ref
-    file = (base / raw).resolve()
+def image_file(ref: str, base: str | Path, limits: Limits) -> tuple[str | None, str | None]:
+    """The file an image reference names (relative to `base`, absolute, `file://`, or on the object store
+    that `base` lies on), when it lies inside `base` or an allowed root after resolving links and `..`;
+    else (None, the reason it is refused)."""
+    base = str(base)
+    if storage.is_uri(base):
+        scheme = base.split("://", 1)[0]
+        raw = ref.split("://", 1)[1] if ref.startswith(f"{scheme}://") else f"{base.split('://', 1)[1]}/{ref}"
+        file = f"{scheme}://{posixpath.normpath(raw)}"
+    else:
+        raw = unquote(urlparse(ref).path) if ref.startswith("file://") else ref
+        file = str((Path(base) / raw).resolve())
     roots = _roots(base, limits)
-    if not any(file.is_relative_to(root) for root in roots):
+    if not any(file.startswith(root.rstrip("/") + "/") for root in roots):
         return None, (
-            f"image path {ref!r} resolves outside the allowed folders ({', '.join(map(str, roots))}); "
+            f"image path {ref!r} resolves outside the allowed folders ({', '.join(roots)}); "
             "add a folder with SIDFORGE_IMAGE_ROOTS to allow it"
         )
     return file, None
 
 
-def read_image(file: Path, limits: Limits) -> tuple[bytes | None, str | None]:
+def read_image(file: str, limits: Limits) -> tuple[bytes | None, str | None]:
     """A regular file's bytes up to the record limit; (None, reason) for devices, pipes and oversized files,
     (None, None) for a missing file."""
     try:
-        info = file.stat()
+        found = _regular_file(file)
     except OSError:
         return None, None
-    if not stat.S_ISREG(info.st_mode):
+    if found is None:
         return None, f"image path {file} is not a regular file"
-    if info.st_size > limits.max_record_bytes:
-        return None, f"image {file} has {info.st_size:,} bytes, over the {limits.max_record_bytes:,}-byte limit"
+    if found > limits.max_record_bytes:
+        return None, f"image {file} has {found:,} bytes, over the {limits.max_record_bytes:,}-byte limit"
     try:
-        with file.open("rb") as fh:
+        with storage.open_stream(file) if storage.is_uri(file) else open(file, "rb") as fh:
             data = fh.read(limits.max_record_bytes + 1)
     except OSError:
         return None, None
     if len(data) > limits.max_record_bytes:
         return None, f"image {file} grew past the {limits.max_record_bytes:,}-byte limit while read"
     return data, None
+
+
+def _regular_file(file: str) -> int | None:
+    """The size of a regular file, None for anything else (a device, a pipe, a folder); OSError when absent."""
+    if not storage.is_uri(file):
+        info = os.stat(file)
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+    found = storage.info(file)
+    if found.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(file)
+    return found.size if found.type == pafs.FileType.File else None
 
 
 def fetch_image(uri: str, limits: Limits) -> tuple[bytes | None, str | None]:
@@ -91,8 +113,16 @@ def fetch_image(uri: str, limits: Limits) -> tuple[bytes | None, str | None]:
     return data, None
 
 
-def _load_images(frame: pl.DataFrame, base: Path, limits: Limits) -> tuple[pl.DataFrame, int]:
-    """Read local image files (inside the allowed folders) into bytes; URIs stay URIs. Returns the frame with
+def _remote(ref: str, base: str) -> bool:
+    """Whether an image reference is a URI to fetch (http, https) rather than a file on the items file's own
+    store (a path, `file://`, or the object store that `base` lies on)."""
+    if "://" not in ref or ref.startswith("file://"):
+        return False
+    return not (storage.is_uri(base) and ref.split("://", 1)[0] == base.split("://", 1)[0])
+
+
+def _load_images(frame: pl.DataFrame, base: str, limits: Limits) -> tuple[pl.DataFrame, int]:
+    """Read image files (inside the allowed folders) into bytes; URIs to fetch stay URIs. Returns the frame with
     an `image_reason` for refused references, and the count of missing files."""
     images: list[bytes | None] = []
     uris: list[str | None] = []
@@ -100,11 +130,11 @@ def _load_images(frame: pl.DataFrame, base: Path, limits: Limits) -> tuple[pl.Da
     missing = 0
     for ref, blob in zip(frame["image_ref"], frame["image_bytes"], strict=True):
         image, uri, reason = blob, ref, None
-        if blob is None and ref and "://" in ref and not ref.startswith("file://"):
+        if blob is None and ref and _remote(ref, base):
             image, reason = fetch_image(ref, limits)
         elif blob is None and ref:
             file, reason = image_file(ref, base, limits)
-            uri = str(file) if file else ref
+            uri = file or ref
             if file is not None:
                 image, reason = read_image(file, limits)
                 missing += image is None and reason is None
@@ -126,9 +156,9 @@ def _load_images(frame: pl.DataFrame, base: Path, limits: Limits) -> tuple[pl.Da
 
 
 def _finish(
-    frame: pl.DataFrame, path: Path, day: str, raw: pl.Expr, limits: Limits
+    frame: pl.DataFrame, path: str | Path, day: str, raw: pl.Expr, limits: Limits
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    frame, missing = _load_images(frame, path.parent, limits)
+    frame, missing = _load_images(frame, str(path).rstrip("/").rsplit("/", 1)[0], limits)
     checks: list[tuple[pl.Expr, pl.Expr | str]] = [
         (pl.col("reason").is_not_null(), pl.col("reason")),
         (pl.col("item_id").fill_null("") == "", "empty item id"),
@@ -149,7 +179,7 @@ def _finish(
         ds=day,
         columns=["item_id", "title", "category", "image", "image_uri", "content_hash", "line"],
     )
-    return rows.with_columns(first_seen_ds=pl.lit(day), source=pl.lit(path.name)), rejects, missing
+    return rows.with_columns(first_seen_ds=pl.lit(day), source=pl.lit(storage.name_of(path))), rejects, missing
 
 
 def read_items(
@@ -157,12 +187,11 @@ def read_items(
 ) -> Iterator[Parsed]:
     """Stream an item catalogue; items with neither title nor image, or whose image reference leaves the
     allowed folders, are quarantined."""
-    path = Path(path)
     limits = limits or Limits()
     day = ds or today()
-    if path.suffix == ".parquet":
+    if str(path).endswith(".parquet"):
         try:
-            handle = pq.ParquetFile(path)
+            handle = pq.ParquetFile(storage.open_input(path))
         except OSError as exc:
             raise SourceError(f"cannot read {path} as Parquet: {exc}") from exc
         positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS, OPTIONAL)

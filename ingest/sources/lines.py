@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.sources.limits import Limits
+from lake import storage
 
 BLOCK_BYTES = 16 << 20
 
@@ -39,14 +40,13 @@ def split_lines(path: str | Path, pieces: int, min_bytes: int = 64 << 20) -> lis
     One pass counts the lines before each cut, so readers of a span number lines as a whole-file reader
     does. A compressed or small file is one span.
     """
-    path = Path(path)
-    size = path.stat().st_size
+    size = storage.info(path).size or 0
     step = max(min_bytes, -(-size // max(pieces, 1)))
-    if path.name.lower().endswith(COMPRESSED) or pieces < 2 or size < 2 * min_bytes:
+    if str(path).lower().endswith(COMPRESSED) or pieces < 2 or size < 2 * min_bytes:
         return [Span(0, size, 1)]
     cuts: list[tuple[int, int]] = [(0, 1)]
     target, offset, lines = step, 0, 0
-    with path.open("rb") as fh:
+    with storage.open_input(path) as fh:
         while target < size and (data := fh.read(BLOCK_BYTES)):
             while target < offset + len(data):
                 at = data.find(b"\n", max(target - offset, 0))
@@ -102,7 +102,7 @@ class BoundedStream(io.RawIOBase):
     def __init__(self, stream: pa.NativeFile, path: str | Path, limits: Limits):
         super().__init__()
         self.stream, self.path, self.limits = stream, path, limits
-        self.compressed = Path(path).stat().st_size if str(path).lower().endswith(COMPRESSED) else None
+        self.compressed = storage.info(path).size if str(path).lower().endswith(COMPRESSED) else None
         self.total = 0
 
     def readable(self) -> bool:
@@ -137,10 +137,10 @@ class BoundedStream(io.RawIOBase):
 
 
 def open_stream(path: str | Path, limits: Limits | None = None) -> BoundedStream:
-    """An input stream over `path`, decompressing .gz/.bz2/.zst by extension, bounded by `limits`; a clear
-    error naming the file otherwise."""
+    """An input stream over `path` (local or an object-store URI), decompressing .gz/.bz2/.zst by extension,
+    bounded by `limits`; a clear error naming the file otherwise."""
     try:
-        return BoundedStream(pa.input_stream(str(path), compression="detect"), path, limits or Limits())
+        return BoundedStream(storage.open_stream(path), path, limits or Limits())
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read {path}: {exc}") from exc
 
@@ -302,7 +302,7 @@ def iter_byte_blocks(
 
 def _seek(path: str | Path, offset: int, limits: Limits) -> BoundedStream:
     try:
-        handle = pa.OSFile(str(path))
+        handle = storage.open_input(path)
         handle.seek(offset)
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc}") from exc

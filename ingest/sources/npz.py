@@ -16,12 +16,13 @@ import pyarrow as pa
 from ingest.sources.limits import Limits
 from ingest.sources.lines import RejectedFile, SourceError
 from ingest.sources.records import Parsed, reject_frame
+from lake import storage
 from lake.catalog import today
 
 CHUNK_ROWS = 65_536
 
 
-def _header(member: IO[bytes], name: str, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+def _header(member: IO[bytes], name: str, path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = np.lib.format.read_magic(member)
         if version == (1, 0):
@@ -43,14 +44,14 @@ def _rows(member: IO[bytes], shape: tuple[int, ...], dtype: np.dtype, chunk: int
         yield np.frombuffer(data, dtype=dtype).reshape((count, *shape[1:]))
 
 
-def _trusted_ids(archive: zipfile.ZipFile, path: Path) -> np.ndarray:
+def _trusted_ids(archive: zipfile.ZipFile, path: str | Path) -> np.ndarray:
     """Item ids by row from the pickled `itemEncID` dict (id -> row, or row -> id)."""
     with archive.open("itemEncID.npy") as member:
         mapping = np.load(member, allow_pickle=True)
     return _ids_from_mapping(mapping, path)
 
 
-def _ids_from_mapping(mapping: object, path: Path) -> np.ndarray:
+def _ids_from_mapping(mapping: object, path: str | Path) -> np.ndarray:
     if isinstance(mapping, np.ndarray) and mapping.dtype == object and mapping.shape == ():
         mapping = mapping.item()
     if not isinstance(mapping, dict):
@@ -67,10 +68,10 @@ def _ids_from_mapping(mapping: object, path: Path) -> np.ndarray:
     return ids
 
 
-def _check_inflation(archive: zipfile.ZipFile, path: Path, limits: Limits) -> None:
+def _check_inflation(archive: zipfile.ZipFile, path: str | Path, limits: Limits) -> None:
     """Refuse an archive whose members inflate past the limits (before any of it is decompressed)."""
     inflated = sum(info.file_size for info in archive.infolist())
-    packed = max(path.stat().st_size, 1)
+    packed = max(storage.info(path).size or 0, 1)
     if inflated > limits.max_inflated_bytes:
         raise RejectedFile(path, f"inflates to {inflated:,} bytes, past {limits.max_inflated_bytes:,}; file skipped")
     if inflated > limits.ratio_floor and inflated > limits.max_inflate_ratio * packed:
@@ -90,13 +91,13 @@ def read_npz(
     limits: Limits | None = None,
 ) -> Iterator[Parsed]:
     """Stream `embeds` rows with their ids; a pickled `itemEncID` is loaded only with trust_pickle."""
-    path = Path(path)
     day = ds or today()
     try:
-        archive = zipfile.ZipFile(path)
+        handle = storage.open_input(path)
+        archive = zipfile.ZipFile(handle)
     except (OSError, zipfile.BadZipFile) as exc:
         raise SourceError(f"cannot read {path} as an npz archive: {exc}") from exc
-    with archive:
+    with handle, archive:
         _check_inflation(archive, path, limits or Limits())
         names = {n.removesuffix(".npy") for n in archive.namelist()}
         if "embeds" not in names:
@@ -136,7 +137,7 @@ def read_npz(
             raise SourceError(f"{path}: 'embeds' cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def _block(path: Path, ids: np.ndarray, vectors: np.ndarray, start: int, model: str, day: str) -> Parsed:
+def _block(path: str | Path, ids: np.ndarray, vectors: np.ndarray, start: int, model: str, day: str) -> Parsed:
     vectors = vectors.astype(np.float32)
     lines = np.arange(start + 1, start + len(vectors) + 1, dtype=np.int64)
     id_text = np.array([str(i).strip() for i in ids], dtype=object)
@@ -163,7 +164,7 @@ def _block(path: Path, ids: np.ndarray, vectors: np.ndarray, start: int, model: 
         dim=pl.lit(vectors.shape[1], pl.Int32),
         modalities=pl.lit("precomputed"),
         content_hash=pl.lit(None, pl.String),
-        source=pl.lit(path.name),
+        source=pl.lit(storage.name_of(path)),
         model=pl.lit(model),
     )
     return Parsed("item_embeddings", rows, reject_frame(path, bad, day))
