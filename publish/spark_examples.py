@@ -1,5 +1,5 @@
-"""The Spark engine for publishing: examples built and mapped to SIDs by Spark (the heavy join), then
-written by the same shard writer as the polars engine, so both engines publish identical versions."""
+"""The Spark engine's examples: built and mapped to SIDs by Spark (the heavy join), as a Spark frame that
+`conform_examples` turns, batch by batch on the executors, into the polars engine's examples."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import polars as pl
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lake.frames import to_frame
 from lake.lake import Lake
 from lake.spark import read_table
 from publish.examples import EXAMPLE_SCHEMA, MAX_HISTORY
@@ -48,8 +47,9 @@ def _raw_examples(spark: SparkSession, lake: Lake, source: str, test_days: Seque
 
 def examples_with_spark(
     spark: SparkSession, lake: Lake, source: str, build_id: str, sizes: Sequence[int], test_days: Sequence[str] = ()
-) -> pl.DataFrame:
-    """The examples frame `map_to_sids(...)` gives on the polars engine, computed by Spark."""
+) -> DataFrame:
+    """The examples `map_to_sids(...)` gives on the polars engine, as a Spark frame (Spark's own types and nulls
+    for empty sides: `conform_examples` makes them equal)."""
     offs = F.array(*[F.lit(o) for o in offsets(sizes)])
     sizes_ = F.array(*[F.lit(int(size)) for size in sizes])
     sids = read_table(spark, lake, "item_sids", where={"build_id": build_id}, columns=["item_id", "codes"]).select(
@@ -85,8 +85,11 @@ def examples_with_spark(
             )
         )
 
-    mapped = examples.join(side("history"), "example", "left").join(side("target"), "example", "left")
-    frame = to_frame(mapped.toArrow())
+    return examples.join(side("history"), "example", "left").join(side("target"), "example", "left")
+
+
+def conform_examples(frame: pl.DataFrame) -> pl.DataFrame:
+    """Examples from the Spark frame with the polars engine's schema: empty lists and zeros for no items."""
     return (
         frame.with_columns(
             pl.col("history_codes").fill_null([]),

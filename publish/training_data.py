@@ -13,7 +13,7 @@ from lake.faults import crash_point
 from lake.lake import Lake
 from lake.settings import EngineName, check_engine
 from publish.examples import from_interactions, from_sequences, map_to_sids, sid_map
-from publish.shards import Published, publish, registration
+from publish.shards import Prepared, Published, publish, registration
 
 SOURCES = ("user_sequences", "interactions")
 
@@ -71,9 +71,10 @@ def publish_training_data(
     _check_test_days(lake, source, test_days)
     if check_engine(engine) == "spark":
         from lake.spark import spark_session
-        from publish.spark_examples import examples_with_spark
+        from publish.spark_shards import prepare_with_spark
 
-        examples = examples_with_spark(spark_session(spark_master), lake, source, build_id, sizes, test_days)
+        spark = spark_session(spark_master)
+        prepared = prepare_with_spark(spark, lake, source, build_id, sizes, test_days, rows_per_shard)
     else:
         raw = (
             from_sequences(lake.scan("user_sequences"))
@@ -81,21 +82,10 @@ def publish_training_data(
             else from_interactions(lake.scan("interactions"), test_days)
         )
         examples = map_to_sids(raw.collect(), sid_map(lake.scan("item_sids"), build_id), sizes)
-    usable = examples.filter(pl.col("target_tokens").list.len() > 0)
+        prepared = Prepared.of_frame(examples, rows_per_shard, lake.storage_options)
     inputs = {source: lake.version(source), "item_sids": lake.version("item_sids"), BUILDS_TABLE: registry.version()}
     params = {"source": source, "test_days": sorted(test_days)}
-    published = publish(
-        usable,
-        root,
-        dataset,
-        build_id,
-        sizes,
-        inputs,
-        params,
-        rows_per_shard,
-        examples.height - usable.height,
-        lake.storage_options,
-    )
+    published = publish(prepared, root, dataset, build_id, sizes, inputs, params, rows_per_shard, lake.storage_options)
     crash_point("publish-after-manifest")
     known = (
         lake.scan("published_datasets")
@@ -110,9 +100,9 @@ def publish_training_data(
     )
     return PublishReport(
         published,
-        usable.height,
-        examples.height - usable.height,
-        int(examples["history_unknown"].sum()),
-        int(examples["target_unknown"].sum()),
+        prepared.contents.examples,
+        prepared.skipped,
+        prepared.history_unknown,
+        prepared.target_unknown,
         version,
     )

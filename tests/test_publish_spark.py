@@ -1,4 +1,5 @@
-"""Publishing through Spark writes the same shards, byte for byte, as the polars engine."""
+"""Publishing through Spark (shards written by the executors) gives the same version as the polars engine: the
+same manifest, the same shards byte for byte, the same counts."""
 
 import pytest
 
@@ -20,7 +21,7 @@ def _lake(root, raw) -> Lake:
 
 @pytest.mark.parametrize("source", ["user_sequences", "interactions"])
 def test_spark_and_polars_publish_identical_versions(spark, tmp_path, tiny_raw, source):
-    shards = {}
+    shards, manifests, counts = {}, {}, {}
     for engine in ("polars", "spark"):
         lake = _lake(tmp_path / engine, tiny_raw)
         report = publish_training_data(
@@ -32,5 +33,10 @@ def test_spark_and_polars_publish_identical_versions(spark, tmp_path, tiny_raw, 
             test_days=["2025-01-04"] if source == "interactions" else [],
         )
         shards[engine] = [(s["path"], s["rows"], s["sha256"]) for s in report.published.manifest["shards"]]
+        manifests[engine] = report.published.manifest
+        counts[engine] = (report.examples, report.skipped_without_target_sid, report.history_unknown_items)
         assert report.examples > 0
     assert shards["polars"] == shards["spark"]
+    assert len(shards["spark"]) > 2
+    assert manifests["polars"] == manifests["spark"]
+    assert counts["polars"] == counts["spark"]
