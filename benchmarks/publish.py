@@ -66,7 +66,7 @@ def main() -> None:
             ingest(lake, [work / "raw" / "algr" / "item_sid"], "algr-item-sid", build_id="ref")
             polars_s, report = timed_publish(lake, "polars", args.rows_per_shard, args.repeat)
             spark_s = None if args.no_spark else timed_publish(lake, "spark", args.rows_per_shard, args.repeat)[0]
-            shards = [report.published.path / s["path"] for s in report.published.manifest["shards"]]
+            shards = [Path(report.published.path, s["path"]) for s in report.published.manifest["shards"]]
             table = pl.read_parquet(shards).to_arrow()
             floor_s = statistics.median(floor_write(table, work / "floor.parquet") for _ in range(args.repeat))
             rows.append(

@@ -40,14 +40,19 @@ def prepare_with_spark(
 ) -> Prepared:
     """The examples of `source` mapped to `build_id` by Spark, counted and ready to be written by executors."""
     examples = examples_with_spark(spark, lake, source, build_id, sizes, test_days).persist()
-    totals = examples.agg(
-        F.count(F.lit(1)).alias("examples"),
-        F.coalesce(F.sum("history_unknown"), F.lit(0)).alias("history_unknown"),
-        F.coalesce(F.sum("target_unknown"), F.lit(0)).alias("target_unknown"),
-    ).first()
-    assert totals is not None
-    usable = examples.filter(F.size("target_tokens") > 0)
-    counts = shard_counts({r["split"]: r["count"] for r in usable.groupBy("split").count().collect()}, rows_per_shard)
+    usable_row = F.size("target_tokens") > 0
+    per_split = (
+        examples.groupBy("split")
+        .agg(
+            F.count(F.lit(1)).alias("examples"),
+            F.count(F.when(usable_row, 1)).alias("usable"),
+            F.coalesce(F.sum("history_unknown"), F.lit(0)).alias("history_unknown"),
+            F.coalesce(F.sum("target_unknown"), F.lit(0)).alias("target_unknown"),
+        )
+        .collect()
+    )
+    usable = examples.filter(usable_row)
+    counts = shard_counts({r["split"]: r["usable"] for r in per_split if r["usable"]}, rows_per_shard)
     parts = (
         usable.mapInArrow(_dealt(counts), StructType([*usable.schema.fields, StructField("_shard", IntegerType())]))
         .repartition(max(sum(counts.values()), 1), "split", "_shard")
@@ -71,9 +76,9 @@ def prepare_with_spark(
     return Prepared(
         contents,
         write,
-        totals["examples"] - contents.examples,
-        int(totals["history_unknown"]),
-        int(totals["target_unknown"]),
+        sum(r["examples"] for r in per_split) - contents.examples,
+        sum(int(r["history_unknown"]) for r in per_split),
+        sum(int(r["target_unknown"]) for r in per_split),
     )
 
 
