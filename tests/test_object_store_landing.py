@@ -1,7 +1,7 @@
 """Landing files on object storage (a real S3 wire implementation, the moto server): `sidforge generate --out
 s3://...` puts the landing area in the bucket, every input format ingests from there exactly as from a local
-copy (item images read from the bucket too), a rerun replaces what it wrote, the landing sensor lists the
-bucket's days, and nothing is written to local disk."""
+copy (item images read from the bucket, never from outside the items file's prefix), a rerun replaces what it
+wrote, the landing sensor lists the bucket's days, and nothing is written to local disk."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from assets.partitions import add_days
 from assets.resources import LandingResource
+from ingest.run import ingest
 from ingest.synthetic import generate
 from lake import Lake, storage
 from pipelines.cli import main
@@ -92,3 +93,31 @@ def test_the_landing_sensor_lists_the_days_in_the_bucket(s3_bucket):
     storage.write_text(f"{landing}/events/ds={day}/late.csv", "user_id,item_id,behavior,timestamp\nu,i,pv,1735776000\n")
     changed = {r.partition_key: r.run_key for r in evaluate().run_requests}
     assert [d for d in keys if changed[d] != keys[d]] == [day]
+
+
+def test_images_named_by_an_items_file_in_the_bucket_stay_under_its_prefix(tmp_path, s3_bucket):
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    folder = f"s3://{s3_bucket}/landing/items"
+    storage.write_bytes(f"{folder}/img/ok.png", png)
+    storage.write_bytes(f"s3://{s3_bucket}/secret.png", b"SECRET in the bucket")
+    local = tmp_path / "secret.png"
+    local.write_bytes(b"SECRET on the host")
+    refs = {
+        "good": "img/ok.png",
+        "same_store": f"{folder}/img/ok.png",
+        "dotdot": "../../secret.png",
+        "elsewhere": f"s3://{s3_bucket}/secret.png",
+        "local": str(local),
+        "file_uri": f"file://{local}",
+    }
+    rows = "".join(f"{item},title {item},cat,{ref}\n" for item, ref in refs.items())
+    storage.write_text(f"{folder}/items.csv", "item_id,title,category,image\n" + rows)
+    lake = Lake(tmp_path / "lake")
+    ingest(lake, [f"{folder}/items.csv"], "items")
+    items = lake.scan("items").sort("item_id").collect()
+    assert items["item_id"].to_list() == ["good", "same_store"] and items["image"].to_list() == [png, png]
+    quarantine = lake.scan("quarantine").collect()
+    reasons = dict(zip(quarantine["raw"].str.split(",").list.first(), quarantine["reason"], strict=True))
+    assert sorted(reasons) == ["dotdot", "elsewhere", "file_uri", "local"]
+    assert all("outside the allowed folders" in reasons[k] for k in ("dotdot", "elsewhere"))
+    assert all("is not on s3://" in reasons[k] for k in ("local", "file_uri"))

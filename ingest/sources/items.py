@@ -53,6 +53,8 @@ def image_file(ref: str, base: str | Path, limits: Limits) -> tuple[str | None, 
     base = str(base)
     if storage.is_uri(base):
         scheme = base.split("://", 1)[0]
+        if ref.startswith("/") or ("://" in ref and not ref.startswith(f"{scheme}://")):
+            return None, f"image path {ref!r} is not on {scheme}://, where the items file lies; it is not read"
         raw = ref.split("://", 1)[1] if ref.startswith(f"{scheme}://") else f"{base.split('://', 1)[1]}/{ref}"
         file = f"{scheme}://{posixpath.normpath(raw)}"
     else:
