@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import IntegerType, StructField, StructType
 
 from lake import storage
@@ -25,8 +26,9 @@ from publish.shards import Contents, Prepared, shard_counts, shard_numbers, writ
 from publish.spark_examples import conform_examples, examples_with_spark
 
 _STATS = ("examples", "users", "history_unknown_items", "target_unknown_items", "history_tokens")
-CONTENTS_SCHEMA = "split string, digest long, " + ", ".join(f"{k} long" for k in _STATS)
-SHARD_SCHEMA = "path string, split string, rows long, bytes long, sha256 string"
+CONTENTS_SCHEMA = pa.schema([("split", pa.string()), ("digest", pa.int64()), *((k, pa.int64()) for k in _STATS)])
+_TEXT, _LONG = pa.string(), pa.int64()
+SHARD_SCHEMA = pa.schema([("path", _TEXT), ("split", _TEXT), ("rows", _LONG), ("bytes", _LONG), ("sha256", _TEXT)])
 
 
 def prepare_with_spark(
@@ -62,14 +64,14 @@ def prepare_with_spark(
     contents = sum(
         (
             Contents(r["examples"], r["digest"] % (1 << 64), {r["split"]: {k: r[k] for k in _STATS}})
-            for r in parts.mapInArrow(_contents, CONTENTS_SCHEMA).collect()
+            for r in parts.mapInArrow(_contents, from_arrow_schema(CONTENTS_SCHEMA)).collect()
         ),
         Contents(0, 0, {}),
     )
 
     def write(out: str) -> list[dict]:
         task = _writer(out, lake.storage_options)
-        entries = [r.asDict() for r in parts.mapInArrow(task, SHARD_SCHEMA).collect()]
+        entries = [r.asDict() for r in parts.mapInArrow(task, from_arrow_schema(SHARD_SCHEMA)).collect()]
         parts.unpersist()
         return entries
 
@@ -114,7 +116,7 @@ def _contents(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         found = Contents.of(part)
         digest = int(np.array([found.digest], dtype=np.uint64).view(np.int64)[0])
         rows.append({"split": split, "digest": digest, **found.splits[split]})
-    yield pa.RecordBatch.from_pylist(rows, schema=_arrow(CONTENTS_SCHEMA))
+    yield pa.RecordBatch.from_pylist(rows, schema=CONTENTS_SCHEMA)
 
 
 def _writer(out: str, options: storage.Options):
@@ -128,11 +130,6 @@ def _writer(out: str, options: storage.Options):
             write_shard(part.drop("_shard"), out, split, shard, options)
             for (split, shard), part in frame.group_by("split", "_shard")
         ]
-        yield pa.RecordBatch.from_pylist(entries, schema=_arrow(SHARD_SCHEMA))
+        yield pa.RecordBatch.from_pylist(entries, schema=SHARD_SCHEMA)
 
     return run
-
-
-def _arrow(ddl: str) -> pa.Schema:
-    types = {"string": pa.string(), "long": pa.int64()}
-    return pa.schema([(name, types[kind]) for name, kind in (f.split() for f in ddl.split(", "))])
