@@ -235,6 +235,12 @@ def _codebook_metadata(store: Lake, build_id: str) -> dict[str, object]:
     return {**table_metadata(store, "codebooks", pl.col("build_id") == build_id), **build_summary(store, build_id)}
 
 
+def _churn(store: Lake, previous: str, sids: pl.DataFrame) -> dict:
+    """The churn of `sids` against the build `previous`'s item_sids rows."""
+    before = store.scan("item_sids").filter(pl.col("build_id") == previous).select("item_id", "sid").collect()
+    return churn(before, sids.select("item_id", "sid"))
+
+
 def _write_sids(store: Lake, sids: pl.DataFrame, build_id: str, source: str, run_id: str, *, merge: bool) -> int:
     frame = sids.with_columns(source=pl.lit(source), run_id=pl.lit(run_id), build_id=pl.lit(build_id))
     if merge:
@@ -289,63 +295,56 @@ def item_sids(
                     "result": "no new items",
                 }
             )
+    previous = [b for b in registry.all(ASSIGNED) if b.method != "imported" and b.build_id != build.build_id]
     if engine.name() == "spark" and fixed is None:
-        from builds.spark_assign import assign_with_spark
+        from builds.spark_assign import SidsTarget, assign_with_spark, churn_with_spark
         from lake.spark import spark_session, table_files
 
+        session = spark_session(spark.url())
         files = table_files(
-            spark_session(spark.url()),
+            session,
             store,
             "item_embeddings",
             where={"model": build.inputs["embedding_model"]},
             columns=["item_id", "embedding"],
         )
-        assigned = assign_with_spark(model, files, build_cfg)
+        written = assign_with_spark(model, files, build_cfg, SidsTarget(store, build.build_id, source, run_id))
+        version, sizes, figures = written.version, written.sizes, written.figures
+        changed = churn_with_spark(session, store, previous[-1].build_id, build.build_id) if previous else {}
     else:
         assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
-    sids = assigned.frame()
-    version = _write_sids(store, sids, build.build_id, source, run_id, merge=refresh)
-    figures = assigned.metrics()
+        sids = assigned.frame()
+        version = _write_sids(store, sids, build.build_id, source, run_id, merge=refresh)
+        sizes, figures = list(assigned.resolution.sizes), assigned.metrics()
+        changed = _churn(store, previous[-1].build_id, sids) if previous and not refresh else {}
     # A refresh's figures cover the new items only: kept apart so that the build's own figures stay whole.
     metrics = {**build.metrics, "last_refresh": figures} if refresh else {**build.metrics, **figures}
-    if not refresh:
-        previous = [b for b in registry.all(ASSIGNED) if b.method != "imported" and b.build_id != build.build_id]
-        if previous:
-            before = (
-                store.scan("item_sids")
-                .filter(pl.col("build_id") == previous[-1].build_id)
-                .select("item_id", "sid")
-                .collect()
-            )
-            metrics |= {
-                **churn(before, sids.select("item_id", "sid")),
-                "churn_against": previous[-1].build_id,
-            }
-    registry.mark(build, BuildStatus.BUILT, sizes=list(assigned.resolution.sizes), metrics=metrics, run_id=run_id)
-    report = assigned.resolution.report
+    if changed:
+        metrics |= {**changed, "churn_against": previous[-1].build_id}
+    registry.mark(build, BuildStatus.BUILT, sizes=sizes, metrics=metrics, run_id=run_id)
     return MaterializeResult(
         metadata={
             **table_metadata(store, "item_sids", pl.col("build_id") == build.build_id),
             **build_summary(store, build.build_id),
-            "items_assigned": len(assigned.item_ids),
+            "items_assigned": figures["items"],
             "delta_version": version,
-            "collision_rate_before": round(report["collision_rate_before"], 6),
-            "collision_rate_after": round(report["collision_rate_after"], 6),
-            "items_moved": report["items_moved"],
-            "largest_group_before": report["largest_group_before"],
-            "largest_group_after": report["largest_group_after"],
-            "unplaced": report["unplaced"],
+            "collision_rate_before": round(figures["collision_rate_before"], 6),
+            "collision_rate_after": round(figures["collision_rate_after"], 6),
+            "items_moved": figures["items_moved"],
+            "largest_group_before": figures["largest_group_before"],
+            "largest_group_after": figures["largest_group_after"],
+            "unplaced": figures["unplaced"],
             "unplaced_reasons": MetadataValue.md(
-                "\n".join(f"- {k}: {v:,}" for k, v in report["unplaced_reasons"].items()) or "(none)"
+                "\n".join(f"- {k}: {v:,}" for k, v in figures["unplaced_reasons"].items()) or "(none)"
             ),
             "per_level": per_level(
                 {
-                    "utilisation": assigned.utilisation(),
+                    "utilisation": figures["utilisation_per_level"],
                     "reconstruction_error": figures["reconstruction_error_per_level"],
                 }
             ),
-            "assign_seconds": round(assigned.timings["assign_s"], 3),
-            "resolve_seconds": round(assigned.timings["resolve_s"], 3),
+            "assign_seconds": round(figures["assign_s"], 3),
+            "resolve_seconds": round(figures["resolve_s"], 3),
             **({"churn": round(metrics["churn"], 6)} if "churn" in metrics else {}),
         }
     )

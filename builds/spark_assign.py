@@ -6,7 +6,9 @@ dealt into parts (prefix modulo the part count, as `resolve_by_prefix` does in p
 finds the items that cannot keep their SID, the files holding those items are read again to compute their
 candidates, and each part is then resolved in one task (`cogroup`, `applyInArrow`) by the same
 `resolve_on_demand` as the in-process path. Items only move within their prefix and ties break on the item-id
-hash, so both paths give every item the same SID.
+hash, so both paths give every item the same SID. The same task writes its part's `item_sids` rows as staged
+Parquet through the lake's filesystem and returns the files and the part's figures; the driver commits the files
+(replacing the build's partition) and never holds a row per item.
 """
 
 from __future__ import annotations
@@ -14,20 +16,47 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from lake.spark import TableFiles
+from lake import journal, storage
+from lake.commit_plan import StagedWriter, recover
+from lake.faults import crash_point
+from lake.lake import Lake
+from lake.spark import TableFiles, read_table
 from sid_index.artifact import artifact_bytes, load_artifact
-from sid_index.build import Assigned, BuildConfig, candidates, must_move, tiebreaks
-from sid_index.codec import keys, prefix_keys
-from sid_index.collisions import Resolution, group_stats, resolve_on_demand
+from sid_index.build import BuildConfig, candidates, churn_figures, must_move, tiebreaks
+from sid_index.codec import code_lists, keys, prefix_keys, render_expr
+from sid_index.collisions import group_stats, resolve_on_demand
 from sid_index.rq import SidModel, vectors_of
+
+
+@dataclass(frozen=True)
+class SidsTarget:
+    """Where the Spark path writes: the lake, the build whose `item_sids` partition it replaces, the rows'
+    source and the run."""
+
+    lake: Lake
+    build_id: str
+    source: str
+    run_id: str
+
+
+@dataclass
+class Written:
+    """What the Spark path committed: the `item_sids` version, the resolved codes' sizes and the build's figures
+    (the same keys as `Assigned.metrics`)."""
+
+    version: int
+    sizes: list[int]
+    figures: dict
+
 
 _MODELS: dict[str, SidModel] = {}  # per Python worker: the broadcast model, loaded once
 
@@ -136,19 +165,31 @@ def _candidates_task(model_data, source: TableFiles, width: int):
     return run, schema
 
 
-def _resolve_task(sizes: list[int], config: BuildConfig):
+PART_FIGURES = pa.schema(
+    [
+        ("files", pa.list_(pa.string())),
+        ("rows", pa.int64()),
+        ("collided_before", pa.int64()),
+        ("largest_before", pa.int64()),
+        ("collided_after", pa.int64()),
+        ("largest_after", pa.int64()),
+        ("moved", pa.int64()),
+        ("unplaced", pa.int64()),
+        ("used_raw", pa.list_(pa.binary())),
+        ("used", pa.list_(pa.binary())),
+    ]
+)
+"""One row per part: the staged files holding its item_sids rows and the figures the build record needs (counts,
+and per level a bitmap of the codes used)."""
+
+
+def _resolve_task(sizes: list[int], config: BuildConfig, target: SidsTarget, staging: str):
     """One part of the SID prefixes resolved in a task: the in-process resolution applied to the part alone,
-    the candidates of the items that must move taken from the candidates pass."""
+    the candidates of the items that must move taken from the candidates pass; its rows are staged as item_sids
+    Parquet and the task returns their files and the part's figures (`PART_FIGURES`)."""
     levels, width = len(sizes), config.candidates
-    out_levels = levels + (1 if config.collision == "suffix" else 0)
-    schema = pa.schema(
-        [
-            ("item_id", pa.string()),
-            *_code_fields(levels),
-            *_code_fields(out_levels, "resolved"),
-            ("unplaced", pa.bool_()),
-        ]
-    )
+    root, options = target.lake.root, target.lake.storage_options
+    constants = {"source": target.source, "run_id": target.run_id, "build_id": target.build_id}
 
     def run(group: pa.Table, found: pa.Table) -> pa.Table:
         frame, codes, priority, tiebreak = _part(group, levels)
@@ -170,17 +211,56 @@ def _resolve_task(sizes: list[int], config: BuildConfig):
 
         args = (config.collision, config.capacity, config.seed, None, tiebreak, width)
         res = resolve_on_demand(codes, priority, candidates_of, sizes, *args)
-        unplaced = np.zeros(frame.height, dtype=bool)
-        unplaced[res.unplaced] = True
-        columns = [
-            frame["item_id"].to_arrow(),
-            *[pa.array(codes[:, level]) for level in range(levels)],
-            *[pa.array(res.codes[:, level].astype(np.int32)) for level in range(out_levels)],
-            pa.array(unplaced),
-        ]
-        return pa.Table.from_arrays(columns, schema=schema)
+        resolved = res.codes.astype(np.int32)
+        rows = pl.DataFrame(
+            {"item_id": frame["item_id"], "codes_raw": code_lists(codes), "codes": code_lists(resolved)}
+        ).with_columns(sid=render_expr(pl.col("codes"), res.sizes), **{k: pl.lit(v) for k, v in constants.items()})
+        writer = StagedWriter(storage.filesystem(root, options)[0], "item_sids", staging)
+        try:
+            writer.write(rows, f"p{int(frame['part'][0])}")
+        finally:
+            files = writer.close()
+        figures = {
+            "files": [files],
+            "rows": [frame.height],
+            **_collided("before", keys(codes, sizes)),
+            **_collided("after", keys(resolved, res.sizes)),
+            "moved": [int((resolved[:, levels - 1] != codes[:, -1]).sum())],
+            "unplaced": [len(res.unplaced)],
+            "used_raw": [_used(codes, sizes)],
+            "used": [_used(resolved, res.sizes)],
+        }
+        return pa.table(figures, schema=PART_FIGURES)
 
-    return run, schema
+    return run
+
+
+def _collided(when: str, sid_keys: np.ndarray) -> dict[str, list[int]]:
+    """The number of items sharing their SID with another, and the largest group, as one-row columns."""
+    rate, largest = group_stats(sid_keys)
+    return {f"collided_{when}": [round(rate * len(sid_keys))], f"largest_{when}": [largest]}
+
+
+def _used(codes: np.ndarray, sizes: list[int]) -> list[bytes]:
+    """Per level, a bitmap of the codes that occur (bit c set: code c is used)."""
+    out = []
+    for level, size in enumerate(sizes):
+        mask = np.zeros(max(size, int(codes[:, level].max()) + 1 if len(codes) else 0), dtype=bool)
+        mask[codes[:, level]] = True
+        out.append(np.packbits(mask, bitorder="little").tobytes())
+    return out
+
+
+def _utilisation(bitmaps: list[list[bytes]], sizes: list[int]) -> list[float]:
+    """Share of each level's codes used by at least one item, from the parts' bitmaps."""
+    shares = []
+    for level, size in enumerate(sizes):
+        union = np.zeros(-(-size // 8), dtype=np.uint8)
+        for maps in bitmaps:
+            bits = np.frombuffer(maps[level], dtype=np.uint8)
+            union[: len(bits)] |= bits
+        shares.append(float(np.unpackbits(union, bitorder="little")[:size].sum() / size))
+    return shares
 
 
 def _lists(matrix: np.ndarray) -> pa.Array:
@@ -196,13 +276,18 @@ def _matrix(lists: pl.Series, dtype: type) -> np.ndarray:
     return lists.explode().to_numpy().astype(dtype, copy=False).reshape(len(lists), -1)
 
 
-def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig) -> Assigned:
-    """Assign every item of the embedding files `source` (item_id, embedding) and resolve collisions on the
-    cluster; the codes are gathered on the driver for the write (about 40 bytes per item)."""
+def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig, target: SidsTarget) -> Written:
+    """Assign every item of the embedding files `source` (item_id, embedding), resolve collisions and write the
+    build's `item_sids` partition on the cluster: the driver receives one row per part and commits the files the
+    tasks staged (a killed run leaves only staging, which `recover` removes)."""
     if not source.rows:
         raise ValueError("no items to assign: the embedding table has no rows for this build's model")
     spark = source.files.sparkSession
-    sizes, levels = model.sizes, len(model.sizes)
+    lake, sizes, levels = target.lake, model.sizes, len(model.sizes)
+    recover(lake)
+    staging = f"{lake.filesystem()[1]}/_staging/item_sids/{target.run_id}"
+    intent = journal.Intent(target.run_id, "item_sids", staging=[staging])
+    journal.record(lake, intent)
     started = time.perf_counter()
     data = spark.sparkContext.broadcast(artifact_bytes(model))
     parts = max(spark.sparkContext.defaultParallelism, -(-source.rows // config.resolve_chunk_items))
@@ -214,32 +299,85 @@ def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig) 
         assigned_s = time.perf_counter() - started
         started = time.perf_counter()
         items = by_part.select(*(name for name, _ in _item_fields(levels)))
-        out = _resolved(items, data, source, sizes, config).toArrow()
+        out = pl.from_arrow(_resolved(items, data, source, sizes, config, target, staging).toArrow())
+        assert isinstance(out, pl.DataFrame)
         resolve_s = time.perf_counter() - started
+        crash_point("sids-after-staging")
+        files = out["files"].explode().drop_nulls().to_list()
+        version = lake.commit_files(
+            "item_sids", files, run_id=target.run_id, sources=[target.source], replace=[{"build_id": target.build_id}]
+        )
     finally:
         by_part.unpersist()
         data.unpersist()
-    frame = pl.from_arrow(out)
-    assert isinstance(frame, pl.DataFrame)
-    raw = frame.select(name for name, _ in _code_fields(levels)).to_numpy().astype(np.int32)
-    codes = frame.select(c for c in frame.columns if c.startswith("resolved_")).to_numpy().astype(np.int32)
-    return Assigned(
-        frame["item_id"],
-        raw,
-        _resolution(raw, codes, sizes, config, frame["unplaced"].to_numpy()),
-        [float(errors[f"e{level}"]) for level in range(levels)] if errors and frame.height else [],
-        {
-            "assign_s": assigned_s,
-            "resolve_s": resolve_s,
-            "items_per_second_assign": frame.height / max(assigned_s, 1e-9),
-        },
-    )
+        journal.clear(lake, intent)
+    items_total = int(out["rows"].sum())
+    out_sizes = _out_sizes(out["used"].to_list(), sizes, config)
+    figures = {
+        **_report(out, config, out_sizes, sizes),
+        "utilisation_per_level": _utilisation(out["used"].to_list(), out_sizes),
+        "utilisation_per_level_raw": _utilisation(out["used_raw"].to_list(), sizes),
+        "reconstruction_error_per_level": [float(errors[f"e{level}"]) for level in range(levels)] if errors else [],
+        "assign_s": assigned_s,
+        "resolve_s": resolve_s,
+        "items_per_second_assign": items_total / max(assigned_s, 1e-9),
+    }
+    return Written(version, out_sizes, figures)
 
 
-def _resolved(items: DataFrame, data, source: TableFiles, sizes: list[int], config: BuildConfig) -> DataFrame:
-    """Every part resolved: with `knn_capacity`, the items that must move get their candidates first (from
-    their files, grouped by file) and meet their part again in a cogroup."""
-    run, schema = _resolve_task(sizes, config)
+def _out_sizes(bitmaps: list[list[bytes]], sizes: list[int], config: BuildConfig) -> list[int]:
+    """The resolved codes' sizes: the codebooks', and with `suffix` one more level as wide as its largest code
+    + 1 (the highest bit set in any part's bitmap of that level)."""
+    if config.collision != "suffix":
+        return list(sizes)
+    used = [
+        np.flatnonzero(np.unpackbits(np.frombuffer(maps[-1], dtype=np.uint8), bitorder="little")) for maps in bitmaps
+    ]
+    return [*sizes, max((int(u.max()) + 1 for u in used if len(u)), default=1)]
+
+
+def _report(out: pl.DataFrame, config: BuildConfig, out_sizes: list[int], sizes: list[int]) -> dict:
+    """The build's resolution figures (`Resolution.report`'s keys), summed over the parts."""
+    items = int(out["rows"].sum())
+    lost = int(out["unplaced"].sum())
+    report = {
+        "method": config.collision,
+        "capacity": config.capacity,
+        "items": items,
+        "fixed_items": 0,
+        "engine": "spark",
+        "collision_rate_before": int(out["collided_before"].sum()) / items if items else 0.0,
+        "largest_group_before": int(out.select(pl.col("largest_before").max()).item() or 0),
+        "collision_rate_after": int(out["collided_after"].sum()) / items if items else 0.0,
+        "largest_group_after": int(out.select(pl.col("largest_after").max()).item() or 0),
+        "items_moved": int(out["moved"].sum()),
+        "unplaced": lost,
+        "unplaced_reasons": {"no free code under the prefix": lost} if lost else {},
+    }
+    if len(out_sizes) > len(sizes):
+        report["suffix_size"] = out_sizes[-1]
+    return report
+
+
+def churn_with_spark(spark: SparkSession, lake: Lake, previous: str, current: str) -> dict:
+    """`sid_index.build.churn` between two builds' `item_sids` rows, joined on the cluster."""
+
+    def sids(build_id: str) -> DataFrame:
+        return read_table(spark, lake, "item_sids", where={"build_id": build_id}, columns=["item_id", "sid"])
+
+    both = sids(previous).withColumnRenamed("sid", "old").join(sids(current), "item_id")
+    counted = both.agg(F.count(F.lit(1)).alias("n"), F.sum((F.col("old") != F.col("sid")).cast("long")).alias("c"))
+    row = counted.first()
+    assert row is not None
+    return churn_figures(int(row["n"]), int(row["c"] or 0))
+
+
+def _resolved(
+    items: DataFrame, data, source: TableFiles, sizes: list[int], config: BuildConfig, target: SidsTarget, staging: str
+) -> DataFrame:
+    """Every part resolved and staged (one `PART_FIGURES` row each): with `knn_capacity`, the items that must
+    move get their candidates first (from their files, grouped by file) and meet their part again in a cogroup."""
+    run = _resolve_task(sizes, config, target, staging)
     if config.collision == "knn_capacity":
         find, movers_schema = _movers_task(sizes, config.capacity)
         movers = items.groupBy("part").applyInArrow(find, from_arrow_schema(movers_schema))
@@ -248,29 +386,4 @@ def _resolved(items: DataFrame, data, source: TableFiles, sizes: list[int], conf
     else:
         found_schema = pa.schema([("part", pa.int64()), ("item_id", pa.string())])
         found = items.sparkSession.createDataFrame([], from_arrow_schema(found_schema))
-    return items.groupBy("part").cogroup(found.groupBy("part")).applyInArrow(run, from_arrow_schema(schema))
-
-
-def _resolution(raw: np.ndarray, codes: np.ndarray, sizes: list[int], config: BuildConfig, lost) -> Resolution:
-    """The build's resolution figures, from the raw and the resolved codes gathered on the driver."""
-    out_sizes = [*sizes, int(codes[:, -1].max()) + 1 if len(codes) else 1] if config.collision == "suffix" else sizes
-    before, largest_before = group_stats(keys(raw, sizes))
-    after, largest_after = group_stats(keys(codes, out_sizes))
-    moved = int((codes[:, len(sizes) - 1] != raw[:, -1]).sum())
-    report = {
-        "method": config.collision,
-        "capacity": config.capacity,
-        "items": len(raw),
-        "fixed_items": 0,
-        "engine": "spark",
-        "collision_rate_before": before,
-        "largest_group_before": largest_before,
-        "collision_rate_after": after,
-        "largest_group_after": largest_after,
-        "items_moved": moved,
-        "unplaced": int(lost.sum()),
-        "unplaced_reasons": {"no free code under the prefix": int(lost.sum())} if lost.any() else {},
-    }
-    if config.collision == "suffix":
-        report["suffix_size"] = out_sizes[-1]
-    return Resolution(codes, list(out_sizes), report, np.flatnonzero(lost))
+    return items.groupBy("part").cogroup(found.groupBy("part")).applyInArrow(run, from_arrow_schema(PART_FIGURES))

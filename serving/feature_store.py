@@ -15,7 +15,7 @@ import polars as pl
 from builds.registry import BuildRegistry
 from lake import storage
 from lake.lake import Lake
-from sid_index.codec import token_ids, vocabulary_size
+from sid_index.codec import prefix_sets, token_ids, vocabulary_size
 
 AsOf = dt.datetime | int | None
 
@@ -112,11 +112,7 @@ class FeatureStore:
             .to_list(),
             dtype=np.int64,
         )
-        tokens = token_ids(codes, sizes)
-        prefixes, key = {}, np.zeros(len(tokens), dtype=np.int64)
-        for level in range(len(sizes)):
-            key = key * vocab + tokens[:, level]
-            prefixes[level + 1] = np.unique(key)
+        prefixes = prefix_sets(token_ids(codes, sizes), vocab)
         if out is not None:
             arrays: dict[str, Any] = {f"level_{k}": v for k, v in prefixes.items()}
             buffer = io.BytesIO()

@@ -22,6 +22,7 @@ class ChecksumError(RuntimeError):
 class GRShards(IterableDataset):
     """Examples of one split of a published version as dicts of tensors (use `collate` to batch them).
 
+    With `items`, each example also has `history_items` and `target_items` (the item ids, history oldest first).
     Shard i goes to the consumer (rank × workers + worker) with i mod consumers equal to its index, so every
     example is read exactly once per epoch across all ranks and workers. `set_epoch` changes the shuffle.
     """
@@ -36,13 +37,14 @@ class GRShards(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         verify: bool = True,
+        items: bool = False,
         storage_options: dict[str, str] | None = None,
     ):
         self.path, self.options = storage.normalize(path), storage_options
         self.manifest = read_manifest(self.path, storage_options)
         self.shards = [s for s in self.manifest["shards"] if s["split"] == split]
         self.split, self.shuffle, self.seed, self.epoch = split, shuffle, seed, 0
-        self.rank, self.world_size, self.verify = rank, world_size, verify
+        self.rank, self.world_size, self.verify, self.items = rank, world_size, verify, items
         self.pad = self.manifest["token_layout"]["pad_token"]
 
     def __len__(self) -> int:
@@ -67,18 +69,21 @@ class GRShards(IterableDataset):
             if self.verify and sha256_of(file, self.options) != shard["sha256"]:
                 raise ChecksumError(f"{file} does not match its manifest checksum; the version is corrupt")
             fs, inside = storage.filesystem(file, self.options)
-            table = pq.read_table(inside, filesystem=fs, columns=["example", "history_tokens", "target_tokens"])
+            columns = ["example", "history_tokens", "target_tokens", *(["history", "target"] if self.items else [])]
+            table = pq.read_table(inside, filesystem=fs, columns=columns)
             rows = np.arange(table.num_rows)
             if self.shuffle:
                 rows = np.random.default_rng([self.seed, self.epoch, int(shard["sha256"][:8], 16)]).permutation(rows)
             examples = table.column("example").to_pylist()
             history = table.column("history_tokens").to_pylist()
             target = table.column("target_tokens").to_pylist()
+            ids = {f"{c}_items": table.column(c).to_pylist() for c in ("history", "target") if self.items}
             for i in rows:
                 yield {
                     "example": examples[i],
                     "history": torch.tensor(history[i], dtype=torch.long),
                     "target": torch.tensor(target[i], dtype=torch.long),
+                    **{key: values[i] for key, values in ids.items()},
                 }
 
     def collate(self, batch: list[dict]) -> dict:

@@ -334,9 +334,13 @@ def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndar
 def churn(previous: pl.DataFrame, current: pl.DataFrame) -> dict:
     """Share of items present in both builds (frames of item_id, sid) whose SID changed."""
     both = previous.select("item_id", old="sid").join(current.select("item_id", "sid"), on="item_id")
-    changed = int((both["old"] != both["sid"]).sum())
+    return churn_figures(both.height, int((both["old"] != both["sid"]).sum()))
+
+
+def churn_figures(compared: int, changed: int) -> dict:
+    """The churn record of `changed` SIDs among `compared` items present in both builds."""
     return {
-        "churn": changed / both.height if both.height else 0.0,
-        "churn_items_compared": both.height,
+        "churn": changed / compared if compared else 0.0,
+        "churn_items_compared": compared,
         "churn_items_changed": changed,
     }

@@ -90,6 +90,16 @@ class TokenLayout:
         }
 
 
+def prefix_sets(tokens: np.ndarray, vocabulary: int) -> dict[int, np.ndarray]:
+    """Sorted keys of every distinct prefix of each length of the SIDs `tokens` (n, L token ids): length l holds
+    one int64 per prefix of l tokens, packed in base `vocabulary` (what constrained decoding looks up)."""
+    prefixes, key = {}, np.zeros(len(tokens), dtype=np.int64)
+    for level in range(tokens.shape[1]):
+        key = key * vocabulary + tokens[:, level]
+        prefixes[level + 1] = np.unique(key)
+    return prefixes
+
+
 def keys(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     """One int64 per SID (mixed radix over the level sizes) for exact vectorised counting."""
     if float(np.prod(np.asarray(sizes, dtype=np.float64))) >= 2**63:

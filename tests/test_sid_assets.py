@@ -120,7 +120,8 @@ def test_a_rebuild_reports_churn(built):
 @pytest.mark.spark
 def test_item_sids_on_the_spark_engine_equal_the_polars_engine(tmp_path, tiny_raw, monkeypatch):
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    sids, ran_on = {}, {}
+    sids, figures, errors = {}, {}, {}
+    apart = {"items_per_second_assign", "items_with_candidates", "engine", "reconstruction_error_per_level"}
     for engine in ("polars", "spark"):
         resources = {
             "lake": LakeResource(root=str(tmp_path / engine)),
@@ -130,13 +131,28 @@ def test_item_sids_on_the_spark_engine_equal_the_polars_engine(tmp_path, tiny_ra
         }
         instance = DagsterInstance.ephemeral()
         assert materialize([ingest_assets.precomputed_embeddings], resources=resources, instance=instance).success
-        result = materialize(
-            [sid_assets.sid_codebooks, sid_assets.item_sids], resources=resources, instance=instance, run_config=TRAIN
-        )
-        assert result.success
-        assert _meta(result, "item_sids")["items_assigned"] == 300
+        for seed in (1, 2):  # the second build's churn is counted against the first
+            train = {"ops": {"sid_codebooks": {"config": {"device": "cpu", "iters": 10, "seed": seed}}}}
+            result = materialize(
+                [sid_assets.sid_codebooks, sid_assets.item_sids],
+                resources=resources,
+                instance=instance,
+                run_config=train,
+            )
+            assert result.success
+            assert _meta(result, "item_sids")["items_assigned"] == 300
         lake = Lake(resources["lake"].root)
-        sids[engine] = lake.scan("item_sids").select("item_id", "codes", "sid").collect()
-        ran_on[engine] = json.loads(lake.scan("sid_builds").collect()["metrics"].item()).get("engine", "in process")
-    assert ran_on == {"polars": "in process", "spark": "spark"}
-    assert sids["spark"].sort("item_id").equals(sids["polars"].sort("item_id"))
+        sids[engine] = lake.scan("item_sids").select("item_id", "codes", "sid").collect().sort("item_id")
+        builds = lake.scan("sid_builds").sort("created_at").collect()
+        figures[engine] = [
+            {k: v for k, v in json.loads(m).items() if k not in apart and not k.endswith("_s") and k != "churn_against"}
+            for m in builds["metrics"]
+        ]
+        errors[engine] = [json.loads(m)["reconstruction_error_per_level"] for m in builds["metrics"]]
+        assert json.loads(builds["metrics"][0]).get("engine", "in process") == (
+            "spark" if engine == "spark" else "in process"
+        )
+    assert sids["spark"].equals(sids["polars"])
+    assert figures["spark"] == figures["polars"]
+    np.testing.assert_allclose(errors["spark"], errors["polars"], rtol=1e-5)
+    assert 0 < figures["spark"][1]["churn"] <= 1

@@ -1,7 +1,14 @@
 """SID assignment: candidates computed only for over-capacity SIDs give the codes that every item's candidates
-give, and the Spark path (broadcast model, tasks per prefix group) gives every item the same SID."""
+give, and the Spark path (broadcast model, tasks per prefix group, rows written by the tasks) gives every item the
+same SID and the same figures; a killed Spark assignment changes nothing visible."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -16,6 +23,7 @@ from sid_index.rq import train_rq_kmeans
 from tests.helpers import planted
 
 SIZES = [4, 4, 8]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _catalogue(n_clusters: int = 16, per_cluster: int = 60):
@@ -86,8 +94,8 @@ def _lake_of(path, ids, x, files: int = 3) -> Lake:
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.parametrize("policy", ["knn_capacity", "random_capacity", "suffix"])
-def test_the_spark_path_gives_every_item_the_same_sid(spark, tmp_path, policy):
-    from builds.spark_assign import assign_with_spark
+def test_the_spark_path_writes_every_item_the_same_sid(spark, tmp_path, policy):
+    from builds.spark_assign import SidsTarget, assign_with_spark
     from lake.spark import table_files
 
     ids, x, model = _catalogue()
@@ -95,26 +103,85 @@ def test_the_spark_path_gives_every_item_the_same_sid(spark, tmp_path, policy):
     local = assign(model, _stream(ids, x), config)
     lake = _lake_of(tmp_path / "lake", ids, x)
     source = table_files(spark, lake, "item_embeddings", where={"model": "m"}, columns=["item_id", "embedding"])
-    distributed = assign_with_spark(model, source, config)
+    written = assign_with_spark(model, source, config, SidsTarget(lake, "b1", "item_embeddings@v2:m", "run-1"))
 
-    def by_item(assigned):
-        return pl.DataFrame(
-            {
-                "item_id": assigned.item_ids,
-                "raw": assigned.raw_codes.tolist(),
-                "codes": assigned.resolution.codes.tolist(),
-            }
-        ).sort("item_id")
+    stored = _stored(lake, "b1")
+    assert stored.drop("source", "run_id", "build_id").equals(local.frame().sort("item_id"))
+    assert stored.select("source", "run_id", "build_id").unique().rows() == [("item_embeddings@v2:m", "run-1", "b1")]
+    expected = local.metrics()
+    for key in (
+        "collision_rate_before",
+        "collision_rate_after",
+        "items_moved",
+        "unplaced",
+        "largest_group_before",
+        "largest_group_after",
+        "items",
+        "utilisation_per_level",
+        "utilisation_per_level_raw",
+    ):
+        assert written.figures[key] == expected[key], key
+    assert written.sizes == list(local.resolution.sizes)
+    assert written.version == lake.version("item_sids")
+    np.testing.assert_allclose(written.figures["reconstruction_error_per_level"], local.errors, rtol=1e-5)
+    assert not list((tmp_path / "lake" / "_staging").rglob("*.parquet"))
 
-    assert by_item(distributed).equals(by_item(local))
-    for key in ("collision_rate_before", "collision_rate_after", "items_moved", "unplaced", "largest_group_after"):
-        assert distributed.resolution.report[key] == local.resolution.report[key], key
-    np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
+
+def _stored(lake: Lake, build_id: str) -> pl.DataFrame:
+    """A build's item_sids rows as the lake holds them, in item-id order."""
+    rows = lake.scan("item_sids").filter(pl.col("build_id") == build_id).collect()
+    return rows.select("item_id", "codes_raw", "codes", "sid", "source", "run_id", "build_id").sort("item_id")
+
+
+KILLED_RUN = """
+import pathlib, sys
+from builds.spark_assign import SidsTarget, assign_with_spark
+from lake.lake import Lake
+from lake.spark import spark_session, table_files
+from sid_index.artifact import load_artifact
+from sid_index.build import BuildConfig
+lake = Lake(sys.argv[1])
+model = load_artifact(pathlib.Path(sys.argv[2]).read_bytes())
+source = table_files(spark_session("local[1]"), lake, "item_embeddings", columns=["item_id", "embedding"])
+config = BuildConfig(sizes=(4, 4, 8), collision="suffix")
+assign_with_spark(model, source, config, SidsTarget(lake, "b1", "s", "killed-run"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_a_killed_spark_assignment_leaves_the_build_as_it_was_and_the_next_run_replaces_it(spark, tmp_path):
+    from builds.spark_assign import SidsTarget, assign_with_spark
+    from lake.spark import table_files
+    from sid_index.artifact import artifact_bytes
+
+    ids, x, model = _catalogue()
+    lake = _lake_of(tmp_path / "lake", ids, x)
+    source = table_files(spark, lake, "item_embeddings", columns=["item_id", "embedding"])
+    capped = BuildConfig(sizes=tuple(SIZES), capacity=2, candidates=8)
+    assign_with_spark(model, source, capped, SidsTarget(lake, "b1", "s", "first-run"))
+    before, version = _stored(lake, "b1"), lake.version("item_sids")
+    (tmp_path / "model.bin").write_bytes(artifact_bytes(model))
+
+    env = {**os.environ, "SIDFORGE_CRASH_AT": "sids-after-staging", "SPARK_LOCAL_IP": "127.0.0.1"}
+    args = [sys.executable, "-c", KILLED_RUN, str(tmp_path / "lake"), str(tmp_path / "model.bin")]
+    killed = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    staged = tmp_path / "lake" / "_staging" / "item_sids" / "killed-run"
+    assert list(staged.rglob("*.parquet")), "the killed run had staged its parts"
+    assert lake.version("item_sids") == version and _stored(lake, "b1").equals(before)
+
+    suffix = BuildConfig(sizes=tuple(SIZES), collision="suffix")
+    assign_with_spark(model, source, suffix, SidsTarget(lake, "b1", "s", "third-run"))
+    expected = assign(model, _stream(ids, x), suffix).frame().sort("item_id")
+    assert _stored(lake, "b1").drop("source", "run_id", "build_id").equals(expected)
+    assert lake.version("item_sids") == version + 1
+    assert not staged.exists() and not list((tmp_path / "lake" / "_staging").rglob("*.json"))
 
 
 @pytest.mark.spark
 def test_the_spark_path_refuses_an_empty_catalogue_as_the_in_process_path_does(spark, tmp_path):
-    from builds.spark_assign import assign_with_spark
+    from builds.spark_assign import SidsTarget, assign_with_spark
     from lake.spark import table_files
 
     ids, x, model = _catalogue()
@@ -122,7 +189,7 @@ def test_the_spark_path_refuses_an_empty_catalogue_as_the_in_process_path_does(s
     source = table_files(spark, lake, "item_embeddings", where={"model": "other"}, columns=["item_id", "embedding"])
     config = BuildConfig(sizes=tuple(SIZES))
     with pytest.raises(ValueError, match="no items to assign"):
-        assign_with_spark(model, source, config)
+        assign_with_spark(model, source, config, SidsTarget(lake, "b1", "s", "run"))
     with pytest.raises(ValueError, match="no items to assign"):
         assign(model, lambda: iter([]), config)
 

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from builds.spark_assign import assign_with_spark
+from builds.spark_assign import SidsTarget, assign_with_spark
 from ingest.run import ingest
 from lake import Lake, storage
 from lake.spark import spark_session, table_files
@@ -20,7 +20,7 @@ from publish.training_data import publish_training_data
 from sid_index.build import BuildConfig, assign
 from sid_index.kmeans import KMeansParams, TorchBackend
 from sid_index.rq import train_rq_kmeans, vectors_of
-from tests.object_store import CREDENTIALS
+from tests.object_store import CREDENTIALS, objects
 from tests.spark_cluster import can_isolate, standalone_cluster
 
 pytestmark = [
@@ -87,15 +87,13 @@ def test_sid_assignment_on_the_cluster_equals_the_in_process_path(cluster, tiny_
     config = BuildConfig(sizes=(4, 4, 8), collision="knn_capacity", capacity=2, candidates=8)
     local = assign(model, lambda: iter(embeddings.to_batches(max_chunksize=97)), config)
     source = table_files(spark_session(cluster), lake, "item_embeddings", columns=["item_id", "embedding"])
-    distributed = assign_with_spark(model, source, config)
+    written = assign_with_spark(model, source, config, SidsTarget(lake, "b1", "item_embeddings", "cluster-run"))
 
-    def by_item(assigned) -> pl.DataFrame:
-        codes = assigned.resolution.codes.tolist()
-        return pl.DataFrame({"item_id": assigned.item_ids, "codes": codes}).sort("item_id")
-
-    assert by_item(distributed).equals(by_item(local))
-    assert distributed.resolution.report["items_moved"] == local.resolution.report["items_moved"]
-    np.testing.assert_allclose(distributed.errors, local.errors, rtol=1e-5)
+    stored = lake.scan("item_sids").filter(pl.col("build_id") == "b1").select("item_id", "codes_raw", "codes", "sid")
+    assert stored.collect().sort("item_id").equals(local.frame().sort("item_id"))
+    assert written.figures["items_moved"] == local.resolution.report["items_moved"]
+    np.testing.assert_allclose(written.figures["reconstruction_error_per_level"], local.errors, rtol=1e-5)
+    assert not [key for key in objects(s3_bucket) if "/_staging/" in key and key.endswith(".parquet")]
 
 
 def test_the_shipped_code_archive_is_removed_when_the_driver_exits(cluster, tmp_path):
