@@ -10,8 +10,8 @@ beside the previous implementation's holding (a Python string per id plus 32 can
 the per-level errors: measured on the smallest size). Spark: the same catalogue, written to a lake's
 item_embeddings table, through `assign_with_spark` on local[2] against `assign` in this process reading it
 with Polars (both on 2 cores), each also writing the build's item_sids partition into the lake (the Spark
-tasks stage it, the in-process side writes `Assigned.frame()`), items per second and the ratio, on the session's second run (the first, also
-reported, starts the Python workers). Saves
+tasks stage it, the in-process side writes `Assigned.frame()`), items per second and the ratio, on the
+session's second run (the first, also reported, starts the Python workers). Saves
 benchmarks/results/sid_assign-cpu.json (memory) and sid_assign_spark-cpu.json (Spark); `--items` with no sizes
 or `--spark-items 0` skips that part. `--encode-items` times the first pass of `assign` (`encode_stream`,
 512-d, 3 x 8192) against one `encode` of the whole array (sid_assign_encode-<device>.json).

@@ -69,3 +69,21 @@ def test_a_corrupted_shard_is_refused(version, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match="checksum"):
         list(GRShards(copy, "train", shuffle=False))
+
+
+def test_items_come_with_their_ids_and_a_builds_codes_give_the_shards_tokens(version):
+    import numpy as np
+    import polars as pl
+
+    from quality.gr_probe import SidSpace
+
+    lake = Lake(version.split("/published/")[0])
+    rows = lake.scan("item_sids").filter(pl.col("build_id") == "algr-item_sid_final").collect()
+    sizes = GRShards(version, "test").manifest["token_layout"]["sizes"]
+    space = SidSpace(rows["item_id"].to_list(), np.asarray(rows["codes"].to_list()), sizes)
+    examples = list(GRShards(version, "test", shuffle=False, items=True))
+    assert examples and {"history_items", "target_items"} <= set(examples[0])
+    for example in examples:
+        assert space.history_tokens(example["history_items"]).tolist() == example["history"].tolist()
+        assert space.history_tokens(example["target_items"]).tolist() == example["target"].tolist()
+    assert "history_items" not in next(iter(GRShards(version, "test", shuffle=False)))
