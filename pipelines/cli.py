@@ -194,6 +194,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     _lake_arg(rep)
 
+    prb = sub.add_parser(
+        "probe", help="train a small GR model on a build's published data: HR@K beside random SIDs and popularity"
+    )
+    prb.add_argument(
+        "build_id", nargs="?", default=None, metavar="BUILD_ID", help="build id (default: the published build)"
+    )
+    _lake_arg(prb)
+    prb.add_argument("--dataset", default="gr", help="published dataset to train and test on (default gr)")
+    prb.add_argument("--epochs", type=int, help="training epochs (default: quality.gr_probe.ProbeConfig's)")
+    prb.add_argument("--max-examples", type=int, help="test examples evaluated (default: ProbeConfig's)")
+    prb.add_argument("--seed", type=int, help="seed of the model, the training order and the random SIDs")
+    prb.add_argument("--device", help="cpu or cuda (default cpu)")
+    prb.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     vac = sub.add_parser("vacuum", help="finish or clean up killed runs; remove files no live version needs")
     _lake_arg(vac)
     vac.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
@@ -406,6 +420,26 @@ def _report(lake, build_id: str | None) -> int:
     return 0
 
 
+def _probe(lake, args: argparse.Namespace) -> int:
+    from quality.gr_probe import ProbeConfig
+    from serving.probe import probe_build
+
+    build_id = _build(lake, args.build_id, option="BUILD_ID")
+    given = {"epochs": args.epochs, "max_examples": args.max_examples, "seed": args.seed, "device": args.device}
+    config = ProbeConfig(**{k: v for k, v in given.items() if v is not None})
+    figures = probe_build(lake, build_id, dataset=args.dataset, config=config, run_id=f"cli-probe-{build_id}")
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"build {build_id}: {figures['probe_test_examples']:,} test examples of {figures['probe_version']}")
+    print(f"  {'':<10}{'probe':>10}{'random SIDs':>14}{'popularity':>12}")
+    for key in sorted(k for k in figures if k.startswith("probe_") and k.count("_") == 3):
+        name = key.removeprefix("probe_").replace("_at_", "@").upper()
+        row = [figures[key], figures[f"{key}_random"], figures[f"{key}_popularity"]]
+        print(f"  {name:<10}{row[0]:>10.4f}{row[1]:>14.4f}{row[2]:>12.4f}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo, summary
 
@@ -446,13 +480,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _vacuum(_existing_lake(args.lake), args)
         elif args.command == "report":
             return _report(_existing_lake(args.lake), args.build_id)
+        elif args.command == "probe":
+            return _probe(_existing_lake(args.lake), args)
         elif args.command == "demo":
             return _demo(args)
         elif args.command == "dev":
             from pipelines.dev import serve
 
             serve(args.host, args.port)
-    except (SourceError, ValueError, FileNotFoundError) as exc:
+    except (SourceError, ValueError, FileNotFoundError, LookupError) as exc:
         print(f"sidforge {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except ConcurrentWriteError as exc:

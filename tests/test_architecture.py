@@ -19,7 +19,7 @@ ALLOWED = {  # what each package may import (besides itself); assets and pipelin
     "builds": {"lake", "sid_index", "quality"},
     "ingest": {"lake", "builds", "sid_index"},
     "publish": {"lake", "builds", "ingest", "sid_index"},
-    "serving": {"lake", "builds", "publish", "sid_index"},
+    "serving": {"lake", "builds", "publish", "quality", "sid_index"},
     "assets": set(LIBRARIES),
     "pipelines": {*LIBRARIES, "assets"},
 }
