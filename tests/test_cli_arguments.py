@@ -132,6 +132,7 @@ def test_every_option_has_help():
         "export",
         "report",
         "vacuum",
+        "probe",
         "demo",
         "dev",
     }
