@@ -2,7 +2,7 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import embeddings, ingest, publish, quality, sids
+from assets import embeddings, ingest, probe, publish, quality, sids
 from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import default_resources
 from pipelines.jobs import align_embeddings, ingest_catalog, ingest_daily, lake_maintenance, nightly_sid_rebuild
@@ -10,7 +10,7 @@ from pipelines.schedules import maintenance_schedule, nightly_schedule
 from pipelines.sensors import landing_sensor
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
+    assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish, probe]),
     asset_checks=[*TABLE_CHECKS, sid_build_quality],
     jobs=[ingest_daily, ingest_catalog, nightly_sid_rebuild, align_embeddings, lake_maintenance],
     schedules=[nightly_schedule, maintenance_schedule],

@@ -22,6 +22,8 @@ from lake import Lake, storage
 from pipelines.profile import local_profile
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+PROBE = {"ops": {"gr_probe": {"config": {"enabled": True, "epochs": 4, "max_examples": 300}}}}
+"""The demo's nightly run trains the GR probe, shorter than its defaults (about a minute at the demo scale)."""
 ROW_KEYS = ("rows_written", "items_encoded", "items_assigned", "examples", "published_build", "result")
 
 
@@ -60,12 +62,12 @@ def _append_log(log: Path, instance: DagsterInstance, result: ExecuteInProcessRe
             )
 
 
-def _run(instance: DagsterInstance, log: Path, label: str, job: str, **kwargs) -> None:
+def _run(instance: DagsterInstance, log: Path, label: str, job: str, config: dict | None = None, **kwargs) -> None:
     from pipelines.definitions import defs
 
     started = time.monotonic()
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET, **kwargs
+        instance=instance, raise_on_error=False, run_config={**QUIET, **(config or {})}, **kwargs
     )
     _append_log(log, instance, result)
     print(f"{label} ({time.monotonic() - started:.1f} s)", flush=True)
@@ -110,7 +112,7 @@ def run_demo(
         for day in manifest["days"]:
             _run(instance, log_path, f"ingest_daily {day}", "ingest_daily", partition_key=day)
         _run(instance, log_path, "ingest_catalog", "ingest_catalog")
-        _run(instance, log_path, "nightly_sid_rebuild", "nightly_sid_rebuild")
+        _run(instance, log_path, "nightly_sid_rebuild", "nightly_sid_rebuild", PROBE)
     finally:
         root.removeHandler(handler)
         logging.captureWarnings(False)
@@ -136,6 +138,12 @@ def summary(lake: Lake) -> str:
         ):
             lines.append(f"  {key:<26}{metrics[key]:.4f}")
         lines.append(f"report: {metrics.get('report')}")
+        if "probe_hr_at_10" in metrics:
+            lines.append("GR probe (HR@K: probe / random SIDs / popularity)")
+            for k in (1, 10, 100):
+                if f"probe_hr_at_{k}" in metrics:
+                    row = [metrics[f"probe_hr_at_{k}{s}"] for s in ("", "_random", "_popularity")]
+                    lines.append(f"  HR@{k:<23}{row[0]:.4f} / {row[1]:.4f} / {row[2]:.4f}")
     data = lake.scan("published_datasets").sort("created_at").collect()
     if data.height:
         lines.append(f"published training data: {data['path'][-1]}")

@@ -3,7 +3,7 @@ of embeddings, lake maintenance."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor, job
 
-from assets import embeddings, ingest, publish, quality, sids
+from assets import embeddings, ingest, probe, publish, quality, sids
 from assets.maintenance import vacuum_lake
 
 ingest_daily = define_asset_job(
@@ -31,9 +31,11 @@ nightly_sid_rebuild = define_asset_job(
         sids.item_sids,
         quality.published_sids,
         publish.gr_training_data,
+        probe.gr_probe,
     ),
     description="Embed new or changed items, rebuild SIDs, run the blocking quality checks, publish the build "
-    "and its training data (nothing is published when a check fails).",
+    "and its training data (nothing is published when a check fails); with gr_probe's config enabled: true, "
+    "train the GR probe on the published data.",
     executor_def=in_process_executor,  # one process: models and GX contexts load once, not per step
 )
 

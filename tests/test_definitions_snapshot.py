@@ -48,4 +48,10 @@ def test_definitions_match_the_snapshot():
 def test_every_job_runs_something_and_every_asset_has_a_group():
     shape = _shape()
     assert all(shape["jobs"].values())
-    assert {a["group"] for a in shape["assets"].values()} == {"ingest", "embeddings", "semantic_ids", "publish"}
+    assert {a["group"] for a in shape["assets"].values()} == {
+        "ingest",
+        "embeddings",
+        "semantic_ids",
+        "publish",
+        "quality",
+    }
