@@ -9,8 +9,11 @@ from pipelines.jobs import align_embeddings, ingest_catalog, ingest_daily, lake_
 from pipelines.schedules import maintenance_schedule, nightly_schedule
 from pipelines.sensors import landing_sensor
 
+ASSET_MODULES = [ingest, embeddings, sids, quality, publish, probe]
+"""Every module that defines assets (what a Definitions for the nightly job must load)."""
+
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish, probe]),
+    assets=load_assets_from_modules(ASSET_MODULES),
     asset_checks=[*TABLE_CHECKS, sid_build_quality],
     jobs=[ingest_daily, ingest_catalog, nightly_sid_rebuild, align_embeddings, lake_maintenance],
     schedules=[nightly_schedule, maintenance_schedule],

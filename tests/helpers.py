@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 from dagster import Definitions, load_assets_from_modules
 
-from assets import embeddings, ingest, publish, quality, sids
 from assets.quality import TABLE_CHECKS, sid_build_quality
 from assets.resources import (
     EncoderResource,
@@ -21,6 +20,7 @@ from assets.resources import (
 from builds.registry import BuildRegistry
 from embeddings.model import TINY_CONFIG
 from lake import Lake
+from pipelines.definitions import ASSET_MODULES
 from pipelines.jobs import nightly_sid_rebuild
 
 __all__ = ["TINY_CONFIG", "pipeline_defs", "planted", "published_build", "purity", "write"]
@@ -74,7 +74,7 @@ def pipeline_defs(tmp_path: Path, raw: str | Path, checkpoint: Path, lake_root: 
         ),
     }
     return Definitions(
-        assets=load_assets_from_modules([ingest, embeddings, sids, quality, publish]),
+        assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=[*TABLE_CHECKS, sid_build_quality],
         jobs=[nightly_sid_rebuild],
         resources=resources,
