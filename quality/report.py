@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ SUMMARY_KEYS = (
 )
 LEVEL_KEYS = ("perplexity_per_level", "utilisation_per_level", "dead_codes_per_level")
 LIMIT = {"color": "#d62728", "linestyle": "--", "linewidth": 1.2}
+PROBE_START, PROBE_END = "<!-- probe -->", "<!-- /probe -->"
+PROBE_SERIES = {"probe": "", "random SIDs": "_random", "popularity": "_popularity"}
 
 
 def _svg(fig) -> str:
@@ -92,6 +95,73 @@ def bars_svg(
         ax.legend(fontsize=8)
     ax.margins(y=0.15)
     return _svg(fig)
+
+
+def grouped_bars_svg(
+    title: str, groups: Sequence[str], series: Mapping[str, Sequence[float]], x_label: str, y_label: str
+) -> str:
+    """Bars of several series side by side in each group, each bar's value written on it."""
+    fig, ax = _figure(title, x_label, y_label)
+    width = 0.8 / max(1, len(series))
+    for offset, ((name, values), colour) in enumerate(
+        zip(series.items(), ["#1f77b4", "#7f7f7f", "#ff7f0e"], strict=False)
+    ):
+        xs = [i + (offset - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        bars = ax.bar(xs, list(values), width, color=colour, label=name)
+        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=7, padding=2)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def probe_section(metrics: Mapping) -> str:
+    """The report's GR probe section: HR@K and NDCG@K of the probe beside random SIDs and popularity (chart and
+    table), or how to run it when the build's metrics have no probe figures yet."""
+    ks = sorted(int(k.removeprefix("probe_hr_at_")) for k in metrics if re.fullmatch(r"probe_hr_at_\d+", k))
+    if not ks:
+        body = (
+            "<p>Not run for this build: <code>sidforge probe BUILD_ID</code>, or the <code>gr_probe</code> asset "
+            "with config <code>enabled: true</code>.</p>"
+        )
+    else:
+        series = {
+            name: [float(metrics.get(f"probe_hr_at_{k}{s}", 0.0)) for k in ks] for name, s in PROBE_SERIES.items()
+        }
+        chart = grouped_bars_svg("GR probe: hit rate", [f"HR@{k}" for k in ks], series, "K", "HR@K")
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in PROBE_SERIES)
+        rows = "".join(
+            f"<tr><td>{figure}@{k}</td>"
+            + "".join(
+                f"<td>{float(metrics.get(f'probe_{figure.lower()}_at_{k}{s}', 0.0)):.4f}</td>"
+                for s in PROBE_SERIES.values()
+            )
+            + "</tr>"
+            for figure in ("HR", "NDCG")
+            for k in ks
+        )
+        body = (
+            f"<p>{int(metrics.get('probe_test_examples', 0)):,} test examples of "
+            f"<code>{html.escape(str(metrics.get('probe_version', '')))}</code></p>"
+            f"{chart}<table><tr><th></th>{head}</tr>{rows}</table>"
+        )
+    return f"{PROBE_START}<h2>GR probe</h2>{body}{PROBE_END}"
+
+
+def add_probe(report: str, figures: Mapping, options: storage.Options = None) -> str:
+    """Put the probe's `figures` into a written report: its probe section (appended to a report written before
+    reports had one) and its `metrics.json`. Returns the report's location."""
+    page = storage.read_text(report, options)
+    if PROBE_START in page:
+        page = page[: page.index(PROBE_START)] + probe_section(figures) + page[page.index(PROBE_END) + len(PROBE_END) :]
+    else:
+        page = page.replace("</body>", probe_section(figures) + "</body>")
+    summary = storage.join(report.rsplit("/", 1)[0], "metrics.json")
+    if storage.is_file(summary, options):
+        stored = json.loads(storage.read_text(summary, options))
+        stored["metrics"] = {**stored["metrics"], **figures}
+        storage.write_text(summary, json.dumps(stored, indent=2, default=str), options)
+    return storage.write_text(report, page, options)
 
 
 def history_svg(builds: Sequence[str], series: Mapping[str, Sequence[float]], limits: Mapping[str, Any]) -> str:
@@ -229,6 +299,7 @@ figure svg{{max-width:640px;height:auto}}table{{border-collapse:collapse}}td,th{
 <h1>SID build {html.escape(build_id)}</h1>
 <h2>Gate</h2><table>{check_rows}</table>
 <h2>Charts</h2>{"".join(charts)}
+{probe_section(metrics)}
 <h2>Table validations (Great Expectations, latest run of each)</h2>
 <table><tr><th>table</th><th>partition</th><th>result</th><th>rows</th><th>failed expectations</th><th>run</th>
 <th></th></tr>{validation_rows}</table>

@@ -1,5 +1,5 @@
 """The GR probe on a published version: its splits read through `GRShards`, the build's SIDs from the lake, the
-figures recorded in the build's metrics (beside the training-free ones the gate reads)."""
+figures recorded in the build's metrics (beside the training-free ones the gate reads) and its HTML report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import polars as pl
 from builds.registry import BuildRegistry
 from lake.lake import Lake
 from quality.gr_probe import ProbeConfig, SidSpace, probe
+from quality.report import add_probe
 from serving.reader import GRShards
 
 
@@ -27,7 +28,8 @@ def probe_build(
     lake: Lake, build_id: str, *, dataset: str = "gr", config: ProbeConfig | None = None, run_id: str = "probe"
 ) -> dict:
     """Train and evaluate the probe on the newest published version of `dataset` for `build_id`, record its
-    figures (`probe_*`, with the version and settings) in the build's metrics by run `run_id`, and return them."""
+    figures (`probe_*`, with the version and settings) in the build's metrics by run `run_id` and in its report
+    (when the gate wrote one), and return them."""
     config = config or ProbeConfig()
     registry = BuildRegistry(lake)
     build = registry.get(build_id)
@@ -48,4 +50,6 @@ def probe_build(
         "probe_config": config.as_dict(),
     }
     registry.mark(build, build.status, by=run_id, metrics={**build.metrics, **figures})
+    if build.metrics.get("report"):
+        add_probe(build.metrics["report"], figures, options)
     return figures

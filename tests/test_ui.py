@@ -195,10 +195,13 @@ def test_sid_report_draws_its_charts_and_validations(ui, tmp_path):
         "gate: at least",
         "interactions",
         "passed",
+        "GR probe: hit rate",  # the demo runs the probe, which adds its section to the report
+        "random SIDs",
+        f"{metrics['probe_hr_at_10']:.4f}",
     ):
         assert text in dom, text
     source = report.read_text()
-    assert dom.count("<svg") >= 6 and not any(tag in source for tag in ("<script", "<link", "<img", 'src="http'))
+    assert dom.count("<svg") >= 7 and not any(tag in source for tag in ("<script", "<link", "<img", 'src="http'))
     shot = tmp_path / "report.png"
     _browse(report.as_uri(), tmp_path / "profile", f"--screenshot={shot}")
     pixels = Image.open(shot).convert("L").resize((200, 200))
