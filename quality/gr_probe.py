@@ -249,24 +249,42 @@ def hit_rates(
     return figures
 
 
+def probe_ks(space: SidSpace, config: ProbeConfig) -> list[int]:
+    """The K's the probe reports: the configured ones up to the beam and below the catalogue's size."""
+    return [k for k in config.ks if k <= config.beam and k < len(space.item_ids)] or [1]
+
+
+def probe_space(
+    train_rows: Sequence[Mapping],
+    test_rows: Sequence[Mapping],
+    space: SidSpace,
+    config: ProbeConfig,
+    *,
+    from_items: bool = False,
+    suffix: str = "",
+) -> dict[str, float]:
+    """HR@K and NDCG@K (names ending in `suffix`) of the probe trained on `train_rows` and evaluated on the first
+    `max_examples` of `test_rows`, as `space`'s SIDs: the shards' own history tokens, or with `from_items` the
+    tokens `space` gives the history items."""
+    ks = probe_ks(space, config)
+    model = train(examples_of(train_rows, space, from_items=from_items), space, config)
+    test = examples_of(list(test_rows)[: config.max_examples], space, from_items=from_items)
+    ranked = [ranking(g, space, max(ks)) for g in generate(model, test, space, config)]
+    return hit_rates(ranked, [e.targets for e in test], ks, suffix)
+
+
 def probe(
     train_rows: Sequence[Mapping], test_rows: Sequence[Mapping], space: SidSpace, config: ProbeConfig
 ) -> dict[str, float]:
-    """HR@K and NDCG@K of the probe trained on `train_rows` and evaluated on `test_rows` (a published version's
-    splits, with item ids), of the same probe on random SIDs (`_random`) and of the most popular train targets
-    (`_popularity`); K up to the beam and below the catalogue's size."""
-    ks = [k for k in config.ks if k <= config.beam and k < len(space.item_ids)] or [1]
+    """`probe_space`'s figures for the build's SIDs as the shards hold them, for random SIDs (`_random`) and for
+    the most popular train targets (`_popularity`), with the number of test examples."""
     test_rows = list(test_rows)[: config.max_examples]
-    figures: dict[str, float] = {}
-    for suffix, sids, from_items in (("", space, False), ("_random", space.shuffled(config.seed), True)):
-        model = train(examples_of(train_rows, sids, from_items=from_items), sids, config)
-        test = examples_of(test_rows, sids, from_items=from_items)
-        generated = generate(model, test, sids, config)
-        ranked = [ranking(g, sids, max(ks)) for g in generated]
-        figures |= hit_rates(ranked, [e.targets for e in test], ks, suffix)
-    test = examples_of(test_rows, space, from_items=False)
+    figures = probe_space(train_rows, test_rows, space, config)
+    figures |= probe_space(
+        train_rows, test_rows, space.shuffled(config.seed), config, from_items=True, suffix="_random"
+    )
+    ks, test = probe_ks(space, config), examples_of(test_rows, space, from_items=False)
     counts = Counter(t for row in train_rows for t in row["target_items"] if t in space.row_of)
     popular = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: max(ks)]]
     figures |= hit_rates([popular] * len(test), [e.targets for e in test], ks, "_popularity")
-    figures["probe_test_examples"] = len(test)
-    return figures
+    return figures | {"probe_test_examples": len(test)}
