@@ -33,7 +33,7 @@ from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
 from quality.expectations import Run, Validator
 from quality.gate import evaluate
 from quality.hitrate import sessions_from_ids
-from quality.report import LEVEL_KEYS, SUMMARY_KEYS, markdown_summary, write_report
+from quality.report import LEVEL_KEYS, SUMMARY_KEYS, markdown_summary, probe_figures, write_report
 from quality.sid_metrics import occupancy
 from quality.validation_report import latest_validations
 from sid_index.rq import vectors_of
@@ -181,7 +181,7 @@ def sid_build_quality(
     report = write_report(
         store.path("_reports", "sid", build.build_id),
         build.build_id,
-        metrics,
+        metrics | probe_figures(build.metrics),
         counts,
         history,
         result.checks,

@@ -148,6 +148,11 @@ def probe_section(metrics: Mapping) -> str:
     return f"{PROBE_START}<h2>GR probe</h2>{body}{PROBE_END}"
 
 
+def probe_figures(metrics: Mapping) -> dict:
+    """The probe's figures among a build's stored metrics: a report written again for the same build keeps them."""
+    return {key: value for key, value in metrics.items() if key.startswith("probe_")}
+
+
 def add_probe(report: str, figures: Mapping, options: storage.Options = None) -> str:
     """Put the probe's `figures` into a written report: its probe section (appended to a report written before
     reports had one) and its `metrics.json`. Returns the report's location."""

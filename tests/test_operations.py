@@ -1,7 +1,9 @@
 """Operations: the nightly job end to end (twice: the second run changes nothing) and the landing sensor."""
 
+import json
 import os
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -21,7 +23,8 @@ def test_nightly_job_twice_changes_nothing_the_second_time(tmp_path, tiny_raw, t
     defs = pipeline_defs(tmp_path, tiny_raw, tiny_checkpoint)
     job = defs.resolve_job_def("nightly_sid_rebuild")
     instance = DagsterInstance.ephemeral()
-    first = job.execute_in_process(instance=instance)
+    probe = {"ops": {"gr_probe": {"config": {"enabled": True, "epochs": 1, "max_examples": 30}}}}
+    first = job.execute_in_process(instance=instance, run_config=probe)
     assert first.success
     lake = Lake(tmp_path / "lake")
     build = published_build(lake)
@@ -38,6 +41,9 @@ def test_nightly_job_twice_changes_nothing_the_second_time(tmp_path, tiny_raw, t
         assert after.sort(keys).equals(before.sort(keys)), name
     assert lake.scan("sid_builds").select("build_id", "status").collect().equals(builds)
     assert lake.scan("published_datasets").collect()["version"].to_list() == datasets["version"].to_list()
+    metrics = json.loads(lake.scan("sid_builds").filter(pl.col("build_id") == build).collect()["metrics"][0])
+    report = Path(metrics["report"]).read_text()  # the gate wrote it again on the second run, the probe off
+    assert f"<tr><td>HR@10</td><td>{metrics['probe_hr_at_10']:.4f}</td>" in report
 
 
 def test_landing_sensor_adds_landed_days_and_requests_each_once(tmp_path, tiny_raw):
