@@ -123,7 +123,7 @@ class RQVAENet(nn.Module):
                 d = torch.addmm((book * book).sum(1), residual, book.T, alpha=-2.0)
                 d += (residual * residual).sum(1, keepdim=True)
                 code = sinkhorn(d, eps, iters).argmax(1) if balanced else d.argmin(1)
-            q = book[code]
+            q = F.embedding(code, book)  # a gather whose backward sums into the codebook in a fixed order on CPU
             book_loss = book_loss + F.mse_loss(q, residual.detach())
             commit_loss = commit_loss + F.mse_loss(residual, q.detach())
             quantised = quantised + q

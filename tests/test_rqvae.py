@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sid_index.rqvae import RQVAEParams, sinkhorn, train_rqvae
+from sid_index.rqvae import RQVAEParams, preset, sinkhorn, train_rqvae
 from tests.helpers import planted, purity
 
 PARAMS = RQVAEParams(hidden=(64, 64), latent=16, epochs=15, batch_size=128, seed=0)
@@ -23,6 +23,22 @@ def test_rqvae_is_deterministic_on_cpu():
     a = train_rqvae(x, [8, 8], PARAMS, device="cpu").encode(x).codes
     b = train_rqvae(x, [8, 8], PARAMS, device="cpu").encode(x).codes
     np.testing.assert_array_equal(a, b)
+
+
+def test_rqvae_is_deterministic_on_several_cpu_threads():
+    """Batches big enough for torch to split the codebook gradient's accumulation across threads (the
+    sidforge preset on 5,000 x 512): a gather whose backward accumulated racily gave other codes each run."""
+    import torch
+
+    x, _ = planted(n_clusters=40, per_cluster=125, dim=512, noise=0.5, seed=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a, b = (train_rqvae(x, [64, 64], preset("sidforge", epochs=2, seed=0), device="cpu") for _ in range(2))
+    finally:
+        torch.set_num_threads(threads)
+    assert a.history == b.history
+    np.testing.assert_array_equal(a.encode(x).codes, b.encode(x).codes)
 
 
 def test_sinkhorn_balances_the_assignment():
