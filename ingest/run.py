@@ -2,26 +2,43 @@
 
 Both engines (`ingest.polars_engine`, `ingest.spark_engine`) are strategies over one plan (`ingest.plan`):
 the same readers, the same quarantine records and the same commit plan, so they produce identical tables.
-A rerun of an input replaces exactly what that input wrote before (files are keyed by format and normalised
-path); whole partitions go only when asked. Data and quarantine records are staged, planned in the run's
-journal, then committed (`lake.commit_plan`). Every record is accounted for: read = written + quarantined.
+A rerun of a source replaces exactly what that source wrote before (files are keyed by its identity: format,
+normalised path and the partition values the call pins); whole partitions go only when asked. Data and
+quarantine records are staged, planned in the run's journal, then committed (`lake.commit_plan`). Every record
+is accounted for: read = written + quarantined.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
 
 from builds.registry import BuildRegistry
-from ingest.formats import Format, ReadOptions, default_build, default_model, expand_paths, get_format
-from ingest.plan import Engine, IngestReport, Job, Progress, conform_rejects, new_run_id, plan_commit
+from ingest.existing import against_table
+from ingest.formats import ReadOptions, default_build, default_model, expand_paths, get_format
+from ingest.plan import (
+    Engine,
+    IngestReport,
+    Job,
+    Progress,
+    Replace,
+    conform_rejects,
+    identity_target,
+    new_run_id,
+    partitions_to_replace,
+    plan_by_partition,
+    plan_commit,
+    replaced_files,
+    staged_rows,
+)
 from ingest.polars_engine import PolarsEngine
 from ingest.sources.limits import Limits
 from lake import journal
-from lake.commit_plan import apply, plan_record, recover
+from lake.commit_plan import apply, plan_record, recover, staged_partitions
 from lake.faults import crash_point
 from lake.lake import ConcurrentWriteError, Lake
 from lake.provenance import source_key
@@ -51,14 +68,23 @@ def ingest(
     build_id: str | None = None,
     trust_pickle: bool = False,
     spark_master: str | None = None,
-    replace_partition: bool = False,
+    replace_partition: Replace = False,
+    force: bool = False,
+    dedupe_against_table: bool = False,
+    dry_run: bool = False,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    before_commit: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
     """Ingest `paths` (files or folders) of format `fmt` into the lake and return the checked report.
 
-    Each input replaces the rows it wrote before; `replace_partition` also removes every other row of the
-    partitions written (and of day `ds`). A run that loses a race for the same partitions is retried once.
+    Each input's identity (format, path, and the model, build or `ds` the call pins) replaces the rows it wrote
+    before. `replace_partition` also empties partitions: True for every one written (and day `ds`), refusing
+    one that holds under 5% of the input's rows unless `force`; or the partitions named. With
+    `dedupe_against_table`, rows whose key the touched partitions already hold are quarantined instead of
+    written; `report.rows_existing` counts them either way. `dry_run` plans and commits nothing (the plan is in
+    `report.plan`); `before_commit` sees the report with its plan just before the commit. A run that loses a
+    race for the same partitions is retried once.
     """
     spec = get_format(fmt)
     strategy = make_engine(engine, spark_master)
@@ -74,7 +100,15 @@ def ingest(
     recover(lake)
     for attempt in (1, 2):
         try:
-            return _ingest_once(lake, spec, files, opts, strategy, run_id, replace_partition, progress)
+            return _ingest_once(
+                lake,
+                Job(lake, spec, files, opts, "", {}),
+                strategy,
+                run_id,
+                Choices(replace_partition, force, dedupe_against_table, dry_run),
+                progress,
+                before_commit,
+            )
         except ConcurrentWriteError as exc:
             if attempt == 2:
                 raise ConcurrentWriteError(
@@ -84,19 +118,30 @@ def ingest(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class Choices:
+    """What the caller asked of the commit: partitions to empty, dedupe against the table, or only a plan."""
+
+    replace: Replace
+    force: bool
+    dedupe: bool
+    dry_run: bool
+
+
 def _ingest_once(
     lake: Lake,
-    spec: Format,
-    files: Sequence[str],
-    opts: ReadOptions,
+    request: Job,
     strategy: Engine,
     run_id: str,
-    replace_partition: bool,
+    choices: Choices,
     progress: Progress | None,
+    before_commit: Callable[[IngestReport], None] | None,
 ) -> IngestReport:
     started = time.perf_counter()
+    spec, files, opts = request.fmt, request.files, request.opts
     report = IngestReport(spec.table, spec.name, strategy.name, run_id, [str(f) for f in files])
-    keys = {str(f): source_key(spec.name, f) for f in files}
+    target = identity_target(spec.table, opts)
+    keys = {str(f): source_key(spec.name, f, target) for f in files}
     root = lake.filesystem()[1]
     staging = f"{root}/_staging/{spec.table}/{run_id}"
     q_staging = f"{root}/_staging/quarantine/{run_id}"
@@ -105,13 +150,31 @@ def _ingest_once(
     try:
         read_version = lake.version(spec.table)
         read_version = -1 if read_version is None else read_version
-        job = Job(lake, spec, files, opts, staging, keys)
+        job = replace(request, staging=staging, keys=keys)
         staged = strategy.stage(job, report, progress)
         crash_point("after-staging")
-        rejects = conform_rejects(staged.rejects, spec.table, run_id)
+        live = lake.files(spec.table, read_version) if read_version >= 0 else pl.DataFrame()
+        partitions = partitions_to_replace(job, staged_rows(job, staged.files), choices.replace, choices.force)
+        old = replaced_files(job, live, staged, partitions)
+        kept = live.filter(~pl.col("path").is_in(old["path"].implode())) if live.height else live
+        existing = against_table(job, staged, kept, choices.dedupe)
+        report.rows_existing = existing.rows
+        if choices.dedupe:
+            report.rows_written -= existing.rejects.height
+            staged.partitions = staged_partitions(spec.table, staging, staged.files)
+        found = pl.concat([staged.rejects, existing.rejects], how="vertical_relaxed")
+        rejects = conform_rejects(found, spec.table, run_id)
         report.rows_quarantined = rejects.height
         report.check()
-        plan = plan_commit(job, report, staged, rejects, read_version, replace_partition, q_staging)
+        plan = plan_commit(job, report, staged, rejects, read_version, old, partitions, q_staging)
+        report.plan = plan_by_partition(spec.table, staged_rows(job, staged.files), old)
+        if choices.dry_run:
+            report.dry_run = True
+            journal.clear(lake, intent)
+            report.seconds = time.perf_counter() - started
+            return report
+        if before_commit:
+            before_commit(report)
         journal.record(lake, plan_record(intent, plan))
         crash_point("after-journal")
         report.version = apply(lake, plan)

@@ -10,7 +10,7 @@ transaction, so `recover` can finish a killed run's plan.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import polars as pl
@@ -131,16 +131,34 @@ class CommitPlan:
         return f"sidforge-ingest-{self.run_id}"
 
 
-def files_of(live: pl.DataFrame, keys: Iterable[str], partitions: Sequence[dict[str, str]] = ()) -> pl.DataFrame:
-    """Of the live files `live` (as `Lake.files` lists them), those written from the inputs `keys`, plus every
-    file of `partitions`."""
+def files_of(
+    live: pl.DataFrame,
+    keys: Iterable[str],
+    partitions: Sequence[Mapping[str, str]] = (),
+    within: Mapping[frozenset, Collection[str]] | None = None,
+) -> pl.DataFrame:
+    """Of the live files `live` (as `Lake.files` lists them), those written from the inputs `keys`, every file
+    of `partitions`, and the files of the keys `within[partition]` that lie in that partition (a partition as
+    `partition_id`)."""
     if not live.height:
         return pl.DataFrame(schema={"path": pl.String, "num_records": pl.Int64})
     wanted = set(keys)
-    mine = pl.lit(pl.Series([key_of_file(p) in wanted for p in live["path"]], dtype=pl.Boolean))
+    columns = [c for c in live.columns if c.startswith("partition.")]
+    names = [c.removeprefix("partition.") for c in columns]
+    found = [key_of_file(p) for p in live["path"]]
+    scoped = [
+        key is not None and key in (within or {}).get(partition_id(zip(names, values, strict=True)), ())
+        for key, values in zip(found, live.select(columns).iter_rows(), strict=True)
+    ]
+    mine = pl.lit(pl.Series([k in wanted or s for k, s in zip(found, scoped, strict=True)], dtype=pl.Boolean))
     for part in partitions:
         mine = mine | pl.all_horizontal(pl.col(f"partition.{c}") == v for c, v in part.items()).fill_null(False)
     return live.filter(mine)
+
+
+def partition_id(values: Iterable[tuple[str, object]]) -> frozenset:
+    """A partition as a set of (column, value) pairs: the same whatever order the columns come in."""
+    return frozenset((c, None if v is None else str(v)) for c, v in values)
 
 
 def apply(lake: Lake, plan: CommitPlan, *, check: bool = True) -> int:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
-from urllib.parse import quote, unquote
 
 import polars as pl
 import pyarrow as pa
@@ -21,6 +20,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from lake import storage
 from lake.catalog import TABLES, TableSpec, table
+from lake.delta_paths import file_location, file_path, folder_value, partition_folder
 from lake.frames import to_frame
 from lake.provenance import SOURCE_FOLDER
 from lake.settings import DEFAULT_LAKE
@@ -131,9 +131,8 @@ class Lake:
 
     def file_uris(self, name: str) -> list[str]:
         """Absolute locations of the live files of `name` (what Spark must read, never a listing)."""
-        if not self.exists(name):
-            return []
-        return DeltaTable(self.uri(name), storage_options=self.storage_options).file_uris()
+        files = self.files(name)
+        return [file_location(self.uri(name), p) for p in files["path"]] if files.height else []
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run Polars SQL with every existing table registered under its name."""
@@ -152,7 +151,17 @@ class Lake:
                 f"no published dataset {name!r}{which} in {self.root}; run `sidforge publish` or the "
                 "gr_training_data asset first"
             )
-        return latest["path"][-1]
+        return self.published_path(latest["path"][-1])
+
+    def published_path(self, registered: str) -> str:
+        """Where a `published_datasets` path lies now: relative paths (how versions are registered) under this
+        root; an absolute one from before, under a root the lake was moved from, by its `published/...` part."""
+        if not storage.is_uri(registered) and not registered.startswith("/"):
+            return self.path(registered)
+        if registered.startswith(f"{self.root}/"):
+            return registered
+        _, found, rest = registered.rpartition("/published/")
+        return self.path("published", rest) if found else registered
 
     def row_count(self, name: str) -> int:
         """Rows of table `name`, from the record counts in its Delta log (no data file is read)."""
@@ -326,7 +335,7 @@ class Lake:
             for row in live.iter_rows(named=True):
                 values = {c: row[f"partition.{c}"] for c in spec.partition_by}
                 if row["path"] in dropping or tuple(values.values()) in wanted:
-                    actions.append(RemoveAction(row["path"], True, now_ms, row["size_bytes"], values))
+                    actions.append(RemoveAction(file_path(row["path"]), True, now_ms, row["size_bytes"], values))
         props = self._commit_properties(run_id, sources, app_id, extra, retries=0 if read_version is not None else None)
         while True:
             try:
@@ -393,7 +402,7 @@ def partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None],
     for seg in parts[:-1]:
         key, sep, value = seg.partition("=")
         if sep and key in spec.partition_by:
-            values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
+            values[key] = folder_value(value)
     missing = [c for c in spec.partition_by if c not in values]
     if missing:
         raise ValueError(f"file {path} lies in no {missing} partition folder of table {spec.name!r}")
@@ -401,8 +410,5 @@ def partition_values(path: str, spec: TableSpec) -> tuple[dict[str, str | None],
 
 
 def partition_folders(spec: TableSpec, values: Sequence[object]) -> list[str]:
-    """The `key=value` folder names of one partition (values quoted as Delta and Spark write them)."""
-    return [
-        f"{c}={'__HIVE_DEFAULT_PARTITION__' if v is None else quote(str(v), safe='-_.:')}"
-        for c, v in zip(spec.partition_by, values, strict=True)
-    ]
+    """The `key=value` folder names of one partition (values escaped as the Delta protocol specifies)."""
+    return [partition_folder(c, v) for c, v in zip(spec.partition_by, values, strict=True)]

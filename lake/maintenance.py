@@ -78,10 +78,13 @@ def _stale_staging(lake: Lake, fs: pafs.FileSystem, staging: str) -> list[str]:
 
 
 def _unregistered_versions(lake: Lake, fs: pafs.FileSystem, published: str, retention_hours: float) -> list[str]:
-    """Dataset version folders that `published_datasets` does not list, older than the retention."""
+    """Dataset version folders that `published_datasets` does not list (by dataset and version, wherever its
+    path was registered), older than the retention."""
     if fs.get_file_info(published).type != pafs.FileType.Directory:
         return []
-    registered = set(lake.scan("published_datasets").select("path").collect()["path"].to_list())
+    listed = lake.scan("published_datasets").select("dataset", "version", "path").collect()
+    registered: set[tuple[str, ...]] = {(d, v) for d, v, _ in listed.iter_rows()}
+    registered |= {tuple(lake.published_path(p).rsplit("/", 2)[-2:]) for p in listed["path"]}
     cutoff = time.time() - retention_hours * 3600
     found = []
     for dataset in fs.get_file_info(pafs.FileSelector(published)):
@@ -90,7 +93,7 @@ def _unregistered_versions(lake: Lake, fs: pafs.FileSystem, published: str, rete
         for version in fs.get_file_info(pafs.FileSelector(dataset.path)):
             if (
                 version.type == pafs.FileType.Directory
-                and version.path not in registered
+                and (dataset.base_name, version.base_name) not in registered
                 and _newest_mtime(fs, version.path) < cutoff
             ):
                 found.append(version.path)

@@ -13,7 +13,6 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
@@ -23,6 +22,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from lake import storage
 from lake.catalog import table
+from lake.delta_paths import file_location
 from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
 
@@ -74,9 +74,11 @@ def table_files(
         files = files.filter(pl.col(f"partition.{column}") == value) if files.height else files
     descriptors: list[str] = []
     if files.height:
-        uris = {unquote(u.split(f"/{spec.name}/", 1)[-1]): u for u in lake.file_uris(name)}
+        table_uri = lake.uri(name)
         descriptors = [
-            json.dumps([uris[unquote(row["path"])], *(None if row[k] is None else str(row[k]) for k in keys)])
+            json.dumps(
+                [file_location(table_uri, row["path"]), *(None if row[k] is None else str(row[k]) for k in keys)]
+            )
             for row in files.select("path", *keys).iter_rows(named=True)
         ]
     slices = max(1, min(len(descriptors), 4 * spark.sparkContext.defaultParallelism))

@@ -111,9 +111,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     ing.add_argument(
         "--replace-partition",
+        nargs="*",
+        default=None,
+        metavar="PARTITION",
+        help="also empty partitions: with no value, every partition written (and --ds), refusing one that holds "
+        "under 5%% of the input's rows unless --force; or the partitions named (a day, or col=value)",
+    )
+    ing.add_argument(
+        "--force", action="store_true", help="--replace-partition: empty every partition written, however few rows"
+    )
+    ing.add_argument(
+        "--dedupe-against-table",
         action="store_true",
-        help="also remove every other row of the partitions written (and of --ds), not only the rows "
-        "these inputs wrote before",
+        help="quarantine input rows whose key the touched partitions already hold (reason: duplicate of existing row)",
+    )
+    ing.add_argument(
+        "--dry-run", action="store_true", help="print the plan (adds, removes per partition) and commit nothing"
     )
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -307,12 +320,25 @@ def _ingest(args: argparse.Namespace) -> int:
             build_id=args.build_id,
             trust_pickle=args.trust_pickle,
             spark_master=args.spark_master,
-            replace_partition=args.replace_partition,
+            replace_partition=_replace_choice(args.replace_partition),
+            force=args.force,
+            dedupe_against_table=args.dedupe_against_table,
+            dry_run=args.dry_run,
             progress=bar.update,
             limits=Limits.from_environment(os.environ),
+            before_commit=None if args.json else _announce_replacements,
         )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
+    elif report.dry_run:
+        print(
+            f"{report.table}: dry run, nothing committed (read {report.rows_read:,}, would write "
+            f"{report.rows_written:,}, quarantine {report.rows_quarantined:,})"
+        )
+        for step in report.plan:
+            where = ",".join(f"{k}={v}" for k, v in step["partition"].items()) or "(whole table)"
+            print(f"  {where}: add {step['add']:,}, remove {step['remove']:,}")
+        _print_existing(report, args.dedupe_against_table)
     else:
         print(
             f"{report.table}: read {report.rows_read:,}, written {report.rows_written:,}, "
@@ -326,9 +352,34 @@ def _ingest(args: argparse.Namespace) -> int:
         )
         for path in report.empty_inputs:
             print(f"  {path}: no valid rows; what it wrote before is kept (--replace-partition removes it)")
+        _print_existing(report, args.dedupe_against_table)
         if report.rows_quarantined:
             print(f"  see: Lake({lake.root!r}).scan('quarantine').filter(pl.col('run_id') == {report.run_id!r})")
     return 0
+
+
+def _replace_choice(values: list[str] | None) -> bool | list[str]:
+    """--replace-partition: absent (False), bare (True: every partition written), or the partitions named."""
+    return False if values is None else values or True
+
+
+def _announce_replacements(report) -> None:
+    """Name the partitions an ingest empties, before its commit."""
+    for part in report.replaced_partitions:
+        step = next((s for s in report.plan if s["partition"] == part), {"remove": 0})
+        where = ",".join(f"{k}={v}" for k, v in part.items())
+        print(f"emptying partition {where} ({step['remove']:,} rows) before the commit", file=sys.stderr)
+
+
+def _print_existing(report, deduped: bool) -> None:
+    """Say how many of an ingest's rows the table already held."""
+    if deduped:
+        print(f"  {report.rows_existing:,} rows already in the table: quarantined as duplicates of existing rows")
+    elif report.rows_existing:
+        print(
+            f"  {report.rows_existing:,} of these rows already exist in the table (same key, another source); "
+            "--dedupe-against-table drops them"
+        )
 
 
 def _export(lake, args: argparse.Namespace) -> int:

@@ -239,13 +239,14 @@ def publish(
 
 
 def registration(published: Published, run_id: str) -> pl.DataFrame:
-    """The `published_datasets` row of a version."""
+    """The `published_datasets` row of a version: its path relative to the lake root (`published/<dataset>/
+    <version>`), so that a moved or restored lake still finds it."""
     return pl.DataFrame(
         [
             {
                 "dataset": published.dataset,
                 "version": published.version,
-                "path": published.path,
+                "path": f"published/{published.dataset}/{published.version}",
                 "manifest_sha256": published.manifest_sha256,
                 "build_id": published.manifest["sid_build"],
                 "inputs": json.dumps(published.manifest["inputs"], sort_keys=True),

@@ -21,7 +21,7 @@ def latest_version(lake: Lake, build_id: str, dataset: str = "gr") -> str:
     if not mine.height:
         builds = ", ".join(sorted(set(versions["build_id"]))) or "none"
         raise LookupError(f"no published version of {dataset!r} for build {build_id} (published for: {builds})")
-    return mine["path"][-1]
+    return lake.published_path(mine["path"][-1])
 
 
 def probe_build(

@@ -94,3 +94,35 @@ def test_unregistered_published_versions_go_and_a_torn_manifest_is_rewritten(tmp
     assert vacuum(lake, retention_hours=168).published_versions == [str(orphan.parents[1])]
     assert not orphan.parents[1].exists() and manifest.is_file()
     assert lake.scan("published_datasets").select(pl.len()).collect().item() == 1
+
+
+def test_a_moved_lake_keeps_its_published_versions_through_vacuum(tmp_path, tiny_raw):
+    from serving.reader import GRShards
+
+    lake = Lake(tmp_path / "before" / "lake")
+    ingest(lake, [tiny_raw / "algr" / "origin_behavior"], "algr-sequences")
+    ingest(lake, [tiny_raw / "algr" / "item_sid"], "algr-item-sid")
+    published = publish_training_data(lake, build_id="algr-item_sid_final", rows_per_shard=100).published
+    old_style = (
+        lake.scan("published_datasets")
+        .collect()
+        .with_columns(version=pl.lit("0000000000000000"), path=pl.lit(lake.path("published", "gr", "0000000000000000")))
+    )
+    lake.merge("published_datasets", old_style, run_id="before-relative-paths")  # how versions were registered
+    (Path(lake.path("published", "gr")) / published.version).rename(Path(lake.path("published", "gr", "0" * 16)))
+    publish_training_data(lake, build_id="algr-item_sid_final", rows_per_shard=100)
+    examples = sum(1 for _ in GRShards(lake.published_dataset(), "train"))
+    moved = tmp_path / "after" / "lake"
+    moved.parent.mkdir()
+    Path(lake.root).rename(moved)
+    old = time.time() - 400 * 3600
+    for path in moved.rglob("*"):
+        os.utime(path, (old, old))
+    lake = Lake(moved)
+    assert main(["vacuum", "--lake", str(moved)]) == 0
+    versions = sorted(p.name for p in (moved / "published" / "gr").iterdir())
+    assert versions == sorted(["0" * 16, published.version])
+    assert lake.published_dataset().startswith(str(moved))
+    assert sum(1 for _ in GRShards(lake.published_dataset(), "train")) == examples
+    for path in lake.scan("published_datasets").collect()["path"]:
+        assert sum(1 for _ in GRShards(lake.published_path(path), "train")) == examples
