@@ -137,3 +137,54 @@ def test_a_zip_that_is_not_an_npz_names_the_file(lake: Lake, tmp_path):
         z.writestr("ids.npy", b"nope")
     with pytest.raises(SourceError, match=r"x\.npz"):
         ingest(lake, [path], "npz")
+
+
+def test_a_header_of_a_million_columns_fails_the_file_by_name(lake: Lake, tmp_path):
+    path = write(tmp_path / "wide.csv", ",".join(f"c{n}" for n in range(1_000_000)) + "\nu,i,pv,1\n")
+    with pytest.raises(SourceError, match=r"wide\.csv: the header has 1,000,000 columns, over the limit of 10,000"):
+        ingest(lake, [path], "events")
+    assert lake.version("interactions") is None
+
+
+@pytest.mark.parametrize("fmt", ["events", "items"])
+def test_a_parquet_schema_over_the_column_limit_fails_the_file(lake: Lake, tmp_path, fmt):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = ["user_id", "item_id", "behavior", "timestamp", "title", *(f"x{n}" for n in range(60))]
+    path = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({n: ["1"] for n in names}), path)
+    with pytest.raises(SourceError, match=r"wide\.parquet: the header has 65 columns, over the limit of 64"):
+        ingest(lake, [path], fmt, limits=Limits(max_columns=64))
+
+
+def test_an_image_link_swapped_during_an_ingest_ends_as_records_not_a_traceback(lake: Lake, tmp_path):
+    import os
+    import threading
+
+    folder = tmp_path / "items"
+    (folder / "img").mkdir(parents=True)
+    (folder / "img" / "real.png").write_bytes(b"\x89PNG real")
+    rows = 3000
+    write(folder / "items.csv", "item_id,title,image\n" + "".join(f"i{n},t{n},img/swap.png\n" for n in range(rows)))
+    done = threading.Event()
+
+    def swap() -> None:  # the link flips between a symlink and a regular file until the ingest ends
+        link, plain, spare = folder / "img" / "swap.png", folder / "img" / "plain.tmp", folder / "img" / "link.tmp"
+        while not done.is_set():
+            spare.unlink(missing_ok=True)
+            spare.symlink_to("real.png")
+            os.replace(spare, link)
+            plain.write_bytes(b"plain")
+            os.replace(plain, link)
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    try:
+        report = ingest(lake, [folder / "items.csv"], "items")
+    finally:
+        done.set()
+        swapper.join(timeout=60)
+    assert report.rows_read == rows == report.rows_written + report.rows_quarantined
+    reasons = set(lake.scan("quarantine").collect()["reason"])
+    assert all("could not be resolved" in r for r in reasons), reasons

@@ -15,10 +15,12 @@ from ingest.sources.lines import (
     Oversized,
     SourceError,
     Span,
+    check_columns,
     count_byte,
     iter_byte_blocks,
     line_block,
     read_header,
+    shown,
     split_fields,
 )
 
@@ -38,20 +40,28 @@ class CsvBlock:
 
 
 def resolve_columns(
-    path: str | Path, header: Sequence[str], wanted: Mapping[str, Sequence[str]], optional: Sequence[str] = ()
+    path: str | Path,
+    header: Sequence[str],
+    wanted: Mapping[str, Sequence[str]],
+    optional: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> dict[str, int]:
-    """Positions of the wanted columns, matched by any of their accepted header names."""
-    lowered = [h.lower() for h in header]
+    """Positions of the wanted columns, matched by any of their accepted header names; a header (or Parquet
+    schema) wider than `limits.max_columns` fails the file."""
+    check_columns(path, len(header), limits)
+    positions: dict[str, int] = {}
+    for at, column in enumerate(header):
+        positions.setdefault(column.lower(), at)
     found: dict[str, int] = {}
     for name, aliases in wanted.items():
         for alias in aliases:
-            if alias in lowered:
-                found[name] = lowered.index(alias)
+            if alias in positions:
+                found[name] = positions[alias]
                 break
         else:
             if name not in optional:
                 raise SourceError(
-                    f"{path}: no column for {name!r} in header {list(header)}; expected one of {list(aliases)}"
+                    f"{path}: no column for {name!r} in header {shown(header)}; expected one of {list(aliases)}"
                 )
     return found
 
@@ -124,7 +134,7 @@ def iter_csv_blocks(
     """
     limits = limits or Limits()
     header = read_header(path, delimiter, limits)
-    positions = resolve_columns(path, header, wanted, optional)
+    positions = resolve_columns(path, header, wanted, optional, limits)
     width = len(header)
     absent = [pl.lit(None, pl.String).alias(name) for name in wanted if name not in positions]
     pending = pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
 from ingest.sources.limits import Limits
-from ingest.sources.lines import SourceError, Span
+from ingest.sources.lines import SourceError, Span, check_columns
 from ingest.sources.records import Parsed, split_checked, utf8_rejects
 from lake import storage
 from lake.catalog import BEHAVIORS, today
@@ -106,7 +106,7 @@ def read_events(
     latest = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
     fallback_ds = ds or today()
     if str(path).endswith(".parquet"):
-        yield from _read_parquet(path, ds=ds, latest=latest)
+        yield from _read_parquet(path, ds=ds, latest=latest, limits=limits)
         return
     for block in iter_csv_blocks(path, COLUMNS, span=span, limits=limits):
         epoch_only = block.frame.select(pl.col("timestamp").cast(pl.Int64, strict=False).is_not_null().all()).item()
@@ -118,12 +118,13 @@ def read_events(
         yield Parsed("interactions", parsed.rows, pl.concat([parsed.rejects, bad]), block.blank)
 
 
-def _read_parquet(path: str | Path, *, ds: str | None, latest: dt.datetime) -> Iterator[Parsed]:
+def _read_parquet(path: str | Path, *, ds: str | None, latest: dt.datetime, limits: Limits | None) -> Iterator[Parsed]:
     try:
         handle = pq.ParquetFile(storage.open_input(path))
     except OSError as exc:
         raise SourceError(f"cannot read {path} as Parquet: {exc}") from exc
-    positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS)
+    check_columns(path, handle.metadata.num_columns, limits)
+    positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS, limits=limits)
     names = {name: handle.schema_arrow.names[pos] for name, pos in positions.items()}
     first = 1
     for batch in handle.iter_batches(batch_size=1 << 20, columns=list(names.values())):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
 from ingest.sources.limits import Limits
-from ingest.sources.lines import SourceError, Span
+from ingest.sources.lines import SourceError, Span, check_columns
 from ingest.sources.records import Parsed, split_checked, utf8_rejects
 from lake import storage
 from lake.catalog import today
@@ -59,7 +59,10 @@ def image_file(ref: str, base: str | Path, limits: Limits) -> tuple[str | None, 
         file = f"{scheme}://{posixpath.normpath(raw)}"
     else:
         raw = unquote(urlparse(ref).path) if ref.startswith("file://") else ref
-        file = str((Path(base) / raw).resolve())
+        try:
+            file = str((Path(base) / raw).resolve())
+        except OSError as exc:  # a link that changed while it was resolved, a loop, a name too long
+            return None, f"image path {ref!r} could not be resolved ({exc}); it is not read"
     roots = _roots(base, limits)
     if not any(file.startswith(root.rstrip("/") + "/") for root in roots):
         return None, (
@@ -196,7 +199,8 @@ def read_items(
             handle = pq.ParquetFile(storage.open_input(path))
         except OSError as exc:
             raise SourceError(f"cannot read {path} as Parquet: {exc}") from exc
-        positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS, OPTIONAL)
+        check_columns(path, handle.metadata.num_columns, limits)
+        positions = resolve_columns(path, handle.schema_arrow.names, COLUMNS, OPTIONAL, limits)
         names = {k: handle.schema_arrow.names[v] for k, v in positions.items()}
         first = 1
         for batch in handle.iter_batches(batch_size=65_536, columns=list(names.values())):

@@ -25,11 +25,13 @@ class Limits:
 
     A record longer than `max_record_bytes` is quarantined (read past in bounded memory); a compressed file
     that inflates beyond `max_inflate_ratio` times its size (once past 64 MiB) or past `max_inflated_bytes`
-    is quarantined whole. Item images are read only inside the items file's folder or `image_roots`, and
-    remote (http/https) images are fetched only with `fetch_images`.
+    is quarantined whole. A header (CSV) or schema (Parquet) wider than `max_columns` fails the file. Item
+    images are read only inside the items file's folder or `image_roots`, and remote (http/https) images are
+    fetched only with `fetch_images`.
     """
 
     max_record_bytes: int = 16 * MiB
+    max_columns: int = 10_000
     max_inflate_ratio: int = 100
     max_inflated_bytes: int = 64 << 30
     image_roots: tuple[str, ...] = ()
@@ -38,11 +40,13 @@ class Limits:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Limits:
-        """Limits set by SIDFORGE_MAX_RECORD_BYTES, SIDFORGE_MAX_INFLATE_RATIO, SIDFORGE_MAX_INFLATED_BYTES,
-        SIDFORGE_IMAGE_ROOTS (an os.pathsep-separated list) and SIDFORGE_FETCH_IMAGES=1; defaults otherwise."""
+        """Limits set by SIDFORGE_MAX_RECORD_BYTES, SIDFORGE_MAX_COLUMNS, SIDFORGE_MAX_INFLATE_RATIO,
+        SIDFORGE_MAX_INFLATED_BYTES, SIDFORGE_IMAGE_ROOTS (an os.pathsep-separated list) and
+        SIDFORGE_FETCH_IMAGES=1; defaults otherwise."""
         default = cls()
         return cls(
             max_record_bytes=_int(environ, "SIDFORGE_MAX_RECORD_BYTES", default.max_record_bytes),
+            max_columns=_int(environ, "SIDFORGE_MAX_COLUMNS", default.max_columns),
             max_inflate_ratio=_int(environ, "SIDFORGE_MAX_INFLATE_RATIO", default.max_inflate_ratio),
             max_inflated_bytes=_int(environ, "SIDFORGE_MAX_INFLATED_BYTES", default.max_inflated_bytes),
             image_roots=tuple(p for p in environ.get("SIDFORGE_IMAGE_ROOTS", "").split(os.pathsep) if p),

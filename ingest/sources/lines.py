@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -320,6 +321,22 @@ def iter_line_blocks(path: str | Path, block_bytes: int = BLOCK_BYTES, skip: int
             yield line_block(piece[1], piece[0])
 
 
+def check_columns(path: str | Path, count: int, limits: Limits | None) -> None:
+    """Fail a file whose header or schema has more than `max_columns` columns, naming the file."""
+    limit = (limits or Limits()).max_columns
+    if count > limit:
+        raise SourceError(
+            f"{path}: the header has {count:,} columns, over the limit of {limit:,} (SIDFORGE_MAX_COLUMNS); "
+            "the file is not read"
+        )
+
+
+def shown(names: Sequence[str], at_most: int = 20) -> str:
+    """A header for an error message: its first names, and how many more there are."""
+    more = len(names) - at_most
+    return str(list(names[:at_most]))[:-1] + (f", ... {more:,} more]" if more > 0 else "]")
+
+
 def read_header(path: str | Path, delimiter: str = ",", limits: Limits | None = None) -> list[str]:
     """The column names on the first line of `path`; a SourceError naming the file when unreadable, longer
     than the record limit, or naming a column twice."""
@@ -342,11 +359,13 @@ def read_header(path: str | Path, delimiter: str = ",", limits: Limits | None = 
         raise SourceError(f"{path}: the header line is not valid UTF-8") from exc
     if not line.strip():
         raise SourceError(f"{path}: the file is empty or its first line is blank; expected a header")
+    check_columns(path, line.count(delimiter) + 1, limits)  # an upper bound: quoted fields may hold delimiters
     names = [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
-    lowered = [n.lower() for n in names]
-    repeated = sorted({n for n in lowered if lowered.count(n) > 1})
+    repeated = sorted(n for n, times in Counter(n.lower() for n in names).items() if times > 1)
     if repeated:
-        raise SourceError(f"{path}: duplicate column(s) {repeated} in header {names}; each column must appear once")
+        raise SourceError(
+            f"{path}: duplicate column(s) {repeated[:20]} in header {shown(names)}; each column must appear once"
+        )
     return names
 
 
