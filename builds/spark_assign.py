@@ -286,8 +286,7 @@ def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig, 
     lake, sizes, levels = target.lake, model.sizes, len(model.sizes)
     recover(lake)
     staging = f"{lake.filesystem()[1]}/_staging/item_sids/{target.run_id}"
-    intent = journal.Intent(target.run_id, "item_sids", staging=[staging])
-    journal.record(lake, intent)
+    claim = journal.Claim(lake, journal.Intent(target.run_id, "item_sids", staging=[staging]))
     started = time.perf_counter()
     data = spark.sparkContext.broadcast(artifact_bytes(model))
     parts = max(spark.sparkContext.defaultParallelism, -(-source.rows // config.resolve_chunk_items))
@@ -310,7 +309,7 @@ def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig, 
     finally:
         by_part.unpersist()
         data.unpersist()
-        journal.clear(lake, intent)
+        claim.release()
     items_total = int(out["rows"].sum())
     out_sizes = _out_sizes(out["used"].to_list(), sizes, config)
     figures = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -38,7 +38,7 @@ from ingest.plan import (
 from ingest.polars_engine import PolarsEngine
 from ingest.sources.limits import Limits
 from lake import journal
-from lake.commit_plan import apply, plan_record, recover, staged_partitions
+from lake.commit_plan import apply, recover, staged_partitions
 from lake.faults import crash_point
 from lake.lake import ConcurrentWriteError, Lake
 from lake.provenance import source_key
@@ -145,8 +145,7 @@ def _ingest_once(
     root = lake.filesystem()[1]
     staging = f"{root}/_staging/{spec.table}/{run_id}"
     q_staging = f"{root}/_staging/quarantine/{run_id}"
-    intent = journal.Intent(run_id, spec.table, staging=[staging, q_staging])
-    journal.record(lake, intent)
+    claim = journal.Claim(lake, journal.Intent(run_id, spec.table, staging=[staging, q_staging]))
     try:
         read_version = lake.version(spec.table)
         read_version = -1 if read_version is None else read_version
@@ -170,22 +169,24 @@ def _ingest_once(
         report.plan = plan_by_partition(spec.table, staged_rows(job, staged.files), old)
         if choices.dry_run:
             report.dry_run = True
-            journal.clear(lake, intent)
+            claim.release()
             report.seconds = time.perf_counter() - started
             return report
         if before_commit:
             before_commit(report)
-        journal.record(lake, plan_record(intent, plan))
+        claim.advance("committing", asdict(plan))
         crash_point("after-journal")
         report.version = apply(lake, plan)
     except ConcurrentWriteError:  # nothing of this run was committed
-        journal.clear(lake, intent)
+        claim.release()
         raise
     except BaseException:
-        if intent.state == "writing":  # not planned yet: nothing to finish, only staging to drop
-            journal.clear(lake, intent)
+        if claim.intent.state == "writing":  # not planned yet: nothing to finish, only staging to drop
+            claim.release()
+        else:
+            claim.stop()
         raise
-    journal.clear(lake, intent)
+    claim.release()
     if spec.table == "item_sids" and report.rows_written:
         levels = (
             lake.scan("item_sids")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
@@ -146,9 +146,10 @@ def files_of(
     columns = [c for c in live.columns if c.startswith("partition.")]
     names = [c.removeprefix("partition.") for c in columns]
     found = [key_of_file(p) for p in live["path"]]
+    rows = live.select(columns).iter_rows() if columns else iter([()] * live.height)
     scoped = [
         key is not None and key in (within or {}).get(partition_id(zip(names, values, strict=True)), ())
-        for key, values in zip(found, live.select(columns).iter_rows(), strict=True)
+        for key, values in zip(found, rows, strict=True)
     ]
     mine = pl.lit(pl.Series([k in wanted or s for k, s in zip(found, scoped, strict=True)], dtype=pl.Boolean))
     for part in partitions:
@@ -220,9 +221,3 @@ def recover(lake: Lake) -> list[str]:
         journal.clear(lake, intent)
         done.append(intent.run_id)
     return done
-
-
-def plan_record(intent: journal.Intent, plan: CommitPlan) -> journal.Intent:
-    """The intent advanced to `committing` with the plan."""
-    intent.state, intent.plan = "committing", asdict(plan)
-    return intent

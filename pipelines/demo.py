@@ -146,5 +146,5 @@ def summary(lake: Lake) -> str:
                     lines.append(f"  HR@{k:<23}{row[0]:.4f} / {row[1]:.4f} / {row[2]:.4f}")
     data = lake.scan("published_datasets").sort("created_at").collect()
     if data.height:
-        lines.append(f"published training data: {data['path'][-1]}")
+        lines.append(f"published training data: {lake.published_path(data['path'][-1])}")
     return "\n".join(lines)

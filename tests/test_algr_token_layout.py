@@ -58,7 +58,7 @@ def test_a_3x64_tsv_uses_algr_ranges_and_every_answer_finds_its_item_in_forges_r
     assert main(["export", "--format", "item-sid-csv", "--build", build, "--out", str(out), "--lake", lake.root]) == 0
     assert "C{code + level * 8192}" in capsys.readouterr().out
     sid_to_items = _forge_sid_to_items(out / f"item_sid_{build}.csv")
-    version = Path(lake.scan("published_datasets").collect()["path"][0])
+    version = Path(lake.published_dataset())
     shards = pl.read_parquet(sorted(version.glob("**/*.parquet")))
     target_of = dict(zip(shards["example"], shards["target"].list.first(), strict=True))
     found = 0

@@ -111,7 +111,7 @@ def test_a_test_day_without_events_is_refused(event_lake, capsys):
     assert main([*argv, "--test-day", "2025-01-02"]) == 0
     assert "published gr version" in capsys.readouterr().out
     path = Lake(event_lake).scan("published_datasets").collect()["path"].to_list()
-    assert len(path) == 1 and read_manifest(path[0])["splits"]["test"]["examples"] > 0
+    assert len(path) == 1 and read_manifest(Lake(event_lake).published_path(path[0]))["splits"]["test"]["examples"] > 0
 
 
 def test_every_option_has_help():

@@ -60,6 +60,7 @@ def test_kill_mid_way_then_restart(tmp_path, tiny_raw, tiny_checkpoint):
     sids = lake.scan("item_sids").collect()
     assert sids.height == sids.select("build_id", "item_id").unique().height == 300
     registered = lake.scan("published_datasets").collect()
-    assert registered.height == 1 and Path(registered["path"][0], MANIFEST).is_file()
+    paths = [lake.published_path(p) for p in registered["path"]]
+    assert registered.height == 1 and Path(paths[0], MANIFEST).is_file()
     for folder in Path(lake.path("published", "gr")).iterdir():
-        assert (folder / MANIFEST).is_file() == (str(folder) in registered["path"].to_list())
+        assert (folder / MANIFEST).is_file() == (str(folder) in paths)

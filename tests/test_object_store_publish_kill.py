@@ -54,13 +54,13 @@ def test_a_killed_publish_on_s3_leaves_no_visible_version_and_a_rerun_publishes_
     assert again.returncode == 0, again.stderr[-2000:]
     registered = lake.scan("published_datasets").collect()
     assert registered.height == 1
-    shards = GRShards(registered["path"].item(), "train")
+    shards = GRShards(lake.published_path(registered["path"].item()), "train")
     assert len(shards) == sum(1 for _ in shards) > 0
 
     clean = Lake(f"s3://{s3_bucket}/clean")
     ingest(clean, [tiny_raw / "algr" / "origin_behavior"], "algr-sequences")
     ingest(clean, [tiny_raw / "algr" / "item_sid"], "algr-item-sid")
     assert _publish(clean.root).returncode == 0
-    uninterrupted = read_manifest(clean.scan("published_datasets").collect()["path"].item())
-    recovered = read_manifest(registered["path"].item())
+    uninterrupted = read_manifest(clean.published_dataset())
+    recovered = read_manifest(lake.published_path(registered["path"].item()))
     assert [s["sha256"] for s in recovered["shards"]] == [s["sha256"] for s in uninterrupted["shards"]]

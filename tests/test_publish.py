@@ -53,7 +53,12 @@ def test_manifest_describes_the_shards(published):
     assert set(manifest["splits"]) == {"train", "test"}
     assert manifest["inputs"]["user_sequences"] == lake.version("user_sequences")
     row = lake.scan("published_datasets").collect().row(0, named=True)
-    assert (row["version"], row["build_id"], row["path"]) == (manifest["version"], BUILD, report.published.path)
+    assert (row["version"], row["build_id"], row["path"]) == (
+        manifest["version"],
+        BUILD,
+        f"published/gr/{row['version']}",
+    )
+    assert lake.published_path(row["path"]) == report.published.path
     shard = pl.read_parquet(Path(report.published.path) / manifest["shards"][0]["path"])
     first = shard.row(0, named=True)
     assert len(first["history_tokens"]) == 3 * len(first["history_codes"])
@@ -77,7 +82,9 @@ def test_a_crash_before_the_manifest_publishes_nothing(published, tmp_path):
         GRShards(tmp_path / "half")
     with pytest.raises(FileNotFoundError, match=r"no manifest\.json"):
         read_manifest(tmp_path / "half")
-    assert lake.scan("published_datasets").collect()["path"].to_list() == [report.published.path]
+    assert [lake.published_path(p) for p in lake.scan("published_datasets").collect()["path"]] == [
+        report.published.path
+    ]
 
 
 def test_items_without_a_sid_are_counted(tmp_path, tiny_raw):
