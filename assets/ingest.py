@@ -27,6 +27,7 @@ def _result(store: Lake, report: IngestReport, rows: pl.Expr | None) -> Material
             "rows_written": report.rows_written,
             "rows_quarantined": report.rows_quarantined,
             "rows_replaced": report.rows_replaced,
+            "rows_existing": report.rows_existing,
             "replaced_partitions": bullets(
                 [",".join(f"{k}={v}" for k, v in p.items()) for p in report.replaced_partitions]
             ),
@@ -43,9 +44,11 @@ def _result(store: Lake, report: IngestReport, rows: pl.Expr | None) -> Material
 
 
 class DayConfig(Config):
-    """Whether a day's run also removes rows that other inputs wrote into that day."""
+    """Whether a day's run also removes rows that other inputs wrote into that day, and whether it quarantines
+    events the day already holds from other files (`duplicate of existing row`) instead of adding them."""
 
     replace_partition: bool = False
+    dedupe_against_table: bool = False
 
 
 def _ingest(
@@ -57,6 +60,7 @@ def _ingest(
     fmt: str,
     ds: str | None = None,
     replace_partition: bool = False,
+    dedupe_against_table: bool = False,
     rows: pl.Expr | None = None,
 ) -> MaterializeResult:
     """Ingest `paths`; the metadata previews the rows matching `rows` (this asset's share of its table)."""
@@ -70,12 +74,13 @@ def _ingest(
         run_id=context.run.run_id,
         spark_master=spark.url(),
         replace_partition=replace_partition,
+        dedupe_against_table=dedupe_against_table,
         limits=Limits.from_environment(os.environ),
     )
     context.log.info(
         f"{fmt}: read {report.rows_read}, wrote {report.rows_written}, "
         f"quarantined {report.rows_quarantined}, replaced {report.rows_replaced} rows these files "
-        f"wrote before, into {report.table} v{report.version}"
+        f"wrote before, into {report.table} v{report.version}; {report.rows_existing} rows already existed"
     )
     return _result(store, report, rows)
 
@@ -102,6 +107,7 @@ def interactions(
         "events",
         ds=day,
         replace_partition=config.replace_partition,
+        dedupe_against_table=config.dedupe_against_table,
         rows=pl.col("ds") == day,
     )
 
