@@ -52,15 +52,18 @@ class Intent:
         refreshed within the stale limit)."""
         if self.host != socket.gethostname():
             return time.time() - self.updated < stale_seconds()
-        if self.pid == os.getpid():
-            return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return self.pid == os.getpid() or process_running(self.pid)
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process with this id exists on this host (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True
 
 
 def _folder(lake: Lake) -> tuple[pafs.FileSystem, str]:

@@ -23,6 +23,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from lake import storage
 from lake.catalog import table
 from lake.delta_paths import file_location
+from lake.journal import process_running
 from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
 
@@ -158,6 +159,9 @@ def spark_session(
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
+        # Executors of one host on a cluster fetch each other's shuffle blocks over the network: reading them
+        # from the local disk assumes one shared disk, which separate working folders do not have (FetchFailed).
+        **({} if local else {"spark.shuffle.readHostLocalDisk": "false"}),
         **(conf or {}),
     }
     builder = SparkSession.builder.master(master).appName(app_name)
@@ -169,7 +173,8 @@ def spark_session(
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     if not local and session.sparkContext.applicationId not in _SHIPPED:
-        folder = Path(tempfile.mkdtemp(prefix="sidforge-py-files-"))
+        remove_orphan_code_folders()
+        folder = Path(tempfile.mkdtemp(prefix=f"{CODE_FOLDER}{os.getpid()}-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)  # served to executors for the session's life
         session.sparkContext.addPyFile(str(code_archive(folder / "sidforge.zip")))
         _SHIPPED.add(session.sparkContext.applicationId)
@@ -177,7 +182,19 @@ def spark_session(
 
 
 LIBRARIES = ("lake", "ingest", "publish", "builds", "quality", "sid_index", "embeddings", "serving")
+CODE_FOLDER = "sidforge-py-files-"  # + the driver's pid: where the archive served to executors lies
 _SHIPPED: set[str] = set()  # applications that have the code archive
+
+
+def remove_orphan_code_folders(parent: str | None = None) -> list[Path]:
+    """Remove the code folders of drivers that are gone (killed before their exit hook ran); returns them."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(f"{CODE_FOLDER}*"):
+        pid = folder.name.removeprefix(CODE_FOLDER).split("-", 1)[0]
+        if pid.isdigit() and not process_running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def code_archive(target: Path) -> Path:
