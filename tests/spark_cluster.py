@@ -1,9 +1,9 @@
-"""A Spark standalone cluster on 127.0.0.1 for tests: pyspark's own master and one worker (`bin/spark-class`).
+"""A Spark standalone cluster on 127.0.0.1 for tests: pyspark's own master and workers (`bin/spark-class`).
 
-The worker runs in its own mount namespace (`unshare -m`) where /tmp and the repository are empty tmpfs
-mounts and only the virtualenv shows through: its tasks cannot open the driver's temporary folders, nor
-import the project from disk, so everything they read, write or run must reach them the way it would reach
-another host (object storage, the code shipped with the session).
+Each worker runs in its own mount namespace (`unshare -m`) where /tmp and the repository are empty tmpfs
+mounts and only the virtualenv shows through: its tasks cannot open the driver's or another worker's
+temporary folders, nor import the project from disk, so everything they read, write or run must reach them
+the way it would reach another host (object storage, the code shipped with the session).
 """
 
 from __future__ import annotations
@@ -53,12 +53,26 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _alive_workers(ui_port: int) -> int:
+def _master_state(ui_port: int) -> dict:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
-            return int(json.load(response).get("aliveworkers", 0))
+            return json.load(response)
     except OSError:
-        return 0
+        return {}
+
+
+def _alive_workers(ui_port: int) -> int:
+    return int(_master_state(ui_port).get("aliveworkers", 0))
+
+
+_UI_PORTS: dict[str, int] = {}  # master URL -> its web UI port, while the cluster runs
+
+
+def applications(master: str) -> list[str]:
+    """The names of every application (running or finished) the master at `master` has seen, oldest first."""
+    state = _master_state(_UI_PORTS[master])
+    apps = state.get("completedapps", []) + state.get("activeapps", [])
+    return [a["name"] for a in sorted(apps, key=lambda a: a["starttime"])]
 
 
 def _isolated(command: list[str], hold: Path) -> list[str]:
@@ -77,18 +91,20 @@ def _isolated(command: list[str], hold: Path) -> list[str]:
 
 
 @contextmanager
-def standalone_cluster(worker_env: Mapping[str, str], cores: int = 2, memory: str = "3g") -> Iterator[str]:
-    """A master and an isolated worker (`cores`, `memory`) until the block ends; yields the master URL.
-    `worker_env` is the worker's (and so its executors') own environment, e.g. its object-store credentials."""
+def standalone_cluster(
+    worker_env: Mapping[str, str], cores: int = 2, memory: str = "3g", workers: int = 1
+) -> Iterator[str]:
+    """A master and `workers` isolated workers (`cores`, `memory` each, each with its own /tmp and working
+    folder) until the block ends; yields the master URL. `worker_env` is the workers' (and so their executors')
+    own environment, e.g. their object-store credentials."""
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": str(SPARK_CLASS.parent.parent)}
     port, ui_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="sidforge-cluster-logs-", dir="/var/tmp"))
-    hold = Path(tempfile.mkdtemp(prefix="sidforge-venv-", dir="/var/tmp"))
+    holds = [Path(tempfile.mkdtemp(prefix="sidforge-venv-", dir="/var/tmp")) for _ in range(workers)]
     master_cmd = [str(SPARK_CLASS), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
     master_cmd += ["--port", str(port), "--webui-port", str(ui_port)]
     worker_cmd = [str(SPARK_CLASS), "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}"]
-    worker_cmd += ["--host", "127.0.0.1", "--webui-port", str(free_port()), "--cores", str(cores)]
-    worker_cmd += ["--memory", memory, "--work-dir", "/tmp/spark-worker"]
+    worker_cmd += ["--host", "127.0.0.1", "--cores", str(cores), "--memory", memory, "--work-dir", "/tmp/spark-worker"]
     processes: list[subprocess.Popen] = []
     try:
         with (logs / "master.log").open("w") as out:
@@ -96,22 +112,27 @@ def standalone_cluster(worker_env: Mapping[str, str], cores: int = 2, memory: st
                 subprocess.Popen(master_cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             )
         _wait(lambda: _listening(port), 90, "Spark master", logs / "master.log")
-        with (logs / "worker.log").open("w") as out:
-            processes.append(
-                subprocess.Popen(
-                    _isolated(worker_cmd, hold),
-                    env={**env, **worker_env},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+        for number, hold in enumerate(holds):
+            with (logs / f"worker-{number}.log").open("w") as out:
+                processes.append(
+                    subprocess.Popen(
+                        _isolated([*worker_cmd, "--webui-port", str(free_port())], hold),
+                        env={**env, **worker_env},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
-            )
-        _wait(lambda: _alive_workers(ui_port) == 1, 90, "Spark worker", logs / "worker.log")
-        yield f"spark://127.0.0.1:{port}"
+        _wait(lambda: _alive_workers(ui_port) == workers, 90, "Spark workers", logs / "worker-0.log")
+        master = f"spark://127.0.0.1:{port}"
+        _UI_PORTS[master] = ui_port
+        yield master
     finally:
         for process in reversed(processes):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        _UI_PORTS.pop(f"spark://127.0.0.1:{port}", None)
         shutil.rmtree(logs, ignore_errors=True)
-        hold.rmdir()
+        for hold in holds:
+            hold.rmdir()

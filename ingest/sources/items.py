@@ -8,6 +8,7 @@ import posixpath
 import stat
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -31,6 +32,7 @@ COLUMNS = {
 }
 OPTIONAL = ("title", "category", "image")
 FETCH_TIMEOUT = 10.0
+IMAGE_READERS = 16  # image files read at once per block of an items file
 
 
 def content_hash(title: str | None, category: str | None, image: bytes | None, image_uri: str | None) -> str:
@@ -127,12 +129,13 @@ def _remote(ref: str, base: str) -> bool:
 
 
 def _load_images(frame: pl.DataFrame, base: str, limits: Limits) -> tuple[pl.DataFrame, int]:
-    """Read image files (inside the allowed folders) into bytes; URIs to fetch stay URIs. Returns the frame with
-    an `image_reason` for refused references, and the count of missing files."""
+    """Read image files (inside the allowed folders) into bytes, IMAGE_READERS at a time (an object store
+    answers each request in milliseconds, so one at a time would leave it idle); URIs to fetch stay URIs.
+    Returns the frame with an `image_reason` for refused references, and the count of missing files."""
     images: list[bytes | None] = []
     uris: list[str | None] = []
     reasons: list[str | None] = []
-    missing = 0
+    reads: dict[int, str] = {}
     for ref, blob in zip(frame["image_ref"], frame["image_bytes"], strict=True):
         image, uri, reason = blob, ref, None
         if blob is None and ref and _remote(ref, base):
@@ -141,13 +144,19 @@ def _load_images(frame: pl.DataFrame, base: str, limits: Limits) -> tuple[pl.Dat
             file, reason = image_file(ref, base, limits)
             uri = file or ref
             if file is not None:
-                image, reason = read_image(file, limits)
-                missing += image is None and reason is None
+                reads[len(images)] = file
         elif blob is None:
             uri = None
         images.append(image)
         uris.append(uri)
         reasons.append(reason)
+    missing = 0
+    if reads:
+        with ThreadPoolExecutor(max_workers=min(IMAGE_READERS, len(reads))) as pool:
+            found = pool.map(lambda f: read_image(f, limits), reads.values())
+            for at, (image, reason) in zip(reads, found, strict=True):
+                images[at], reasons[at] = image, reason
+                missing += image is None and reason is None
     out = frame.with_columns(
         image=pl.Series(images, dtype=pl.Binary),
         image_uri=pl.Series(uris, dtype=pl.String),
