@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import polars as pl
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ingest.sources.csvblocks import iter_csv_blocks, resolve_columns
@@ -76,7 +75,19 @@ def image_file(ref: str, base: str | Path, limits: Limits) -> tuple[str | None, 
 
 def read_image(file: str, limits: Limits) -> tuple[bytes | None, str | None]:
     """A regular file's bytes up to the record limit; (None, reason) for devices, pipes and oversized files,
-    (None, None) for a missing file."""
+    (None, None) for a missing file. An object is read with one request (an object store has no devices)."""
+    if storage.is_uri(file):
+        fs, path = storage.filesystem(file)
+        try:
+            with fs.open_input_stream(path, compression=None) as fh:
+                data = fh.read(limits.max_record_bytes + 1)
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"image path {file} could not be read ({exc})"
+        if len(data) > limits.max_record_bytes:
+            return None, f"image {file} is over the {limits.max_record_bytes:,}-byte limit"
+        return data, None
     try:
         found = _regular_file(file)
     except OSError:
@@ -86,7 +97,7 @@ def read_image(file: str, limits: Limits) -> tuple[bytes | None, str | None]:
     if found > limits.max_record_bytes:
         return None, f"image {file} has {found:,} bytes, over the {limits.max_record_bytes:,}-byte limit"
     try:
-        with storage.open_stream(file) if storage.is_uri(file) else open(file, "rb") as fh:
+        with open(file, "rb") as fh:
             data = fh.read(limits.max_record_bytes + 1)
     except OSError:
         return None, None
@@ -96,14 +107,10 @@ def read_image(file: str, limits: Limits) -> tuple[bytes | None, str | None]:
 
 
 def _regular_file(file: str) -> int | None:
-    """The size of a regular file, None for anything else (a device, a pipe, a folder); OSError when absent."""
-    if not storage.is_uri(file):
-        info = os.stat(file)
-        return info.st_size if stat.S_ISREG(info.st_mode) else None
-    found = storage.info(file)
-    if found.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(file)
-    return found.size if found.type == pafs.FileType.File else None
+    """The size of a local regular file, None for anything else (a device, a pipe, a folder); OSError when
+    absent."""
+    info = os.stat(file)
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def fetch_image(uri: str, limits: Limits) -> tuple[bytes | None, str | None]:
