@@ -15,10 +15,11 @@ from assets.ingest import precomputed_embeddings
 from assets.metadata import per_level, rounded, table_metadata
 from assets.resources import EngineResource, LakeResource, SparkResource
 from builds.artifacts import load_model, save_model
-from builds.drift import data_through, embeddings, measure
+from builds.drift import Stream, data_through, embeddings, fingerprint, item_count, item_ids, measure, sample_of
 from builds.lifecycle import Decision, Drift, DriftBounds, Mode, build_id, decide, same_inputs
 from builds.registry import ASSIGNED, KEPT, BuildRegistry, BuildStatus, SidBuild
 from lake import Lake
+from lake.frames import to_frame
 from quality.report import SUMMARY_KEYS
 from sid_index.build import BuildConfig, Method, assign, churn, sample_rows, train
 from sid_index.collisions import Policy
@@ -112,19 +113,25 @@ def build_summary(store: Lake, build_id: str) -> dict[str, object]:
     }
 
 
-def _batches(frame: pl.LazyFrame, rows: int) -> Iterator[pa.RecordBatch]:
-    for chunk in frame.collect_batches(chunk_size=rows):
-        yield from chunk.to_arrow().to_batches()
+def _new_items(stream: Stream, known: pl.Series) -> Stream:
+    """The stream less the items in `known`."""
+    wanted = known.implode()
+
+    def read() -> Iterator[pa.RecordBatch]:
+        for batch in stream():
+            yield from to_frame(batch).filter(~pl.col("item_id").is_in(wanted)).to_arrow().to_batches()
+
+    return read
 
 
 def _refresh_or_rebuild(
-    store: Lake, frame: pl.LazyFrame, n_items: int, current: dict, config: SidBuildConfig
+    store: Lake, stream: Stream, n_items: int, current: dict, config: SidBuildConfig
 ) -> tuple[SidBuild | None, Decision, Drift | None]:
     """The published build, the mode's decision (see SidBuildConfig) and the drift it was made on."""
     published = BuildRegistry(store).published()
     if config.mode == "rebuild" or published is None:
         return published, decide(config.mode, None, config.bounds(), False), None
-    drift = measure(store, frame, n_items, published, config.drift_sample, config.seed)
+    drift = measure(store, stream, n_items, published, config.drift_sample, config.seed)
     differ = (
         published.inputs.get("embedding_model") != current["embedding_model"]
         or published.inputs.get("config") != current["config"]
@@ -142,15 +149,14 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     registry = BuildRegistry(store)
     fed = {"embedding_model": config.embedding_model, "embedding_source": embedding_source(config.embedding_model)}
     run_id = context.run.run_id
-    frame = embeddings(store, config.embedding_model)
-    n_items = frame.select(pl.len()).collect().item()
+    stream = embeddings(store, config.embedding_model)
+    n_items = item_count(store, config.embedding_model)
     if not n_items:
         raise ValueError(f"no rows of model {config.embedding_model!r} in item_embeddings")
     build_cfg = config.build_config()
-    fingerprint = frame.select(pl.struct("item_id", "embedding").hash(seed=1).sum()).collect().item()
     current = {
         "embedding_model": config.embedding_model,
-        "embeddings_fingerprint": str(fingerprint),
+        "embeddings_fingerprint": str(fingerprint(stream)),
         "config": build_cfg.as_dict(),
     }
     latest = registry.latest(*KEPT)
@@ -159,7 +165,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
         return MaterializeResult(
             metadata={**_codebook_metadata(store, latest.build_id), **fed, "result": "inputs unchanged, no new build"}
         )
-    published, decision, drift = _refresh_or_rebuild(store, frame, n_items, current, config)
+    published, decision, drift = _refresh_or_rebuild(store, stream, n_items, current, config)
     if decision.refresh and published is not None and drift is not None:
         return MaterializeResult(
             metadata={
@@ -172,8 +178,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
         )
     context.log.info(f"training a new build: {decision.reason}")
     rows = sample_rows(n_items, config.train_sample, config.seed)
-    picked = pl.Series(rows.astype(np.uint32)).implode()
-    sample = frame.with_row_index("row").filter(pl.col("row").is_in(picked)).collect()
+    sample = sample_of(stream, rows)
     started = dt.datetime.now(dt.UTC)
     model = train(vectors_of(sample.to_arrow()), build_cfg, n_items)
     train_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -278,15 +283,14 @@ def item_sids(
         }
     )
     model = load_model(store, build.inputs["artifact"], "cpu" if build_cfg.device == "auto" else build_cfg.device)
-    frame = embeddings(store, build.inputs["embedding_model"])
+    stream = embeddings(store, build.inputs["embedding_model"], batch_rows=config.batch_rows)
     source = f"item_embeddings@v{store.version('item_embeddings')}:{build.inputs['embedding_model']}"
     existing = store.scan("item_sids").filter(pl.col("build_id") == build.build_id)
     fixed = None
     if refresh:
         current = existing.select("item_id", "codes").collect()
-        frame = frame.join(current.lazy().select("item_id"), on="item_id", how="anti")
         fixed = np.asarray(current["codes"].to_list(), dtype=np.int32).reshape(len(current), -1)
-        if not frame.select(pl.len()).collect().item():
+        if not item_ids(stream, without=current["item_id"]).len():
             return MaterializeResult(
                 metadata={
                     **table_metadata(store, "item_sids", pl.col("build_id") == build.build_id),
@@ -312,7 +316,8 @@ def item_sids(
         version, sizes, figures = written.version, written.sizes, written.figures
         changed = churn_with_spark(session, store, previous[-1].build_id, build.build_id) if previous else {}
     else:
-        assigned = assign(model, lambda: _batches(frame, config.batch_rows), build_cfg, fixed=fixed)
+        batches = _new_items(stream, current["item_id"]) if refresh else stream
+        assigned = assign(model, batches, build_cfg, fixed=fixed)
         sids = assigned.frame()
         version = _write_sids(store, sids, build.build_id, source, run_id, merge=refresh)
         sizes, figures = list(assigned.resolution.sizes), assigned.metrics()

@@ -26,6 +26,14 @@ from lake.lake import Lake, partition_folders, partition_values
 from lake.provenance import SOURCE_FOLDER, key_of_file
 
 ROWS_PER_FILE = 4_000_000
+ROW_GROUP_BYTES = 64 << 20  # a reader streaming a file holds one row group: bounded for wide rows too
+
+
+def row_group_rows(rows: pa.Table) -> int:
+    """Rows per Parquet row group for rows like these: 2**20, or fewer so that a group stays near 64 MiB in
+    memory (512-d embeddings: about 32 k rows)."""
+    width = rows.nbytes / rows.num_rows if rows.num_rows else 1
+    return max(1024, min(1 << 20, int(ROW_GROUP_BYTES / max(width, 1))))
 
 
 def _large(field_: pa.Field) -> pa.Field:
@@ -63,7 +71,7 @@ class StagedWriter:
             arrow = part.select(self.spec.data_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
             arrow = arrow.cast(self.arrow_schema)
             writer, path = self.writers.get((part_key, key)) or self._open(part_key, key)
-            writer.write_table(arrow, row_group_size=1 << 20)
+            writer.write_table(arrow, row_group_size=row_group_rows(arrow))
             self.rows[path] += arrow.num_rows
             self.writers[(part_key, key)] = (writer, path)
             if self.rows[path] >= ROWS_PER_FILE:

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from lake import storage
 from lake.catalog import table
 from lake.delta_paths import file_location
 from lake.journal import process_running
 from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
+from lake.table_stream import fields_of, read_file
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def table_files(
     unknown = set(where or {}) - set(spec.partition_by)
     if unknown:
         raise ValueError(f"{name}: where= takes partition columns ({', '.join(spec.partition_by)}), not {unknown}")
-    fields = pa.schema([spec.schema.field(c) for c in columns or spec.schema.names])
+    fields = fields_of(name, columns)
     files = lake.files(name)
     keys = [f"partition.{c}" for c in spec.partition_by]
     for column, value in (where or {}).items():
@@ -102,31 +101,14 @@ def read_table(
 
 
 def _file_reader(name: str, fields: pa.Schema, options: dict[str, str] | None):
-    """What a task calls on a file's descriptor: the `fields` of its batches, cast to the catalog's types, the
-    partition columns filled in from their values in the Delta log."""
+    """What a task calls on a file's descriptor: the `fields` of its batches (`table_stream.read_file`)."""
     spec = table(name)
 
     def read(text: str) -> Iterator[pa.RecordBatch]:
         uri, *values = json.loads(text)
-        partition = dict(zip(spec.partition_by, values, strict=True))
-        fs, path = storage.filesystem(uri, options)
-        with fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle)
-            stored = [f.name for f in fields if f.name in parquet.schema_arrow.names]
-            for part in parquet.iter_batches(columns=stored):
-                yield pa.RecordBatch.from_arrays([_column(part, f, partition) for f in fields], schema=fields)
+        yield from read_file(uri, dict(zip(spec.partition_by, values, strict=True)), fields, options)
 
     return read
-
-
-def _column(part: pa.RecordBatch, field: pa.Field, partition: dict[str, str | None]) -> pa.Array:
-    """A catalog column of a file's batch: its partition value repeated, the stored column cast to the catalog
-    type, or nulls where the file predates the column."""
-    if field.name in partition:
-        return pa.array([partition[field.name]] * part.num_rows, pa.string()).cast(field.type)
-    if field.name in part.schema.names:
-        return part.column(field.name).cast(field.type)
-    return pa.nulls(part.num_rows, field.type)
 
 
 def spark_session(

@@ -1,0 +1,86 @@
+"""A lake table streamed as Arrow record batches, one live file at a time: memory bounded by a batch, never the
+table. Files come from the Delta log (never a listing); each batch has the catalog's types and its partition
+columns filled in from the log. Spark tasks read their files through the same `read_file`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake import storage
+from lake.catalog import table
+from lake.delta_paths import file_location
+from lake.lake import Lake
+
+BATCH_ROWS = 65_536
+
+
+def fields_of(name: str, columns: Sequence[str] | None = None) -> pa.Schema:
+    """The catalog fields of table `name` (all, or `columns` in that order)."""
+    spec = table(name)
+    return pa.schema([spec.schema.field(c) for c in columns or spec.schema.names])
+
+
+def read_file(
+    uri: str,
+    partition: Mapping[str, str | None],
+    fields: pa.Schema,
+    options: dict[str, str] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """The `fields` of one data file's rows, batch by batch: stored columns cast to the catalog types, partition
+    columns from `partition`, nulls where the file predates a column."""
+    fs, path = storage.filesystem(uri, options)
+    with fs.open_input_file(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        stored = [f.name for f in fields if f.name in parquet.schema_arrow.names and f.name not in partition]
+        for part in parquet.iter_batches(batch_size=batch_rows, columns=stored):
+            yield pa.RecordBatch.from_arrays([_column(part, f, partition) for f in fields], schema=fields)
+
+
+def table_batches(
+    lake: Lake,
+    name: str,
+    *,
+    columns: Sequence[str] | None = None,
+    where: Mapping[str, str] | None = None,
+    version: int | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Stream table `name` (as of `version`, only the partitions matching `where`, only `columns`)."""
+    spec = table(name)
+    fields = fields_of(name, columns)
+    files = lake.files(name, version)
+    if not files.height:
+        return
+    keys = [f"partition.{c}" for c in spec.partition_by]
+    for row in files.select("path", *keys).iter_rows():
+        partition = dict(zip(spec.partition_by, (None if v is None else str(v) for v in row[1:]), strict=True))
+        if any(partition.get(c) != v for c, v in (where or {}).items()):
+            continue
+        yield from read_file(file_location(lake.uri(name), row[0]), partition, fields, lake.storage_options, batch_rows)
+
+
+def table_rows(lake: Lake, name: str, where: Mapping[str, str] | None = None) -> int:
+    """Rows of table `name` in the partitions matching `where`, from the log's statistics (no file is read)."""
+    spec = table(name)
+    files = lake.files(name)
+    if not files.height:
+        return 0
+    for column, value in (where or {}).items():
+        if column not in spec.partition_by:
+            raise ValueError(f"{name}: where= takes partition columns ({', '.join(spec.partition_by)}), not {column}")
+        files = files.filter(files[f"partition.{column}"] == value)
+    return int(files["num_records"].sum()) if files.height else 0
+
+
+def _column(part: pa.RecordBatch, field: pa.Field, partition: Mapping[str, str | None]) -> pa.Array:
+    """A catalog column of a file's batch: its partition value repeated, the stored column cast to the catalog
+    type, or nulls where the file predates the column."""
+    if field.name in partition:
+        return pa.array([partition[field.name]] * part.num_rows, pa.string()).cast(field.type)
+    if field.name in part.schema.names:
+        return part.column(field.name).cast(field.type)
+    return pa.nulls(part.num_rows, field.type)
