@@ -26,9 +26,11 @@ from assets.metadata import bullets, markdown_table, per_level, rounded, table_m
 from assets.resources import EngineResource, LakeResource, QualityResource, SparkResource
 from assets.sids import build_summary
 from builds.artifacts import load_model
+from builds.drift import embeddings, item_ids, sample_of
 from builds.registry import ASSIGNED, BuildRegistry, BuildStatus, SidBuild
 from builds.registry import TABLE as BUILDS_TABLE
 from lake import Lake
+from lake.frames import list_matrix
 from quality.evaluate import EvalSettings, evaluate_build, gallery_rows
 from quality.expectations import Run, Validator
 from quality.gate import evaluate
@@ -118,23 +120,19 @@ TABLE_CHECKS = [
 
 
 def _evaluate(store: Lake, build: SidBuild, settings: QualityResource) -> tuple[dict, np.ndarray]:
+    """The build's metrics: SID counts over every item with an embedding (ids and codes in memory, a few dozen
+    bytes an item), embedding figures on the gallery, whose vectors are picked from a stream of the table."""
     inputs = build.inputs
+    stream = embeddings(store, inputs["embedding_model"])
     sids = (
         store.scan("item_sids")
         .filter(pl.col("build_id") == build.build_id)
         .select("item_id", "codes_raw", "codes")
-        .join(
-            store.scan("item_embeddings")
-            .filter(pl.col("model") == inputs["embedding_model"])
-            .select("item_id", "embedding"),
-            on="item_id",
-        )
+        .filter(pl.col("item_id").is_in(item_ids(stream).implode()))
         .sort("item_id")
         .collect()
     )
-    raw = np.asarray(sids["codes_raw"].to_list(), dtype=np.int32)
-    codes = np.asarray(sids["codes"].to_list(), dtype=np.int32)
-    vectors = vectors_of(sids.select("embedding").to_arrow())
+    raw, codes = list_matrix(sids["codes_raw"]), list_matrix(sids["codes"])
     sequences = (
         store.scan("user_sequences")
         .filter(pl.col("id_space") == "item")
@@ -150,8 +148,9 @@ def _evaluate(store: Lake, build: SidBuild, settings: QualityResource) -> tuple[
     eval_settings = EvalSettings(
         k=settings.hitrate_k, sessions=settings.hitrate_sessions, gallery=settings.gallery_items, device=settings.device
     )
+    vectors = vectors_of(sample_of(stream, rows, sids["item_id"]).select("embedding").to_arrow())
     metrics = evaluate_build(
-        raw[rows], codes[rows], model.sizes, vectors[rows], model.decode, sessions, eval_settings, build.sizes
+        raw[rows], codes[rows], model.sizes, vectors, model.decode, sessions, eval_settings, build.sizes
     )
     return metrics, occupancy(codes, build.sizes)
 

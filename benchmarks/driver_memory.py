@@ -13,7 +13,9 @@ Stages, each beside the previous implementation as its baseline:
 - `assign input`: the stream `item_sids` assigns from in process; `previous assign input`: the sorted scan's
   batches it used before;
 - `assign`: `item_sids` in process end to end: every item encoded from the stream and its collisions resolved
-  (`sid_index.build.assign`, 3 x 256 RQ-KMeans trained on the sample).
+  (`sid_index.build.assign`, 3 x 256 RQ-KMeans trained on the sample);
+- `gate read`: what `sid_build_quality` reads before its metrics: every item's codes, and the embeddings of a
+  gallery of 20,000 items picked from the stream; `previous gate read`: codes and embeddings joined and sorted.
 Results go to benchmarks/results/driver_memory-cpu.json.
 """
 
@@ -39,8 +41,15 @@ STAGES = (
     "previous assign input",
     "assign input",
     "assign",
+    "previous gate read",
+    "gate read",
 )
-BASELINES = {"codebooks read": "previous codebooks read", "assign input": "previous assign input"}
+BASELINES = {
+    "codebooks read": "previous codebooks read",
+    "assign input": "previous assign input",
+    "gate read": "previous gate read",
+}
+GALLERY = 20_000  # the gate's gallery here (QualityResource.gallery_items, default 500,000: 1 GiB of 512-d vectors)
 SAMPLE = 20_000
 CHUNK = 20_000  # rows a data file (and its one row group) holds: what a streaming reader holds at once
 
@@ -67,14 +76,27 @@ def fill(lake_root: str, items: int, dim: int, seed: int = 0) -> None:
             }
         )
         lake.append("item_embeddings", rows, run_id="bench")
+        codes = rng.integers(0, 256, (n, 3), dtype=np.int32).tolist()
+        sids = {
+            "item_id": rows.column("item_id"),
+            "codes_raw": pa.array(codes, pa.list_(pa.int32())),
+            "codes": pa.array(codes, pa.list_(pa.int32())),
+            "sid": ["-"] * n,
+            "source": ["bench"] * n,
+            "run_id": ["bench"] * n,
+            "build_id": [MODEL] * n,
+        }
+        lake.append("item_sids", pa.table(sids), run_id="bench")
 
 
 def child(stage: str, lake_root: str) -> None:
     """Run one stage over the lake (in a process of its own)."""
     import polars as pl
 
-    from builds.drift import embeddings, fingerprint, item_count, sample_of
+    from builds.drift import embeddings, fingerprint, item_count, item_ids, sample_of
     from lake import Lake
+    from lake.frames import list_matrix
+    from quality.evaluate import gallery_rows
     from sid_index.build import BuildConfig, assign, sample_rows, train
     from sid_index.rq import vectors_of
 
@@ -97,6 +119,30 @@ def child(stage: str, lake_root: str) -> None:
     elif stage == "assign input":
         for _ in stream():
             pass
+    elif stage == "previous gate read":
+        sids = (
+            lake.scan("item_sids")
+            .filter(pl.col("build_id") == MODEL)
+            .select("item_id", "codes_raw", "codes")
+            .join(previous, on="item_id")
+            .sort("item_id")
+            .collect()
+        )
+        np.asarray(sids["codes_raw"].to_list(), dtype=np.int32)
+        np.asarray(sids["codes"].to_list(), dtype=np.int32)
+        vectors_of(sids.select("embedding").to_arrow())
+    elif stage == "gate read":
+        sids = (
+            lake.scan("item_sids")
+            .filter(pl.col("build_id") == MODEL)
+            .select("item_id", "codes_raw", "codes")
+            .filter(pl.col("item_id").is_in(item_ids(stream).implode()))
+            .sort("item_id")
+            .collect()
+        )
+        list_matrix(sids["codes_raw"]), list_matrix(sids["codes"])
+        rows = gallery_rows(len(sids), np.zeros(0, dtype=np.int64), GALLERY, 0)
+        vectors_of(sample_of(stream, rows, sids["item_id"]).select("embedding").to_arrow())
     elif stage == "assign":
         n = item_count(lake, MODEL)
         config = BuildConfig(sizes=(256, 256, 256), iters=5, train_sample=SAMPLE, device="cpu")

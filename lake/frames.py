@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -12,3 +13,9 @@ def to_frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
     if not isinstance(frame, pl.DataFrame):
         raise TypeError(f"expected a table, got {type(frame).__name__}")
     return frame
+
+
+def list_matrix(column: pl.Series) -> np.ndarray:
+    """A list column of integers (codes) as an (rows, longest list) int32 matrix, with no Python object a value."""
+    width = int(column.list.len().max() or 0)  # type: ignore[arg-type]  # the max of lengths is an int
+    return column.list.to_array(width).to_numpy().astype(np.int32, copy=False).reshape(len(column), width)
