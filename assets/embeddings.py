@@ -16,20 +16,23 @@ from embeddings.align import (
     projection_bytes,
     train_projection,
 )
-from embeddings.encode import encode_items
-from embeddings.incremental import items_to_encode
+from embeddings.encode import EncodeStats, encode_items
+from embeddings.incremental import embedding_rows, items_to_encode
 from embeddings.model import load_encoder, model_id
 from lake import storage
 from lake.quarantine import replace_records
+from lake.table_stream import matching_rows
 
 GROUP = "embeddings"
 
 
 class EmbeddingConfig(Config):
-    """How image and text embeddings are fused (a `projection` file for fusion='projection')."""
+    """How image and text embeddings are fused (a `projection` file for fusion='projection'), and how many items
+    are encoded and committed at a time."""
 
     fusion: str = "concat"
     projection: str | None = None
+    chunk_items: int = 50_000  # items encoded and committed together: what the driver holds at once
 
 
 class AlignmentConfig(Config):
@@ -47,23 +50,24 @@ class AlignmentConfig(Config):
 def item_embeddings(
     context: AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource, encoder: EncoderResource
 ) -> MaterializeResult:
-    """OpenCLIP embeddings of new or changed items (by content hash) for the configured model."""
+    """OpenCLIP embeddings of new or changed items (by content hash) for the configured model, encoded and
+    committed `chunk_items` at a time from one streaming pass over the items table (a killed run resumes: the
+    chunks it committed are up to date)."""
     store = lake.lake()
     run_id = context.run.run_id
     clip = load_encoder(encoder.spec())
     model = model_id(clip, config.fusion)
-    catalog = store.scan("items").select("item_id", "title", "category", "image", "image_uri", "content_hash")
+    keys = store.scan("items").select("item_id", "content_hash").collect()
     existing = store.scan("item_embeddings").filter(pl.col("model") == model).select("item_id", "content_hash")
-    all_items = catalog.collect()
-    todo = items_to_encode(all_items, existing.collect())
+    todo = items_to_encode(keys, existing.collect())
     base = {
         "model": model,
         "device": str(clip.device),
-        "items": all_items.height,
-        "items_skipped": all_items.height - todo.height,
+        "items": keys.height,
+        "items_skipped": keys.height - todo.height,
     }
     if not todo.height:
-        context.log.info(f"nothing new to encode for {model}: all {all_items.height} items are up to date")
+        context.log.info(f"nothing new to encode for {model}: all {keys.height} items are up to date")
         return MaterializeResult(
             metadata={
                 **table_metadata(store, "item_embeddings", pl.col("model") == model),
@@ -78,57 +82,45 @@ def item_embeddings(
         if config.projection
         else None
     )
-    result = encode_items(
-        clip,
-        todo["item_id"].to_list(),
-        todo["title"].to_list(),
-        todo["category"].to_list(),
-        todo["image"].to_list(),
-        todo["image_uri"].to_list(),
-        fusion=config.fusion,
-        batch_size=encoder.batch_size,
-        num_workers=encoder.num_workers,
-        projection=projection,
-    )
     source = f"{store.uri('items')}@v{store.version('items')}"
-    rows = (
-        pl.DataFrame(
-            {
-                "item_id": pl.Series(result.item_ids, dtype=pl.String),
-                "modalities": result.modalities.tolist(),
-                "embedding": pl.Series(result.vectors.tolist(), dtype=pl.List(pl.Float32)),
-            }
+    total, version, chunks, dim = EncodeStats(device=str(clip.device)), None, 0, 0
+    columns = ["item_id", "title", "category", "image", "image_uri", "content_hash"]
+    for chunk in matching_rows(store, "items", todo.select("item_id"), config.chunk_items, columns):
+        result = encode_items(
+            clip,
+            chunk["item_id"].to_list(),
+            chunk["title"].to_list(),
+            chunk["category"].to_list(),
+            chunk["image"].to_list(),
+            chunk["image_uri"].to_list(),
+            fusion=config.fusion,
+            batch_size=encoder.batch_size,
+            num_workers=encoder.num_workers,
+            projection=projection,
         )
-        .join(todo.select("item_id", "content_hash"), on="item_id", how="left")
-        .with_columns(
-            dim=pl.lit(result.vectors.shape[1], pl.Int32),
-            source=pl.lit(source),
-            run_id=pl.lit(run_id),
-            model=pl.lit(model),
+        rows = embedding_rows(result, chunk, source, run_id, model)
+        if rows.height:
+            version = store.merge("item_embeddings", rows, run_id=run_id, sources=[source])
+        checked = chunk["item_id"].to_list()
+        replace_records(
+            store, "item_embeddings", f"{store.uri('items')}#model={model}", checked, result.rejects, run_id
         )
-    )
-    version = store.merge("item_embeddings", rows, run_id=run_id, sources=[source]) if rows.height else None
-    replace_records(
-        store,
-        "item_embeddings",
-        f"{store.uri('items')}#model={model}",
-        todo["item_id"].to_list(),
-        result.rejects,
-        run_id,
-    )
-    s = result.stats
+        total.add(result.stats)
+        chunks, dim = chunks + 1, int(result.vectors.shape[1])
+        context.log.info(f"{model}: {total.items:,} of {todo.height:,} items encoded ({chunks} chunks committed)")
     return MaterializeResult(
         metadata={
             **table_metadata(store, "item_embeddings", pl.col("model") == model),
             **base,
-            "items_encoded": s.encoded,
-            "items_text_only": s.text_only,
-            "items_quarantined": s.quarantined,
-            "images_per_second": round(s.images_per_second, 1),
-            "seconds": round(s.seconds, 3),
-            "oom_batch_halvings": s.oom_halvings,
-            "final_batch_size": s.batch_size,
-            "dim": int(result.vectors.shape[1]),
+            "items_encoded": total.encoded,
+            "items_text_only": total.text_only,
+            "items_quarantined": total.quarantined,
+            "images_per_second": round(total.images_per_second, 1),
+            "seconds": round(total.seconds, 3),
+            "oom_batch_halvings": total.oom_halvings,
+            "final_batch_size": total.batch_size,
+            "chunks": chunks,
+            "dim": dim,
             "delta_version": version if version is not None else -1,
         }
     )

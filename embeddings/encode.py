@@ -41,6 +41,14 @@ class EncodeStats:
         """Images decoded, preprocessed and encoded per second of the image pass."""
         return self.images / self.image_seconds if self.image_seconds else 0.0
 
+    def add(self, other: EncodeStats) -> None:
+        """Add another run's counts and times (a chunk of the same job); its batch size is the latest."""
+        for name in ("items", "encoded", "text_only", "quarantined", "images", "oom_halvings"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds += other.seconds
+        self.image_seconds += other.image_seconds
+        self.batch_size = other.batch_size
+
 
 @dataclass
 class EncodeResult:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake import storage
 from lake.catalog import table
 from lake.delta_paths import file_location
+from lake.frames import to_frame
 from lake.lake import Lake
 
 BATCH_ROWS = 65_536
@@ -61,6 +63,24 @@ def table_batches(
         if any(partition.get(c) != v for c, v in (where or {}).items()):
             continue
         yield from read_file(file_location(lake.uri(name), row[0]), partition, fields, lake.storage_options, batch_rows)
+
+
+def matching_rows(
+    lake: Lake, name: str, keys: pl.DataFrame, chunk_rows: int, columns: Sequence[str] | None = None
+) -> Iterator[pl.DataFrame]:
+    """The rows of table `name` whose values of `keys`' columns are among `keys`' rows, in chunks of about
+    `chunk_rows` rows, from one streaming pass (memory: one chunk and one batch)."""
+    on, buffered, held = keys.columns, [], 0
+    for batch in table_batches(lake, name, columns=columns, batch_rows=min(chunk_rows, BATCH_ROWS)):
+        found = to_frame(batch).join(keys, on=on, how="semi", nulls_equal=False)
+        if found.height:
+            buffered.append(found)
+            held += found.height
+        if held >= chunk_rows:
+            yield pl.concat(buffered)
+            buffered, held = [], 0
+    if buffered:
+        yield pl.concat(buffered)
 
 
 def table_rows(lake: Lake, name: str, where: Mapping[str, str] | None = None) -> int:

@@ -142,3 +142,28 @@ def test_an_item_that_keeps_failing_has_one_quarantine_record(resources):
     assert records() == {first["item_id"]: 1, second["item_id"]: 1}  # its record now says text-only
     reason = lake.scan("quarantine").filter(pl.col("raw") == first["item_id"]).collect()["reason"][0]
     assert reason.startswith("text-only embedding")
+
+
+def test_chunks_commit_one_by_one_and_equal_one_pass(resources, tmp_path):
+    from dagster import RunConfig
+
+    instance = DagsterInstance.ephemeral()
+    assert materialize([ingest_assets.items], resources=resources, instance=instance).success
+    lake = Lake(resources["lake"].root)
+    before = lake.version("item_embeddings")
+    config = RunConfig(ops={"item_embeddings": embedding_assets.EmbeddingConfig(chunk_items=70)})
+    chunked = materialize([embedding_assets.item_embeddings], resources=resources, instance=instance, run_config=config)
+    meta = _meta(chunked, "item_embeddings")
+    assert (meta["chunks"], meta["items_encoded"], meta["dim"]) == (5, 300, 64)
+    assert lake.version("item_embeddings") == (before if before is not None else -1) + 5 + (before is None)
+    model = meta["model"]
+    rows = lake.scan("item_embeddings").filter(pl.col("model") == model).collect().sort("item_id")
+    other = {**resources, "lake": LakeResource(root=str(tmp_path / "whole"))}
+    assert materialize([ingest_assets.items], resources=other, instance=instance).success
+    assert materialize([embedding_assets.item_embeddings], resources=other, instance=instance).success
+    whole = Lake(other["lake"].root).scan("item_embeddings").filter(pl.col("model") == model).collect()
+    whole = whole.sort("item_id")
+    assert rows.drop("run_id", "source", "embedding").equals(whole.drop("run_id", "source", "embedding"))
+    np.testing.assert_allclose(
+        np.array(rows["embedding"].to_list()), np.array(whole["embedding"].to_list()), rtol=0, atol=1e-5
+    )
