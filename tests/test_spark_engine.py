@@ -104,15 +104,20 @@ def _cli(lake: Lake, events) -> list[str]:
 def test_a_killed_spark_ingest_leaves_nothing_visible_and_a_rerun_commits_once(tmp_path, tiny_raw):
     lake = Lake(tmp_path / "lake")
     staging = tmp_path / "lake" / "_staging" / "interactions"
+    env = {**os.environ, "SIDFORGE_HOLD_AT": f"after-staging={tmp_path / 'never'}"}  # staged, then held there
     proc = subprocess.Popen(
-        _cli(lake, tiny_raw / "events"), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _cli(lake, tiny_raw / "events"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
-        deadline = time.monotonic() + 240
-        while not (staging.exists() and any(staging.iterdir())):
-            assert proc.poll() is None, "the ingest finished before it could be killed"
-            assert time.monotonic() < deadline, "Spark never started writing"
-            time.sleep(0.005)
+        deadline = time.monotonic() + 900  # generous: waits for an event, however busy the machine
+        while not (staging.exists() and any(staging.rglob("*.parquet"))):
+            assert proc.poll() is None, "the ingest ended before it staged its rows"
+            assert time.monotonic() < deadline, "Spark never staged its rows"
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
