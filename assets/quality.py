@@ -92,7 +92,7 @@ def _table_check(target: AssetsDefinition, table_name: str, name: str | None = N
             },
         )
 
-    with warnings.catch_warnings():  # partitioned asset checks are a preview feature of Dagster 1.13 (README)
+    with warnings.catch_warnings():  # partitioned asset checks: a preview feature of Dagster 1.13 (see docs/)
         warnings.simplefilter("ignore", PreviewWarning)
         return asset_check(
             asset=target,

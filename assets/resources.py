@@ -49,7 +49,7 @@ class LandingResource(ConfigurableResource):
         if not storage.is_dir(location):
             raise FileNotFoundError(
                 f"landing folder {location} does not exist; run `sidforge generate` or copy "
-                f"raw files there (see README, 'Real AL-GR files')"
+                f"raw files there (see docs/algr.md)"
             )
         return location
 

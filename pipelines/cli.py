@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         choices=list(FORMATS),
         dest="fmt",
-        help="what the files hold and which table they go to (see README, Ingest)",
+        help="what the files hold and which table they go to (see docs/ingest.md)",
     )
     _lake_arg(ing, must_exist=False)
     ing.add_argument(

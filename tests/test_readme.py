@@ -1,4 +1,5 @@
-"""The README's code blocks run as written, in order, in a fresh folder, after what `make demo` runs.
+"""The code blocks of the README and of every page under docs/ run as written, in order (the README, then the
+pages in the order its "Read more" table lists them), in a fresh folder, after what `make demo` runs.
 
 Shell blocks run in bash with the venv's scripts on PATH and no SIDFORGE_ or DAGSTER_ settings; Python
 blocks run in one namespace, as pasted into one interpreter. `make demo` runs the Makefile's own recipe;
@@ -16,12 +17,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
+LINK = re.compile(r"^\| \[(docs/[\w.-]+\.md)\]", re.M)
 
 
-def readme_blocks() -> list[tuple[int, str, str]]:
-    """(line, language, code) of every fenced block of the README."""
-    text = (ROOT / "README.md").read_text()
-    return [(text[: m.start()].count("\n") + 1, m.group(1), m.group(2)) for m in BLOCK.finditer(text)]
+def pages() -> list[str]:
+    """The README, then the docs pages in the order its "Read more" table lists them."""
+    return ["README.md", *dict.fromkeys(LINK.findall((ROOT / "README.md").read_text()))]
+
+
+def readme_blocks() -> list[tuple[str, str, str]]:
+    """(where, language, code) of every fenced block of the pages, in order."""
+    blocks = []
+    for page in pages():
+        text = (ROOT / page).read_text()
+        for m in BLOCK.finditer(text):
+            blocks.append((f"{page} line {text[: m.start()].count(chr(10)) + 1}", m.group(1), m.group(2)))
+    return blocks
+
+
+def test_every_docs_page_is_listed_and_the_readme_is_a_front_page():
+    assert sorted(pages()[1:]) == sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
+    assert len((ROOT / "README.md").read_text().splitlines()) < 250
 
 
 def _recipe(target: str) -> str:
@@ -62,8 +78,7 @@ def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     namespace: dict = {}
     ran = []
-    for line, language, code in readme_blocks():
-        where = f"README.md line {line}"
+    for where, language, code in readme_blocks():
         if language == "bash":
             done = subprocess.run(
                 ["bash", "-euo", "pipefail", "-c", _shell(code)],
