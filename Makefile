@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := false
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: setup demo test test-fast bench dev lint clean
+.PHONY: setup demo test test-serial test-fast bench dev lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,13 @@ demo: setup
 	$(BIN)/sidforge demo
 
 test: lint
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+test-serial: lint
 	$(BIN)/pytest -q
 
 test-fast: setup
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: setup
 	$(BIN)/python -m benchmarks.ingest
