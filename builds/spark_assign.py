@@ -286,13 +286,13 @@ def assign_with_spark(model: SidModel, source: TableFiles, config: BuildConfig, 
     lake, sizes, levels = target.lake, model.sizes, len(model.sizes)
     recover(lake)
     staging = f"{lake.filesystem()[1]}/_staging/item_sids/{target.run_id}"
-    claim = journal.Claim(lake, journal.Intent(target.run_id, "item_sids", staging=[staging]))
     started = time.perf_counter()
     data = spark.sparkContext.broadcast(artifact_bytes(model))
     parts = max(spark.sparkContext.defaultParallelism, -(-source.rows // config.resolve_chunk_items))
     run, schema = _encode_task(data, source, levels, parts)
     # Cached once dealt into parts: both passes over a part below read it without another shuffle.
     by_part = source.files.mapInArrow(run, from_arrow_schema(schema)).repartition(parts, "part").persist()
+    claim = journal.Claim(lake, journal.Intent(target.run_id, "item_sids", staging=[staging]))  # before any staging
     try:
         errors = by_part.agg(*[F.avg(f"error_{level}").alias(f"e{level}") for level in range(levels)]).first()
         assigned_s = time.perf_counter() - started
