@@ -15,7 +15,17 @@ from assets.ingest import precomputed_embeddings
 from assets.metadata import per_level, rounded, table_metadata
 from assets.resources import EngineResource, LakeResource, SparkResource
 from builds.artifacts import load_model, save_model
-from builds.drift import Stream, data_through, embeddings, fingerprint, item_count, item_ids, measure, sample_of
+from builds.drift import (
+    Embeddings,
+    Stream,
+    data_through,
+    embeddings,
+    fingerprint,
+    item_count,
+    item_ids,
+    measure,
+    sample_of,
+)
 from builds.lifecycle import Decision, Drift, DriftBounds, Mode, build_id, decide, same_inputs
 from builds.registry import ASSIGNED, KEPT, BuildRegistry, BuildStatus, SidBuild
 from lake import Lake
@@ -125,7 +135,7 @@ def _new_items(stream: Stream, known: pl.Series) -> Stream:
 
 
 def _refresh_or_rebuild(
-    store: Lake, stream: Stream, n_items: int, current: dict, config: SidBuildConfig
+    store: Lake, stream: Embeddings, n_items: int, current: dict, config: SidBuildConfig
 ) -> tuple[SidBuild | None, Decision, Drift | None]:
     """The published build, the mode's decision (see SidBuildConfig) and the drift it was made on."""
     published = BuildRegistry(store).published()

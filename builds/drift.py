@@ -3,7 +3,8 @@ it was built, and how well its codebooks encode the new items."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -22,13 +23,27 @@ from sid_index.rq import vectors_of
 Stream = Callable[[], Iterator[pa.RecordBatch]]  # a stream of (item_id, embedding) batches that can be read again
 
 
-def embeddings(lake: Lake, model: str, batch_rows: int = BATCH_ROWS, version: int | None = None) -> Stream:
+@dataclass(frozen=True)
+class Embeddings:
     """item_id and embedding of every item of embedding model `model` (as of `version`), read one data file at a
-    time each time the stream is called: memory holds a batch, never the model."""
-    where = {"model": model}
-    return lambda: table_batches(
-        lake, "item_embeddings", columns=["item_id", "embedding"], where=where, version=version, batch_rows=batch_rows
-    )
+    time each time it is called: memory holds a batch, never the model. `columns=("item_id",)` reads the ids
+    alone (a pass that skips the vectors on disk)."""
+
+    lake: Lake
+    model: str
+    batch_rows: int = BATCH_ROWS
+    version: int | None = None
+
+    def __call__(self, columns: Sequence[str] = ("item_id", "embedding")) -> Iterator[pa.RecordBatch]:
+        where = {"model": self.model}
+        return table_batches(
+            self.lake, "item_embeddings", columns=columns, where=where, version=self.version, batch_rows=self.batch_rows
+        )
+
+
+def embeddings(lake: Lake, model: str, batch_rows: int = BATCH_ROWS, version: int | None = None) -> Embeddings:
+    """The stream of model `model`'s embeddings (see `Embeddings`)."""
+    return Embeddings(lake, model, batch_rows, version)
 
 
 def item_count(lake: Lake, model: str) -> int:
@@ -45,16 +60,16 @@ def fingerprint(stream: Stream) -> int:
     return total
 
 
-def item_ids(stream: Stream, without: pl.Series | None = None) -> pl.Series:
-    """The stream's item ids (less `without`), sorted: a few bytes an item."""
-    parts = [to_frame(batch.select(["item_id"]))["item_id"] for batch in stream()]
+def item_ids(stream: Embeddings, without: pl.Series | None = None) -> pl.Series:
+    """The stream's item ids (less `without`), sorted: a few bytes an item, read without the vectors."""
+    parts = [to_frame(batch)["item_id"] for batch in stream(("item_id",))]
     ids = pl.concat(parts) if parts else pl.Series("item_id", [], pl.String)
     if without is not None:
         ids = ids.filter(~ids.is_in(without.implode()))
     return ids.sort()
 
 
-def sample_of(stream: Stream, rows: np.ndarray, ids: pl.Series | None = None) -> pl.DataFrame:
+def sample_of(stream: Embeddings, rows: np.ndarray, ids: pl.Series | None = None) -> pl.DataFrame:
     """The rows at positions `rows` of the stream in item-id order (of `ids`, the sorted ids to pick among, when
     given), with bounded memory: the chosen ids are picked from a second pass over the stream."""
     ids = item_ids(stream) if ids is None else ids
@@ -63,7 +78,7 @@ def sample_of(stream: Stream, rows: np.ndarray, ids: pl.Series | None = None) ->
     return pl.concat(parts).sort("item_id") if parts else pl.DataFrame(schema={"item_id": pl.String})
 
 
-def changed_items(lake: Lake, stream: Stream, model: str, version: int | None) -> int:
+def changed_items(lake: Lake, stream: Embeddings, model: str, version: int | None) -> int:
     """Items of `stream` whose embedding differs from the one they had at Delta version `version`."""
     if version is None:
         return 0
@@ -79,7 +94,7 @@ def _digests(stream: Stream) -> pl.DataFrame:
     return pl.concat(parts) if parts else pl.DataFrame(schema={"item_id": pl.String, "digest": pl.UInt64})
 
 
-def measure(lake: Lake, stream: Stream, n_items: int, build: SidBuild, size: int, seed: int) -> Drift:
+def measure(lake: Lake, stream: Embeddings, n_items: int, build: SidBuild, size: int, seed: int) -> Drift:
     """Drift of the catalogue `stream` (item_id, embedding; `n_items` rows) since `build`; the error ratio is
     measured on a seeded sample of at most `size` new items."""
     inputs = build.inputs

@@ -60,11 +60,12 @@ def against_table(job: Job, staged: Staged, kept: pl.DataFrame, drop: bool) -> E
         found += count
         if not (drop and count):
             continue
-        whole = to_frame(pq.read_table(path, filesystem=fs))
+        stored = pq.read_table(path, filesystem=fs)
+        whole = to_frame(stored)
         source = sources[next(seg.split("=", 1)[1] for seg in path.split("/") if seg.startswith(f"{SOURCE_FOLDER}="))]
         dups = whole.filter(pl.Series(dup)).with_columns(source_file=pl.lit(source), line=pl.lit(None, pl.Int64))
         rejects.append(duplicates_to_rejects(dups, keys, REASON))
-        _rewrite(fs, path, whole.filter(pl.Series(~dup)), pq.read_schema(path, filesystem=fs), staged)
+        _rewrite(fs, path, whole.filter(pl.Series(~dup)), stored.schema, staged)
         staged.rows[source] -= count
     return Existing(found, pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *rejects], how="vertical_relaxed"))
 
@@ -76,11 +77,11 @@ def _table_hashes(job: Job, staged: Staged, kept: pl.DataFrame, keys: list[str])
     names = [f"partition.{c}" for c in spec.partition_by]
     fs, root = job.lake.filesystem()
     table_dir = f"{root}/{spec.name}"
+    stored = [k for k in keys if k not in spec.partition_by]
     parts = []
     for row in kept.select("path", *names).iter_rows():
         if partition_id(zip(spec.partition_by, row[1:], strict=True)) not in touched:
             continue
-        stored = [k for k in keys if k not in spec.partition_by]
         frame = to_frame(pq.read_table(file_location(table_dir, row[0]), columns=stored, filesystem=fs))
         values = dict(zip(spec.partition_by, row[1:], strict=True))
         frame = frame.with_columns(pl.lit(values[k], pl.String).alias(k) for k in keys if k in values)

@@ -286,10 +286,10 @@ def plan_commit(
 
 
 def plan_by_partition(
-    tspec_name: str, added: Mapping[tuple, int], old: pl.DataFrame
+    table_name: str, added: Mapping[tuple, int], old: pl.DataFrame
 ) -> list[dict[str, dict[str, str] | int]]:
     """What a commit would do per partition: rows added and rows removed (a dry run's plan), sorted."""
-    tspec = table(tspec_name)
+    tspec = table(table_name)
     removed: dict[tuple, int] = {}
     for row in old.iter_rows(named=True):
         part = tuple(row[f"partition.{c}"] for c in tspec.partition_by)

@@ -153,20 +153,22 @@ def _ingest_once(
         staged = strategy.stage(job, report, progress)
         crash_point("after-staging")
         live = lake.files(spec.table, read_version) if read_version >= 0 else pl.DataFrame()
-        partitions = partitions_to_replace(job, staged_rows(job, staged.files), choices.replace, choices.force)
+        added = staged_rows(job, staged.files)
+        partitions = partitions_to_replace(job, added, choices.replace, choices.force)
         old = replaced_files(job, live, staged, partitions)
         kept = live.filter(~pl.col("path").is_in(old["path"].implode())) if live.height else live
         existing = against_table(job, staged, kept, choices.dedupe)
         report.rows_existing = existing.rows
-        if choices.dedupe:
+        if existing.rejects.height:  # rows dropped: the staged files changed
             report.rows_written -= existing.rejects.height
             staged.partitions = staged_partitions(spec.table, staging, staged.files)
+            added = staged_rows(job, staged.files)
         found = pl.concat([staged.rejects, existing.rejects], how="vertical_relaxed")
         rejects = conform_rejects(found, spec.table, run_id)
         report.rows_quarantined = rejects.height
         report.check()
         plan = plan_commit(job, report, staged, rejects, read_version, old, partitions, q_staging)
-        report.plan = plan_by_partition(spec.table, staged_rows(job, staged.files), old)
+        report.plan = plan_by_partition(spec.table, added, old)
         if choices.dry_run:
             report.dry_run = True
             claim.release()

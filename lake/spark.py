@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -24,7 +23,7 @@ from lake.delta_paths import file_location
 from lake.journal import process_running
 from lake.lake import Lake
 from lake.settings import DEFAULT_DRIVER_MEMORY, DEFAULT_SPARK_MASTER
-from lake.table_stream import fields_of, read_file
+from lake.table_stream import fields_of, live_files, read_file
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,9 @@ def table_files(
     through pyarrow's filesystems (so an object-store lake needs no Hadoop connector). `where` keeps the files
     of those partition values only (the others are never opened); `columns` reads only those columns."""
     spec = table(name)
-    unknown = set(where or {}) - set(spec.partition_by)
-    if unknown:
-        raise ValueError(f"{name}: where= takes partition columns ({', '.join(spec.partition_by)}), not {unknown}")
     fields = fields_of(name, columns)
-    files = lake.files(name)
+    files = live_files(lake, name, where)
     keys = [f"partition.{c}" for c in spec.partition_by]
-    for column, value in (where or {}).items():
-        files = files.filter(pl.col(f"partition.{column}") == value) if files.height else files
     descriptors: list[str] = []
     if files.height:
         table_uri = lake.uri(name)

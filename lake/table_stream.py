@@ -42,6 +42,21 @@ def read_file(
             yield pa.RecordBatch.from_arrays([_column(part, f, partition) for f in fields], schema=fields)
 
 
+def live_files(
+    lake: Lake, name: str, where: Mapping[str, str] | None = None, version: int | None = None
+) -> pl.DataFrame:
+    """The live files of table `name` (as `Lake.files` lists them, as of `version`) in the partitions matching
+    `where` (partition columns only)."""
+    spec = table(name)
+    unknown = set(where or {}) - set(spec.partition_by)
+    if unknown:
+        raise ValueError(f"{name}: where= takes partition columns ({', '.join(spec.partition_by)}), not {unknown}")
+    files = lake.files(name, version)
+    for column, value in (where or {}).items():
+        files = files.filter(pl.col(f"partition.{column}") == value) if files.height else files
+    return files
+
+
 def table_batches(
     lake: Lake,
     name: str,
@@ -54,14 +69,12 @@ def table_batches(
     """Stream table `name` (as of `version`, only the partitions matching `where`, only `columns`)."""
     spec = table(name)
     fields = fields_of(name, columns)
-    files = lake.files(name, version)
+    files = live_files(lake, name, where, version)
     if not files.height:
         return
     keys = [f"partition.{c}" for c in spec.partition_by]
     for row in files.select("path", *keys).iter_rows():
         partition = dict(zip(spec.partition_by, (None if v is None else str(v) for v in row[1:]), strict=True))
-        if any(partition.get(c) != v for c, v in (where or {}).items()):
-            continue
         yield from read_file(file_location(lake.uri(name), row[0]), partition, fields, lake.storage_options, batch_rows)
 
 
@@ -85,14 +98,7 @@ def matching_rows(
 
 def table_rows(lake: Lake, name: str, where: Mapping[str, str] | None = None) -> int:
     """Rows of table `name` in the partitions matching `where`, from the log's statistics (no file is read)."""
-    spec = table(name)
-    files = lake.files(name)
-    if not files.height:
-        return 0
-    for column, value in (where or {}).items():
-        if column not in spec.partition_by:
-            raise ValueError(f"{name}: where= takes partition columns ({', '.join(spec.partition_by)}), not {column}")
-        files = files.filter(files[f"partition.{column}"] == value)
+    files = live_files(lake, name, where)
     return int(files["num_records"].sum()) if files.height else 0
 
 
