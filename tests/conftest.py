@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny synthetic data (generated once per session) and a fresh lake per test."""
+"""Shared fixtures: tiny synthetic data (generated once per session), a fresh lake per test, one Spark session
+per worker process, one moto server; and each pytest-xdist worker's share of the cores."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from ingest.synthetic import generate
-from lake import Lake
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist, give each worker's torch, faiss (OpenMP) and polars kernels its share of the cores, for
+    the worker and the processes it starts. Two workers each running two-thread kernels on two cores spin against
+    each other: the probe and k-means tests took twice as long side by side (set before torch is imported)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS"):
+            os.environ.setdefault(name, share)
+
+
+_share_the_cores()
+
+from ingest.synthetic import generate  # noqa: E402 (after the thread settings)
+from lake import Lake  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +37,23 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """A local Spark session for the module (the JVM starts once), stopped afterwards."""
+@pytest.fixture(scope="session")
+def _spark_for_the_worker() -> Iterator[None]:
+    """Stops the worker's Spark session when the test session ends."""
+    yield
+    from pyspark.sql import SparkSession
+
+    if (session := SparkSession.getActiveSession()) is not None:
+        session.stop()
+
+
+@pytest.fixture
+def spark(_spark_for_the_worker):
+    """The worker's local Spark session: its JVM starts once per worker process, and again only after a test
+    that switched to another master (a cluster's, or local[1]) stopped it."""
     from lake.spark import spark_session
 
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
+    return spark_session("local[2]")
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from quality.gr_probe import ProbeConfig, SidSpace, examples_of, generate, hit_rates, probe, ranking, train
 
 SIZES = [4, 4, 4]
-FAST = ProbeConfig(width=32, layers=1, history_items=2, epochs=30, batch_size=64, learning_rate=1e-2, beam=16)
+# 60 epochs: at 30 the planted rule was learnt or not depending on the number of CPU threads (0.75 on one)
+FAST = ProbeConfig(width=32, layers=1, history_items=2, epochs=60, batch_size=64, learning_rate=1e-2, beam=16)
 
 
 def _space(items: int = 64) -> SidSpace:
