@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
-from torchvision.transforms import functional as tf
 
 
 class ItemImages(Dataset):
@@ -55,6 +53,9 @@ def split_preprocess(preprocess: Callable) -> tuple[Callable, Callable[[torch.Te
     """(per image in the workers, per batch on the device): a Compose ending in ToTensor and Normalize is split
     before ToTensor, whose conversion moves to the batch (uint8 pixels in, normalised float32 out); any
     other preprocessing runs whole in the workers and the batch step only makes it float32."""
+    from torchvision import transforms  # here: importing it costs every Dagster process seconds at start
+    from torchvision.transforms import functional as tf
+
     steps = list(getattr(preprocess, "transforms", []))
     cut = next((i for i, t in enumerate(steps) if isinstance(t, transforms.ToTensor)), None)
     tail = steps[cut + 1 :] if cut is not None else []

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
 
 RANDOM = "random"
@@ -77,6 +76,8 @@ def _looks_like_path(weights: str) -> bool:
 
 def load_encoder(spec: EncoderSpec) -> Encoder:
     """Create the model and load its weights; a WeightsError names the file or tag when they are missing."""
+    import open_clip  # here, not at the top: it costs every Dagster process a second and a half at start
+
     if spec.config:
         config = Path(spec.config)
         if not config.is_file():
