@@ -19,8 +19,11 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/sidforge demo
 
-test: lint
-	$(BIN)/pytest -q -n 2 --dist loadfile
+# mypy (20 s on a fresh clone) type-checks beside the first tests; `make test` fails when either fails.
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy & mypy=$$!; $(BIN)/pytest -q -n 2 --dist loadfile; tests=$$?; wait $$mypy && exit $$tests
 
 test-serial: lint
 	$(BIN)/pytest -q
