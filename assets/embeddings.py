@@ -20,6 +20,7 @@ from embeddings.encode import EncodeStats, encode_items
 from embeddings.incremental import embedding_rows, items_to_encode
 from embeddings.model import load_encoder, model_id
 from lake import storage
+from lake.progress import ProgressLines
 from lake.quarantine import replace_records
 from lake.table_stream import matching_rows
 
@@ -157,6 +158,7 @@ def aligned_embeddings(
         right,
         pairs["weight"].to_numpy(),
         AlignConfig(epochs=config.epochs, temperature=config.temperature, device=config.device, seed=config.seed),
+        ProgressLines(context.log.info),
     )
     aligned = project(projection, features)
     model = f"{config.base_model}+align"

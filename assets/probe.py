@@ -10,6 +10,7 @@ from assets.metadata import markdown_table
 from assets.publish import gr_training_data
 from assets.resources import LakeResource
 from builds.registry import BuildRegistry
+from lake.progress import ProgressLines
 from quality.gr_probe import ProbeConfig
 from serving.probe import latest_version, probe_build
 
@@ -50,7 +51,14 @@ def gr_probe(context: AssetExecutionContext, config: GrProbeConfig, lake: LakeRe
     done = build.metrics.get("probe_version") == version and build.metrics.get("probe_config") == _json(settings)
     if done:  # the same version and settings give the same figures: a second run would only train again
         return MaterializeResult(metadata={"build_id": build.build_id, "result": "already probed"})
-    figures = probe_build(store, build.build_id, dataset=config.dataset, config=settings, run_id=context.run.run_id)
+    figures, where = probe_build(
+        store,
+        build.build_id,
+        dataset=config.dataset,
+        config=settings,
+        run_id=context.run.run_id,
+        progress=ProgressLines(context.log.info),
+    )
     rows = [
         {
             "K": key.removeprefix("probe_hr_at_"),
@@ -63,6 +71,7 @@ def gr_probe(context: AssetExecutionContext, config: GrProbeConfig, lake: LakeRe
     return MaterializeResult(
         metadata={
             "build_id": build.build_id,
+            "recorded_as": where,
             "version": MetadataValue.path(figures["probe_version"]),
             "test_examples": figures["probe_test_examples"],
             "result": "HR@10 {:.4f} (random SIDs {:.4f}, popularity {:.4f})".format(

@@ -30,6 +30,7 @@ from builds.lifecycle import Decision, Drift, DriftBounds, Mode, build_id, decid
 from builds.registry import ASSIGNED, KEPT, BuildRegistry, BuildStatus, SidBuild
 from lake import Lake
 from lake.frames import to_frame
+from lake.progress import ProgressLines
 from quality.report import SUMMARY_KEYS
 from sid_index.build import BuildConfig, Method, assign, churn, sample_rows, train
 from sid_index.collisions import Policy
@@ -190,7 +191,7 @@ def sid_codebooks(context: AssetExecutionContext, config: SidBuildConfig, lake: 
     rows = sample_rows(n_items, config.train_sample, config.seed)
     sample = sample_of(stream, rows)
     started = dt.datetime.now(dt.UTC)
-    model = train(vectors_of(sample.to_arrow()), build_cfg, n_items)
+    model = train(vectors_of(sample.to_arrow()), build_cfg, n_items, progress=ProgressLines(context.log.info))
     train_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
     new_id = build_id(config.method, started, run_id)
     artifact = save_model(store, new_id, model, {"build_id": new_id, "embedding_model": config.embedding_model})

@@ -166,10 +166,8 @@ class BuildRegistry:
         """When each build became the published one, and the last data day it was built from:
         (published_at, build_id, data_through), from the table's Delta history."""
         rows = []
-        # A history read while another writer commits can list the new commit with no valid version yet.
-        commits = [c for c in self.lake.history(TABLE) if c.get("version", -1) >= 0]
-        for commit in sorted(commits, key=lambda c: c["version"]):
-            at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC)
+        for commit in self.lake.history(TABLE).sort("version").iter_rows(named=True):
+            at = commit["timestamp"]
             published = (
                 self.lake.scan(TABLE, version=commit["version"])
                 .filter(pl.col("status") == str(BuildStatus.PUBLISHED))

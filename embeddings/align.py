@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +38,10 @@ def train_projection(
     right: np.ndarray,
     weights: np.ndarray | None = None,
     config: AlignConfig = AlignConfig(),
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> torch.nn.Linear:
-    """Learn W so that normalise(W f_left) matches normalise(W f_right) against in-batch negatives."""
+    """Learn W so that normalise(W f_left) matches normalise(W f_right) against in-batch negatives;
+    `progress(step, epochs done, epochs)` after each epoch."""
     if len(left) == 0:
         raise ValueError("collaborative alignment needs item pairs; item_pairs is empty")
     device = resolve_device(config.device)
@@ -54,7 +57,7 @@ def train_projection(
     p = torch.from_numpy(np.asarray(weights if weights is not None else np.ones(len(left)), dtype=np.float64))
     optimiser = torch.optim.Adam(projection.parameters(), lr=config.lr)
     steps = max(1, len(left) // config.batch_size)
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
         for _ in range(steps):
             pick = torch.multinomial(p, config.batch_size, replacement=True, generator=generator)
             za = F.normalize(projection(x[a[pick].to(device)]), dim=1)
@@ -65,6 +68,8 @@ def train_projection(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+        if progress:
+            progress("alignment: training epochs", epoch + 1, config.epochs)
     return projection.cpu().eval()
 
 

@@ -27,6 +27,16 @@ from lake.settings import DEFAULT_LAKE
 from lake.stats import parquet_stats
 
 ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader | pl.DataFrame
+HISTORY_SCHEMA = pl.Schema(
+    {
+        "version": pl.Int64(),
+        "timestamp": pl.Datetime("ms", "UTC"),
+        "operation": pl.String(),
+        "run_id": pl.String(),
+        "sources": pl.List(pl.String),
+        "metadata": pl.String(),
+    }
+)
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -100,7 +110,21 @@ class Lake:
         spec = table(name)
         if not self.exists(name):
             return to_frame(spec.schema.empty_table()).lazy()
+        if version is not None:
+            self._check_version(name, version)
         return pl.scan_delta(self.uri(name), version=version, storage_options=self.storage_options)
+
+    def _check_version(self, name: str, version: int | dt.datetime) -> None:
+        """A ValueError naming the versions `name` has, for a version or a time it does not have."""
+        if isinstance(version, dt.datetime):
+            when = version if version.tzinfo else version.replace(tzinfo=dt.UTC)
+            first: dt.datetime = self.history(name)["timestamp"].min()  # type: ignore[assignment]
+            if when < first:
+                raise ValueError(f"{name} was created at {first:%Y-%m-%d %H:%M:%S} UTC, after {when:%Y-%m-%d %H:%M:%S}")
+            return
+        newest = self._written_version(name)
+        if not 0 <= version <= newest:
+            raise ValueError(f"{name} has versions 0–{newest}; there is no version {version}")
 
     def version(self, name: str) -> int | None:
         """Current Delta version of `name`, or None when the table does not exist yet."""
@@ -113,11 +137,27 @@ class Lake:
             raise RuntimeError(f"table {name!r} does not exist after a write to {self.uri(name)}")
         return version
 
-    def history(self, name: str, limit: int | None = None) -> list[dict]:
-        """Commits of `name`, newest first, with their operation and sidforge commit metadata."""
-        if not self.exists(name):
-            return []
-        return DeltaTable(self.uri(name), storage_options=self.storage_options).history(limit)
+    def history(self, name: str, limit: int | None = None) -> pl.DataFrame:
+        """Commits of `name`, newest first: version, timestamp (UTC), operation, run_id, sources (the files the
+        commit ingested) and the rest of sidforge's commit metadata as a JSON object (`metadata`)."""
+        commits = (
+            DeltaTable(self.uri(name), storage_options=self.storage_options).history(limit) if self.exists(name) else []
+        )
+        rows = [
+            {
+                "version": c["version"],
+                "timestamp": dt.datetime.fromtimestamp(c["timestamp"] / 1000, dt.UTC),
+                "operation": c.get("operation"),
+                "run_id": c.get("sidforge.run_id"),
+                "sources": json.loads(c.get("sidforge.sources", "[]")),
+                "metadata": json.dumps(
+                    {k.removeprefix("sidforge."): v for k, v in c.items() if k.startswith("sidforge.")}, sort_keys=True
+                ),
+            }
+            for c in commits
+            if c.get("version", -1) >= 0  # a commit being written by another process can show no version yet
+        ]
+        return pl.DataFrame(rows, schema=HISTORY_SCHEMA).sort("version", descending=True)
 
     def files(self, name: str, version: int | None = None) -> pl.DataFrame:
         """The live data files of `name` (path, size, records, partition values), optionally at a version."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
 
 from lake import storage
 
@@ -32,6 +36,16 @@ def _positive(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return number
+
+
+def _test_examples(value: str) -> int:
+    """An argparse type: a number of probe test examples, at least quality.gr_probe.MIN_TEST_EXAMPLES."""
+    from quality.gr_probe import MIN_TEST_EXAMPLES
+
+    number = _positive(value)
+    if number < MIN_TEST_EXAMPLES:
+        raise argparse.ArgumentTypeError(f"{value!r} is below {MIN_TEST_EXAMPLES}: fewer test examples measure nothing")
     return number
 
 
@@ -62,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     from lake.settings import DEFAULT_ENGINE, ENGINES
 
     parser = argparse.ArgumentParser(prog="sidforge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sidforge {version('sidforge')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     scales = ", ".join(SCALES)
 
@@ -215,8 +230,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _lake_arg(prb)
     prb.add_argument("--dataset", default="gr", help="published dataset to train and test on (default gr)")
-    prb.add_argument("--epochs", type=int, help="training epochs (default: quality.gr_probe.ProbeConfig's)")
-    prb.add_argument("--max-examples", type=int, help="test examples evaluated (default: ProbeConfig's)")
+    prb.add_argument("--epochs", type=_positive, help="training epochs (default: quality.gr_probe.ProbeConfig's)")
+    prb.add_argument(
+        "--max-examples", type=_test_examples, help="test examples evaluated, 10 or more (default: ProbeConfig's)"
+    )
+    prb.add_argument(
+        "--replace",
+        action="store_true",
+        help="record these figures as the build's own even when the settings differ from the recorded ones "
+        "(without it such a run is kept beside them, under probe_runs)",
+    )
     prb.add_argument("--seed", type=int, help="seed of the model, the training order and the random SIDs")
     prb.add_argument("--device", help="cpu or cuda (default cpu)")
     prb.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -279,12 +302,27 @@ def _build(lake, build_id: str | None, option: str = "--build") -> str:
     known = ", ".join(f"{b.build_id} ({b.status})" for b in builds) or "none"
     if build_id is None:
         published = BuildRegistry(lake).published()
+        if published is None and not builds:
+            raise UsageError(f"no SID build in {lake.root} yet: the nightly_sid_rebuild job builds one (`make demo`)")
         if published is None:
-            raise UsageError(f"no published SID build in {lake.root}; pass {option} BUILD_ID (builds: {known})")
+            name = f"pass {option} BUILD_ID" if option.startswith("--") else f"name a {option}"
+            raise UsageError(f"no published SID build in {lake.root}; {name} (builds: {known})")
         return published.build_id
     if build_id not in {b.build_id for b in builds}:
         raise UsageError(f"{option} {build_id!r}: no such SID build in {lake.root} (builds: {known})")
     return build_id
+
+
+@contextmanager
+def _removed_if_left_empty(root: str) -> Iterator[None]:
+    """A local lake folder this command creates is removed again when the command fails before writing a file."""
+    folder = None if storage.is_uri(root) or Path(root).exists() else Path(root)
+    try:
+        yield
+    except BaseException:
+        if folder is not None and not any(p.is_file() for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _print_tables(lake) -> None:
@@ -307,9 +345,12 @@ def _ingest(args: argparse.Namespace) -> int:
     from lake import Lake
 
     lake = Lake(args.lake)
-    with tqdm(
-        desc=f"ingest {args.fmt}", unit=" rec", unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty()
-    ) as bar:
+    with (
+        _removed_if_left_empty(lake.root),
+        tqdm(
+            desc=f"ingest {args.fmt}", unit=" rec", unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty()
+        ) as bar,
+    ):
         report = ingest(
             lake,
             args.paths,
@@ -472,17 +513,28 @@ def _report(lake, build_id: str | None) -> int:
 
 
 def _probe(lake, args: argparse.Namespace) -> int:
+    from lake.progress import ProgressLines
     from quality.gr_probe import ProbeConfig
     from serving.probe import probe_build
 
     build_id = _build(lake, args.build_id, option="BUILD_ID")
     given = {"epochs": args.epochs, "max_examples": args.max_examples, "seed": args.seed, "device": args.device}
     config = ProbeConfig(**{k: v for k, v in given.items() if v is not None})
-    figures = probe_build(lake, build_id, dataset=args.dataset, config=config, run_id=f"cli-probe-{build_id}")
+    figures, where = probe_build(
+        lake,
+        build_id,
+        dataset=args.dataset,
+        config=config,
+        run_id=f"cli-probe-{build_id}",
+        replace=args.replace,
+        progress=ProgressLines(lambda line: print(line, file=sys.stderr, flush=True)),
+    )
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps({**figures, "recorded_as": where}, indent=2))
         return 0
     print(f"build {build_id}: {figures['probe_test_examples']:,} test examples of {figures['probe_version']}")
+    if where != "probe":
+        print(f"  other settings than the build's recorded probe: kept beside it as {where} (--replace to overwrite)")
     print(f"  {'':<10}{'probe':>10}{'random SIDs':>14}{'popularity':>12}")
     for key in sorted(k for k in figures if k.startswith("probe_") and k.count("_") == 3):
         name = key.removeprefix("probe_").replace("_at_", "@").upper()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from sid_index.codec import offsets, prefix_sets, token_ids, vocabulary_size
+
+MIN_TEST_EXAMPLES = 10  # a probe measured on fewer test examples measures nothing
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,20 @@ class ProbeConfig:
     seed: int = 0
     device: str = "cpu"
     max_examples: int | None = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("width", "heads", "layers", "history_items", "epochs", "batch_size", "beam"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"probe setting {name} must be 1 or more (got {getattr(self, name)})")
+        if not self.learning_rate > 0:
+            raise ValueError(f"probe setting learning_rate must be above 0 (got {self.learning_rate})")
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"probe setting ks must list cut-offs of 1 or more (got {self.ks})")
+        if self.max_examples is not None and self.max_examples < MIN_TEST_EXAMPLES:
+            raise ValueError(
+                f"probe setting max_examples must be {MIN_TEST_EXAMPLES} or more (got {self.max_examples}): "
+                "fewer test examples measure nothing"
+            )
 
     def as_dict(self) -> dict:
         """Plain dict for reports."""
@@ -153,8 +169,15 @@ def _level_mask(space: SidSpace) -> torch.Tensor:
     return mask
 
 
-def train(examples: Sequence[Example], space: SidSpace, config: ProbeConfig) -> ProbeModel:
-    """Train the probe on `examples` to generate the SID of each one's first target (the next item); seeded."""
+def train(
+    examples: Sequence[Example],
+    space: SidSpace,
+    config: ProbeConfig,
+    progress: Callable[[str, int, int], None] | None = None,
+    step: str = "probe: training epochs",
+) -> ProbeModel:
+    """Train the probe on `examples` to generate the SID of each one's first target (the next item); seeded.
+    `progress(step, epochs done, epochs)` is called after each epoch."""
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     model = ProbeModel(space.vocabulary, space.levels, config).to(device)
@@ -165,7 +188,7 @@ def train(examples: Sequence[Example], space: SidSpace, config: ProbeConfig) -> 
     levels = _level_mask(space).to(device)
     rng = np.random.default_rng(config.seed)
     model.train()
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
         order = rng.permutation(len(pairs))
         for start in range(0, len(pairs), config.batch_size):
             chunk = [pairs[i] for i in order[start : start + config.batch_size]]
@@ -178,6 +201,8 @@ def train(examples: Sequence[Example], space: SidSpace, config: ProbeConfig) -> 
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+        if progress:
+            progress(step, epoch + 1, config.epochs)
     return model
 
 
@@ -262,26 +287,32 @@ def probe_space(
     *,
     from_items: bool = False,
     suffix: str = "",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, float]:
     """HR@K and NDCG@K (names ending in `suffix`) of the probe trained on `train_rows` and evaluated on the first
     `max_examples` of `test_rows`, as `space`'s SIDs: the shards' own history tokens, or with `from_items` the
     tokens `space` gives the history items."""
     ks = probe_ks(space, config)
-    model = train(examples_of(train_rows, space, from_items=from_items), space, config)
+    step = f"probe{suffix.replace('_', ' ')}: training epochs"
+    model = train(examples_of(train_rows, space, from_items=from_items), space, config, progress, step)
     test = examples_of(list(test_rows)[: config.max_examples], space, from_items=from_items)
     ranked = [ranking(g, space, max(ks)) for g in generate(model, test, space, config)]
     return hit_rates(ranked, [e.targets for e in test], ks, suffix)
 
 
 def probe(
-    train_rows: Sequence[Mapping], test_rows: Sequence[Mapping], space: SidSpace, config: ProbeConfig
+    train_rows: Sequence[Mapping],
+    test_rows: Sequence[Mapping],
+    space: SidSpace,
+    config: ProbeConfig,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, float]:
     """`probe_space`'s figures for the build's SIDs as the shards hold them, for random SIDs (`_random`) and for
-    the most popular train targets (`_popularity`), with the number of test examples."""
+    the most popular train targets (`_popularity`), with the number of test examples; `progress` per epoch."""
     test_rows = list(test_rows)[: config.max_examples]
-    figures = probe_space(train_rows, test_rows, space, config)
+    figures = probe_space(train_rows, test_rows, space, config, progress=progress)
     figures |= probe_space(
-        train_rows, test_rows, space.shuffled(config.seed), config, from_items=True, suffix="_random"
+        train_rows, test_rows, space.shuffled(config.seed), config, from_items=True, suffix="_random", progress=progress
     )
     ks, test = probe_ks(space, config), examples_of(test_rows, space, from_items=False)
     counts = Counter(t for row in train_rows for t in row["target_items"] if t in space.row_of)

@@ -140,12 +140,30 @@ def probe_section(metrics: Mapping) -> str:
             for figure in ("HR", "NDCG")
             for k in ks
         )
+        settings = ", ".join(f"{k}={v}" for k, v in (metrics.get("probe_config") or {}).items())
         body = (
             f"<p>{int(metrics.get('probe_test_examples', 0)):,} test examples of "
-            f"<code>{html.escape(str(metrics.get('probe_version', '')))}</code></p>"
-            f"{chart}<table><tr><th></th>{head}</tr>{rows}</table>"
+            f"<code>{html.escape(str(metrics.get('probe_version', '')))}</code>; settings "
+            f"<code>{html.escape(settings)}</code></p>"
+            f"{chart}<table><tr><th></th>{head}</tr>{rows}</table>{_other_probe_runs(metrics.get('probe_runs') or {})}"
         )
     return f"{PROBE_START}<h2>GR probe</h2>{body}{PROBE_END}"
+
+
+def _other_probe_runs(runs: Mapping[str, Mapping]) -> str:
+    """Probe runs with other settings than the build's own figures, one row each (kept, never merged)."""
+    if not runs:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{html.escape(key)}</code></td><td>{int(run.get('probe_test_examples', 0)):,}</td>"
+        f"<td>{float(run.get('probe_hr_at_10', 0.0)):.4f}</td><td>{float(run.get('probe_hr_at_10_random', 0.0)):.4f}"
+        "</td></tr>"
+        for key, run in sorted(runs.items())
+    )
+    return (
+        "<h3>Probe runs with other settings</h3><table><tr><th>settings</th><th>test examples</th><th>HR@10</th>"
+        f"<th>HR@10 random SIDs</th></tr>{rows}</table>"
+    )
 
 
 def probe_figures(metrics: Mapping) -> dict:

@@ -66,11 +66,7 @@ class FeatureStore:
 
     def _created(self, name: str) -> dt.datetime | None:
         """When table `name` was created (None when it does not exist)."""
-        history = self.lake.history(name)
-        if not history:
-            return None
-        first = min(history, key=lambda c: c["version"])
-        return dt.datetime.fromtimestamp(first["timestamp"] / 1000, dt.UTC)
+        return self.lake.history(name)["timestamp"].min()  # type: ignore[return-value]
 
     def embeddings(self, item_ids: list[str], model: str, as_of: AsOf = None) -> pl.DataFrame:
         """item_id, embedding and dim of the given items for `model`, as of a time or Delta version."""

@@ -3,10 +3,13 @@ figures recorded in the build's metrics (beside the training-free ones the gate 
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
 from builds.registry import BuildRegistry
 from lake.lake import Lake
+from lake.progress import Progress
 from quality.gr_probe import ProbeConfig, SidSpace, probe
 from quality.report import add_probe
 from serving.reader import GRShards
@@ -24,12 +27,30 @@ def latest_version(lake: Lake, build_id: str, dataset: str = "gr") -> str:
     return lake.published_path(mine["path"][-1])
 
 
+def settings_key(config: ProbeConfig) -> str:
+    """A probe run's settings as a key: the fields that differ from ProbeConfig's defaults ("defaults" if none)."""
+    defaults = ProbeConfig().as_dict()
+    changed = [f"{k}={v}" for k, v in config.as_dict().items() if v != defaults[k]]
+    return ",".join(changed) or "defaults"
+
+
 def probe_build(
-    lake: Lake, build_id: str, *, dataset: str = "gr", config: ProbeConfig | None = None, run_id: str = "probe"
-) -> dict:
+    lake: Lake,
+    build_id: str,
+    *,
+    dataset: str = "gr",
+    config: ProbeConfig | None = None,
+    run_id: str = "probe",
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> tuple[dict, str]:
     """Train and evaluate the probe on the newest published version of `dataset` for `build_id`, record its
     figures (`probe_*`, with the version and settings) in the build's metrics by run `run_id` and in its report
-    (when the gate wrote one), and return them."""
+    (when the gate wrote one); return them and where they were recorded.
+
+    The build's own figures (`probe_*`) are replaced only by a run with the same settings, or with `replace`. A run
+    with other settings is kept beside them, under `probe_runs` keyed by its settings (`settings_key`), so a
+    quick or weaker run never overwrites a measurement."""
     config = config or ProbeConfig()
     registry = BuildRegistry(lake)
     build = registry.get(build_id)
@@ -44,12 +65,20 @@ def probe_build(
         raise ValueError(f"build {build_id} has no item_sids rows")
     matrix = codes["codes"].list.to_array(len(build.sizes)).to_numpy()
     space = SidSpace(codes["item_id"].to_list(), matrix, build.sizes)
+    settings = json.loads(json.dumps(config.as_dict()))
     figures = {
-        **probe(splits["train"], splits["test"], space, config),
+        **probe(splits["train"], splits["test"], space, config, progress),
         "probe_version": path,
-        "probe_config": config.as_dict(),
+        "probe_config": settings,
     }
-    registry.mark(build, build.status, by=run_id, metrics={**build.metrics, **figures})
+    recorded = build.metrics.get("probe_config")
+    if replace or recorded is None or recorded == settings:
+        metrics, where = {**build.metrics, **figures}, "probe"
+    else:
+        key = settings_key(config)
+        metrics = {**build.metrics, "probe_runs": {**build.metrics.get("probe_runs", {}), key: figures}}
+        where = f"probe_runs[{key!r}]"
+    registry.mark(build, build.status, by=run_id, metrics=metrics)
     if build.metrics.get("report"):
-        add_probe(build.metrics["report"], figures, options)
-    return figures
+        add_probe(build.metrics["report"], {k: v for k, v in metrics.items() if k.startswith("probe_")}, options)
+    return figures, where

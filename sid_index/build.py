@@ -259,17 +259,24 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
-def train(sample: np.ndarray, config: BuildConfig, n_items: int, pairs: np.ndarray | None = None) -> SidModel:
-    """Train codebooks of `config.method` on `sample` (rows of the catalogue's embeddings)."""
+def train(
+    sample: np.ndarray,
+    config: BuildConfig,
+    n_items: int,
+    pairs: np.ndarray | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SidModel:
+    """Train codebooks of `config.method` on `sample` (rows of the catalogue's embeddings); `progress(step, done,
+    total)` per RQ-VAE epoch or RQ-KMeans level."""
     sizes = config.resolved_sizes(n_items)
     if config.method == "rq-kmeans":
         backend = make_backend(config.backend, config.device, config.precision)
         params = KMeansParams(config.iters, config.seed, config.init, config.max_points_per_centroid)
-        return train_rq_kmeans(sample, sizes, backend, params)
+        return train_rq_kmeans(sample, sizes, backend, params, progress)
     vae = preset(
         config.rqvae_preset, epochs=config.rqvae_epochs, seed=config.seed, pair_weight=config.rqvae_pair_weight
     )
-    return train_rqvae(sample, sizes, vae, config.device, pairs)
+    return train_rqvae(sample, sizes, vae, config.device, pairs, progress)
 
 
 def assign(model: SidModel, batches: Stream, config: BuildConfig, fixed: np.ndarray | None = None) -> Assigned:

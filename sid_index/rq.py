@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -133,9 +133,14 @@ def _train_level(
 
 
 def train_rq_kmeans(
-    sample: np.ndarray, sizes: Sequence[int], backend: Backend, params: KMeansParams | None = None
+    sample: np.ndarray,
+    sizes: Sequence[int],
+    backend: Backend,
+    params: KMeansParams | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> RQKMeans:
-    """Train one k-means per level on the residual left by the previous levels."""
+    """Train one k-means per level on the residual left by the previous levels; `progress(step, levels done,
+    levels)` after each level."""
     params = params or KMeansParams()
     residual = Residuals(sample, backend.device)
     books: list[np.ndarray] = []
@@ -148,6 +153,8 @@ def train_rq_kmeans(
         timings[f"train_level_{level + 1}_s"] = time.perf_counter() - started
         if retries:
             timings[f"collapse_retries_level_{level + 1}"] = retries
+        if progress:
+            progress("RQ-KMeans: levels trained", level + 1, len(sizes))
     return RQKMeans(books, backend, timings=timings)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -204,8 +204,10 @@ def train_rqvae(
     params: RQVAEParams = RQVAEParams(),
     device: str = "auto",
     pairs: np.ndarray | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> RQVAE:
-    """Train on `x` (n, d); `pairs` (m, 2) row indices of co-occurring items add the InfoNCE term."""
+    """Train on `x` (n, d); `pairs` (m, 2) row indices of co-occurring items add the InfoNCE term; `progress(step,
+    epochs done, epochs)` after each epoch."""
     dev = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     )
@@ -252,6 +254,8 @@ def train_rqvae(
                 usage[level] += torch.bincount(code, minlength=sizes[level])
         history.append(epoch_loss / len(data))
         _restart_dead_codes(net, data, usage, gen, dev)
+        if progress:
+            progress("RQ-VAE: training epochs", epoch + 1, params.epochs)
     model = RQVAE(net.eval(), params, dev, history=history)
     model.timings["train_s"] = time.perf_counter() - started
     return model

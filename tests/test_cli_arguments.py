@@ -136,3 +136,29 @@ def test_every_option_has_help():
         "demo",
         "dev",
     }
+
+
+def test_version_names_the_installed_package(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"sidforge {version('sidforge')}"
+
+
+def test_report_on_a_lake_without_builds_says_how_to_get_one(tmp_path, capsys):
+    (tmp_path / "lake").mkdir()
+    assert main(["report", "--lake", str(tmp_path / "lake")]) == 2
+    err = capsys.readouterr().err
+    assert "no SID build in" in err and "nightly_sid_rebuild" in err and "BUILD_ID BUILD_ID" not in err
+
+
+def test_a_failed_ingest_into_a_new_lake_leaves_no_folder(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["ingest", str(bad), "--format", "events", "--lake", str(tmp_path / "new")]) == 2
+    assert "no column for 'user_id'" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    assert main(["ingest", str(bad), "--format", "events", "--lake", str(tmp_path / "kept")]) == 2
+    assert (tmp_path / "kept").is_dir()  # a folder that was there before stays

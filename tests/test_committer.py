@@ -1,6 +1,5 @@
 """The Spark bridge: externally written Parquet committed to Delta once, with footer statistics."""
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -36,7 +35,7 @@ def test_staged_files_are_moved_and_committed_with_stats(lake: Lake):
     assert files["num_records"][0] == 3
     assert files["min.user_id"][0] == "a" and files["max.user_id"][0] == "c"
     assert lake.scan("interactions").collect()["ds"].to_list() == ["2025-01-01"] * 3
-    assert lake.history("interactions", 1)[0]["version"] == version
+    assert lake.history("interactions", 1)["version"][0] == version
 
 
 def test_a_retried_commit_is_applied_once(lake: Lake):
@@ -55,5 +54,5 @@ def test_replace_removes_the_partitions_old_files_in_the_same_commit(lake: Lake)
     )
     rows = lake.scan("interactions").sort("ds").collect()
     assert rows["user_id"].to_list() == ["c", "x"]
-    last = lake.history("interactions", 1)[0]
-    assert last["sidforge.run_id"] == "r3" and json.loads(last["sidforge.sources"]) == []
+    last = lake.history("interactions", 1).row(0, named=True)
+    assert last["run_id"] == "r3" and last["sources"] == []

@@ -28,8 +28,8 @@ def test_days_accumulate_and_counts_add_up(lake: Lake, tiny_raw):
     assert total == sum(r.rows_written for r in reports)
     raw_lines = sum(len(p.read_text().splitlines()) - 1 for p in (tiny_raw / "events").rglob("*.csv"))
     assert total == raw_lines
-    history = lake.history("interactions")
-    assert all(h["sidforge.run_id"].startswith("cli-") for h in history if "sidforge.run_id" in h)
+    runs = lake.history("interactions")["run_id"].drop_nulls()
+    assert runs.len() and runs.str.starts_with("cli-").all()
 
 
 def test_item_pairs_count_consecutive_items(lake: Lake, tmp_path):

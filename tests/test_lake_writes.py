@@ -1,7 +1,6 @@
 """Lake writes: append, partition replace, merge by key, time travel, history, SQL and the summary."""
 
 import datetime as dt
-import json
 
 import polars as pl
 import pytest
@@ -41,9 +40,10 @@ def test_replace_partitions_is_idempotent_and_leaves_other_days(lake: Lake):
 
 def test_commit_metadata_carries_run_id_and_sources(lake: Lake):
     lake.append("interactions", _events("2025-01-01", ["a"]), run_id="run-42", sources=["/x/events.csv"])
-    latest = lake.history("interactions", 1)[0]
-    assert latest["sidforge.run_id"] == "run-42"
-    assert json.loads(latest["sidforge.sources"]) == ["/x/events.csv"]
+    latest = lake.history("interactions", 1).row(0, named=True)
+    assert latest["run_id"] == "run-42"
+    assert latest["sources"] == ["/x/events.csv"]
+    assert isinstance(latest["timestamp"], dt.datetime) and latest["timestamp"].tzinfo is not None
 
 
 def test_time_travel_reads_an_earlier_version(lake: Lake):
@@ -51,6 +51,21 @@ def test_time_travel_reads_an_earlier_version(lake: Lake):
     lake.append("interactions", _events("2025-01-01", ["b"]), run_id="r2")
     assert lake.scan("interactions").collect().height == 2
     assert lake.scan("interactions", version=v1).collect()["user_id"].to_list() == ["a"]
+
+
+def test_a_version_or_time_the_table_lacks_names_what_it_has(lake: Lake):
+    lake.append("interactions", _events("2025-01-01", ["a"]), run_id="r1")
+    newest = lake.append("interactions", _events("2025-01-01", ["b"]), run_id="r2")
+    for version in (99, -1):
+        with pytest.raises(ValueError, match=f"interactions has versions 0–{newest}; there is no version {version}"):
+            lake.scan("interactions", version=version)
+    with pytest.raises(ValueError, match=r"interactions was created at .* UTC, after 2000-01-01 00:00:00"):
+        lake.scan("interactions", version=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    history = lake.history("interactions")
+    assert history["version"].to_list() == list(range(newest, -1, -1))
+    assert history.schema["timestamp"] == pl.Datetime("ms", "UTC")
+    at = history.filter(pl.col("run_id") == "r1")["timestamp"][0]
+    assert lake.scan("interactions", version=at).collect()["user_id"].to_list() == ["a"]
 
 
 def test_merge_upserts_by_key(lake: Lake):

@@ -1,9 +1,10 @@
 """The code blocks of the README and of every page under docs/ run as written, in order (the README, then the
 pages in the order its "Read more" table lists them), in a fresh folder, after what `make demo` runs.
 
-Shell blocks run in bash with the venv's scripts on PATH and no SIDFORGE_ or DAGSTER_ settings; Python
-blocks run in one namespace, as pasted into one interpreter. `make demo` runs the Makefile's own recipe;
-`make test` is this test suite, so it is not run again from inside it.
+Shell blocks run in bash as in a fresh shell of the clone: the venv is not on PATH until a block sources
+`.venv/bin/activate` (which then holds for the blocks after it, as in one terminal), and there are no SIDFORGE_ or
+DAGSTER_ settings. Python blocks run in one namespace, as pasted into one interpreter of the venv. `make demo` runs
+the Makefile's own recipe; `make test` is this test suite, so it is not run again from inside it.
 """
 
 import os
@@ -41,14 +42,14 @@ def test_every_docs_page_is_listed_and_the_readme_is_a_front_page():
 
 
 def _recipe(target: str) -> str:
-    """The Makefile's recipe of `target`, with the venv's scripts found on PATH."""
+    """The Makefile's recipe of `target`, with the venv at `.venv` as the Makefile's `$(BIN)`."""
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
     recipe = []
     for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
-        recipe.append(line.strip().replace("$(BIN)/", ""))
+        recipe.append(line.strip().replace("$(BIN)/", ".venv/bin/"))
     return "\n".join(recipe)
 
 
@@ -75,13 +76,18 @@ def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
         if name.startswith(("SIDFORGE_", "DAGSTER_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    (tmp_path / ".venv").symlink_to(sys.prefix)  # the clone's venv, as `make setup` leaves it
+    venv_bin = str(Path(sys.prefix) / "bin")
+    path = ":".join(p for p in os.environ["PATH"].split(":") if p != venv_bin)
+    env = {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, "PATH": path}  # a fresh shell
     namespace: dict = {}
     ran = []
+    sourced: list[str] = []  # one terminal: what a block sources (the venv) holds for the blocks after it
     for where, language, code in readme_blocks():
         if language == "bash":
+            sourced += [line for line in code.splitlines() if line.startswith("source ")]
             done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", _shell(code)],
+                ["bash", "-euo", "pipefail", "-c", "\n".join([*sourced, _shell(code)])],
                 cwd=tmp_path,
                 env=env,
                 capture_output=True,
