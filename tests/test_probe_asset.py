@@ -40,6 +40,9 @@ def test_the_probe_asset_records_its_figures_once_and_only_when_switched_on(tmp_
     for key in ("probe_hr_at_10", "probe_hr_at_10_random", "probe_hr_at_10_popularity", "probe_ndcg_at_10"):
         assert shown[key] == round(recorded[key], 6) and 0 <= recorded[key] <= 1
     assert "random SIDs" in shown["hit_rates"] and shown["result"].startswith("HR@10 ")
+    logged = [e.message for e in instance.all_logs(on.run_id) if e.step_key == "gr_probe" and not e.is_dagster_event]
+    assert "probe: training epochs: 1/1" in "\n".join(logged)  # the run page shows the epochs moving
+    assert "probe random: training epochs: 1/1" in "\n".join(logged)
 
     builds_version = lake.version("sid_builds")
     again = materialize([gr_probe], resources=resources, instance=instance, run_config=ON)

@@ -27,7 +27,9 @@ def test_probe_prints_and_records_the_figures_beside_the_baselines(tmp_path, tin
     version = publish_training_data(lake, build_id=BUILD).published
     args = ["probe", BUILD, "--lake", str(tmp_path / "lake"), "--epochs", "2", "--max-examples", "40", "--json"]
     assert main(args) == 0
-    figures = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    figures = json.loads(out)
+    assert "probe: training epochs: 2/2" in err  # progress on stderr, the figures alone on stdout
     assert figures.pop("recorded_as") == "probe"
     for suffix in ("", "_random", "_popularity"):
         for key in ("hr_at_1", "hr_at_10", "hr_at_100", "ndcg_at_10"):
