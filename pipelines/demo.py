@@ -21,7 +21,8 @@ from ingest.synthetic import SCALES, generate
 from lake import Lake, storage
 from pipelines.profile import local_profile
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}, "asset_lines": {"config": {"log_level": "INFO"}}}}
+"""Dagster's events go to the log file only; the lines assets log themselves (progress, decisions) show as they run."""
 PROBE = {"ops": {"gr_probe": {"config": {"enabled": True, "epochs": 4, "max_examples": 300}}}}
 """The demo's nightly run trains the GR probe, shorter than its defaults (about a minute at the demo scale)."""
 ROW_KEYS = ("rows_written", "items_encoded", "items_assigned", "examples", "published_build", "result")

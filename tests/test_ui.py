@@ -66,6 +66,8 @@ def ui(tmp_path_factory):
         check=False,
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
+    for moving in ("sid_codebooks: RQ-KMeans: levels trained: 3/3", "gr_probe: probe: training epochs: 4/4"):
+        assert moving in demo.stdout.split("nightly_sid_rebuild (")[0]  # shown while the nightly job runs
     port = _free_port()
     log = (folder / "dev.log").open("w")
     proc = subprocess.Popen(
