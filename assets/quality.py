@@ -43,9 +43,14 @@ from sid_index.rq import vectors_of
 SID_QUALITY_CHECK = "sid_build_quality"
 
 
-@cache
 def _validator(store: Lake) -> Validator:
-    return Validator(store.path("_reports"), store.storage_options)
+    """The process's Validator of the lake's reports: its GX context and checkpoints load once, not per check."""
+    return _validator_at(store.path("_reports"), tuple(sorted((store.storage_options or {}).items())))
+
+
+@cache
+def _validator_at(reports: str, options: tuple[tuple[str, str], ...]) -> Validator:
+    return Validator(reports, dict(options) or None)
 
 
 def _sizes(store: Lake) -> dict[str, list[int]]:

@@ -198,10 +198,30 @@ class Validator:
 
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_or_update_pandas("sidforge")
+        self._checkpoints: dict[str, Any] = {}
+        self._spark_source: Any = None
 
     def _checkpoint(self, name: str, source=None, suffix: str = ""):
+        """The table's checkpoint, created (or updated) in the GX project once per Validator."""
+        if name + suffix not in self._checkpoints:
+            self._checkpoints[name + suffix] = self._new_checkpoint(name, source or self.source, suffix)
+        return self._checkpoints[name + suffix]
+
+    def _run(self, name: str, batch: Any, run: Run, spark: bool = False):
+        """Run the table's checkpoint on `batch`."""
+        return self._table_checkpoint(name, spark).run(batch_parameters={"dataframe": batch}, run_id=run.identifier())
+
+    def _table_checkpoint(self, name: str, spark: bool):
+        """The checkpoint of `name` on the pandas data source, or on the Spark one (created once per Validator:
+        updating a data source drops the assets it holds)."""
+        if not spark:
+            return self._checkpoint(name)
+        if self._spark_source is None:
+            self._spark_source = self.context.data_sources.add_or_update_spark("sidforge_spark")
+        return self._checkpoint(name, self._spark_source, "_spark")
+
+    def _new_checkpoint(self, name: str, source, suffix: str):
         gx = self.gx
-        source = source or self.source
         try:
             asset = source.get_asset(name)
         except LookupError:
@@ -261,7 +281,7 @@ class Validator:
         }
         sample = frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
         pandas = derived(name, sample, sizes).to_pandas(use_pyarrow_extension_array=True)
-        result = self._checkpoint(name).run(batch_parameters={"dataframe": pandas}, run_id=run.identifier())
+        result = self._run(name, pandas, run)
         return self._outcome(name, result, frame.height, sample.height, exact, run)
 
     def validate_spark(self, name: str, frame, sizes: dict[str, list[int]] | None = None, run: Run = NO_RUN) -> Outcome:
@@ -275,11 +295,7 @@ class Validator:
         stats = frame.agg(F.sum(F.when(any_null, 1).otherwise(0)).alias("n"), F.countDistinct(*keys).alias("d")).first()
         nulls, distinct = int(stats["n"] or 0), int(stats["d"] or 0)
         exact = {"null_keys": nulls, "duplicate_keys": total - nulls - distinct if total else 0}
-        source = self.context.data_sources.add_or_update_spark("sidforge_spark")
-        checkpoint = self._checkpoint(name, source, "_spark")
-        result = checkpoint.run(
-            batch_parameters={"dataframe": derived_spark(name, frame, sizes)}, run_id=run.identifier()
-        )
+        result = self._run(name, derived_spark(name, frame, sizes), run, spark=True)
         return self._outcome(name, result, total, total, exact, run)
 
     def docs_index(self) -> str | None:

@@ -132,3 +132,15 @@ def test_bookkeeping_tables_catch_bad_values(validator):
     outcome = validator.validate("published_datasets", published)
     assert not outcome.success and outcome.exact["duplicate_keys"] == 1
     assert set(TABLES) >= {"quarantine", "codebooks", "published_datasets"}
+
+
+def test_validators_sharing_a_gx_project_keep_validating(clean, tmp_path):
+    """Each process keeps one Validator; another process's Validator on the same project rewrites its data sources
+    (the UI runs two jobs at once); the first one keeps validating, and still fails bad rows."""
+    first, second = Validator(tmp_path / "reports"), Validator(tmp_path / "reports")
+    events = clean.scan("interactions").collect()
+    assert first.validate("interactions", events).success
+    assert second.validate("items", clean.scan("items").collect()).success
+    assert first.validate("interactions", events).success
+    bad = events.with_columns(pl.lit("zap").alias("behavior"))
+    assert "expect_column_values_to_be_in_set" in _failed(first.validate("interactions", bad))
