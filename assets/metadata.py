@@ -3,11 +3,10 @@
 from collections.abc import Mapping, Sequence
 
 import polars as pl
-import pyarrow as pa
 from dagster import MetadataValue, TableColumn, TableSchema
 
 from lake import Lake
-from lake.catalog import table
+from lake.catalog import TableSpec, table
 
 PREVIEW_ROWS = 5
 CELL_CHARS = 40
@@ -56,8 +55,9 @@ def bullets(values: Sequence[object]) -> MetadataValue:
     return MetadataValue.md("\n".join(f"- `{v}`" for v in values) if values else "(none)")
 
 
-def _schema(schema: pa.Schema) -> TableSchema:
-    return TableSchema(columns=[TableColumn(f.name, str(f.type)) for f in schema])
+def column_schema(spec: TableSpec) -> TableSchema:
+    """The table's columns with their types and descriptions (the catalog's), as the Dagster UI shows them."""
+    return TableSchema(columns=[TableColumn(f.name, str(f.type), spec.columns[f.name]) for f in spec.schema])
 
 
 def table_metadata(store: Lake, name: str, where: pl.Expr | None = None) -> dict[str, object]:
@@ -70,7 +70,7 @@ def table_metadata(store: Lake, name: str, where: pl.Expr | None = None) -> dict
     preview = rows.head(PREVIEW_ROWS).collect()
     metadata: dict[str, object] = {
         "dagster/row_count": total,
-        "dagster/column_schema": _schema(spec.schema),
+        "dagster/column_schema": column_schema(spec),
         "dagster/uri": MetadataValue.path(store.uri(name)),
         "preview": markdown_table(preview.to_dicts(), preview.columns),
     }

@@ -21,6 +21,8 @@ class TableSpec:
     partition_by: tuple[str, ...]
     keys: tuple[str, ...]
     description: str
+    columns: dict[str, str]
+    """What each column holds, in the schema's order (the Dagster UI shows it beside the column)."""
 
     @property
     def data_columns(self) -> list[str]:
@@ -45,9 +47,16 @@ def today() -> str:
 
 
 def _spec(
-    name: str, fields: list[pa.Field], partition_by: tuple[str, ...], keys: tuple[str, ...], description: str
+    name: str,
+    fields: list[pa.Field],
+    partition_by: tuple[str, ...],
+    keys: tuple[str, ...],
+    description: str,
+    columns: dict[str, str],
 ) -> TableSpec:
-    return TableSpec(name, pa.schema(fields), partition_by, keys, description)
+    if list(columns) != [f.name for f in fields]:
+        raise ValueError(f"{name}: describe every column, in the schema's order")
+    return TableSpec(name, pa.schema(fields), partition_by, keys, description, columns)
 
 
 TABLES: dict[str, TableSpec] = {
@@ -67,6 +76,15 @@ TABLES: dict[str, TableSpec] = {
             ("ds",),
             ("user_id", "item_id", "behavior", "event_ts"),
             "one user event",
+            {
+                "user_id": "the user's id",
+                "item_id": "the item's id",
+                "behavior": "pv, click, cart, fav or buy",
+                "event_ts": "when the event happened (UTC)",
+                "source": "the source file the row came from (its identity for reruns)",
+                "run_id": "the run that wrote the row",
+                "ds": "the partition day (UTC), YYYY-MM-DD",
+            },
         ),
         _spec(
             "user_sequences",
@@ -85,6 +103,18 @@ TABLES: dict[str, TableSpec] = {
             ("ds", "split"),
             ("source", "line"),
             "one training or test sample: history item ids (oldest first) and target item ids",
+            {
+                "user_id": "the user's id (empty in AL-GR files, which carry none)",
+                "history": "the items before the target, oldest first",
+                "target": "the item ids to predict",
+                "stage": "AL-GR's training stage (1-3), 0 for other sources",
+                "id_space": "item (plain item ids) or sid (semantic-ID tokens)",
+                "source": "the source file the row came from (its identity for reruns)",
+                "line": "the line of the record in its source file",
+                "run_id": "the run that wrote the row",
+                "ds": "the partition day (UTC), YYYY-MM-DD",
+                "split": "train or test",
+            },
         ),
         _spec(
             "items",
@@ -102,6 +132,17 @@ TABLES: dict[str, TableSpec] = {
             (),
             ("item_id",),
             "one item with its title, category and image",
+            {
+                "item_id": "the item's id",
+                "title": "the item's title",
+                "category": "the item's category",
+                "image": "the image's bytes, when the source held them",
+                "image_uri": "where the image is, when the source linked it",
+                "content_hash": "a hash of title, category and image: what changed since the last embedding",
+                "first_seen_ds": "the first day the item appeared in interactions",
+                "source": "the source file the row came from (its identity for reruns)",
+                "run_id": "the run that wrote the row",
+            },
         ),
         _spec(
             "item_pairs",
@@ -114,6 +155,12 @@ TABLES: dict[str, TableSpec] = {
             (),
             ("item_id", "pair_item_id"),
             "one co-occurrence pair from user sequences",
+            {
+                "item_id": "one item of the pair",
+                "pair_item_id": "an item seen next to it in a user sequence",
+                "weight": "how often the two were seen together",
+                "run_id": "the run that wrote the row",
+            },
         ),
         _spec(
             "item_embeddings",
@@ -130,6 +177,16 @@ TABLES: dict[str, TableSpec] = {
             ("model",),
             ("item_id", "model"),
             "one item embedding for one model",
+            {
+                "item_id": "the item's id",
+                "modalities": "what was embedded: image, text, image+text or precomputed",
+                "embedding": "the vector (list<float32>; cast with list.to_array(dim))",
+                "dim": "the vector's length",
+                "content_hash": "the items.content_hash the vector was computed from",
+                "source": "the source file the row came from (its identity for reruns)",
+                "run_id": "the run that wrote the row",
+                "model": "the model, its weights and fusion (random weights say so)",
+            },
         ),
         _spec(
             "sid_builds",
@@ -148,6 +205,18 @@ TABLES: dict[str, TableSpec] = {
             (),
             ("build_id",),
             "one semantic-ID build (inputs and metrics as JSON)",
+            {
+                "build_id": "the build's id (method and time)",
+                "method": "rq-kmeans, rq-vae or imported",
+                "levels": "the number of code levels",
+                "sizes": "the codebook size of each level",
+                "inputs": "JSON: the embedding model, item count, data day and settings the build used",
+                "seed": "the training seed",
+                "status": "candidate, published, rejected or retired",
+                "metrics": "JSON: the gate's SID metrics, the collision report, churn and probe figures",
+                "created_at": "when the build was made (UTC)",
+                "run_id": "the run that wrote the row",
+            },
         ),
         _spec(
             "codebooks",
@@ -160,6 +229,12 @@ TABLES: dict[str, TableSpec] = {
             ("build_id",),
             ("build_id", "level", "code"),
             "one codeword of one build",
+            {
+                "level": "the code level, from 0",
+                "code": "the codeword's index in its level",
+                "centroid": "the codeword's vector",
+                "build_id": "the build it belongs to",
+            },
         ),
         _spec(
             "item_sids",
@@ -175,6 +250,15 @@ TABLES: dict[str, TableSpec] = {
             ("build_id",),
             ("build_id", "item_id"),
             "one item's semantic ID in one build, before (codes_raw) and after collision resolution",
+            {
+                "item_id": "the item's id",
+                "codes_raw": "the nearest codeword per level, before collision resolution",
+                "codes": "the codes after collision resolution (unique per item)",
+                "sid": "the codes as AL-GR tokens (C{id} per level)",
+                "source": "the source file the row came from (its identity for reruns)",
+                "run_id": "the run that wrote the row",
+                "build_id": "the build it belongs to",
+            },
         ),
         _spec(
             "published_datasets",
@@ -191,6 +275,16 @@ TABLES: dict[str, TableSpec] = {
             (),
             ("dataset", "version"),
             "one published training-data version",
+            {
+                "dataset": "the dataset's name (gr by default)",
+                "version": "the version's id (a hash of its inputs and settings)",
+                "path": "where its shards and manifest are, relative to the lake root",
+                "manifest_sha256": "the manifest's SHA-256",
+                "build_id": "the SID build its examples use",
+                "inputs": "JSON: the table versions and settings it was built from",
+                "created_at": "when it was published (UTC)",
+                "run_id": "the run that wrote the row",
+            },
         ),
         _spec(
             "quarantine",
@@ -207,6 +301,16 @@ TABLES: dict[str, TableSpec] = {
             ("table", "ds"),
             ("table", "source_file", "line"),
             "one rejected input record and why",
+            {
+                "source_file": "the file the record came from",
+                "line": "its line in that file (none for a whole-file rejection)",
+                "raw": "the record's text as read (capped)",
+                "reason": "why it was rejected",
+                "run_id": "the run that wrote the row",
+                "quarantined_at": "when it was rejected (UTC)",
+                "table": "the table it was meant for",
+                "ds": "its partition day",
+            },
         ),
     ]
 }

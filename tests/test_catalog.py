@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pytest
 
-from lake import TABLES, table
+from lake import TABLES, Lake, table
 
 DESIGN_TABLES = {
     "interactions",
@@ -38,3 +38,17 @@ def test_interaction_timestamps_are_utc_micros():
 def test_unknown_table_names_the_known_ones():
     with pytest.raises(KeyError, match="interactions"):
         table("nope")
+
+
+def test_every_column_is_described_and_the_ui_gets_the_descriptions(tmp_path, tiny_raw):
+    from assets.metadata import table_metadata
+    from ingest.run import ingest
+
+    for spec in TABLES.values():
+        assert list(spec.columns) == spec.schema.names
+        assert all(len(text) > 8 for text in spec.columns.values()), spec.name
+    lake = Lake(tmp_path / "lake")
+    ingest(lake, [tiny_raw / "items" / "items.csv"], "items")
+    schema = table_metadata(lake, "items")["dagster/column_schema"]
+    shown = {c.name: c.description for c in schema.columns}
+    assert shown == TABLES["items"].columns and "content_hash" in shown
