@@ -8,9 +8,12 @@ Data Docs are written under `<reports>/gx/`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
@@ -188,16 +191,16 @@ class Validator:
         self._scratch = tempfile.TemporaryDirectory(prefix="sidforge-gx-") if storage.is_uri(self.reports) else None
         project = self._scratch.name if self._scratch else self.reports
         Path(project).mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():  # GX imports pyspark, which warns about pandas 3 even when Spark is unused
+        self._lock_file = Path(project) / ".sidforge-gx.lock"
+        with self._project_lock(), warnings.catch_warnings():  # GX imports pyspark, which warns about pandas 3
             warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
             import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
 
             self.context = gx.get_context(mode="file", project_root_dir=project)
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self.source = self.context.data_sources.add_or_update_pandas("sidforge")
         self.gx = gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.source = self.context.data_sources.add_or_update_pandas("sidforge")
         self._checkpoints: dict[str, Any] = {}
         self._spark_source: Any = None
 
@@ -207,9 +210,23 @@ class Validator:
             self._checkpoints[name + suffix] = self._new_checkpoint(name, source or self.source, suffix)
         return self._checkpoints[name + suffix]
 
+    @contextmanager
+    def _project_lock(self) -> Iterator[None]:
+        """Processes that share the GX project (two runs on one lake) take turns with it: GX rewrites its config
+        and stores in place, and a process reading between another's writes saw half a file or a checkpoint
+        that "already exists"."""
+        with self._lock_file.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _run(self, name: str, batch: Any, run: Run, spark: bool = False):
-        """Run the table's checkpoint on `batch`."""
-        return self._table_checkpoint(name, spark).run(batch_parameters={"dataframe": batch}, run_id=run.identifier())
+        """Run the table's checkpoint on `batch` (creating it first), holding the project's lock."""
+        with self._project_lock():
+            checkpoint = self._table_checkpoint(name, spark)
+            return checkpoint.run(batch_parameters={"dataframe": batch}, run_id=run.identifier())
 
     def _table_checkpoint(self, name: str, spark: bool):
         """The checkpoint of `name` on the pandas data source, or on the Spark one (created once per Validator:

@@ -144,3 +144,37 @@ def test_validators_sharing_a_gx_project_keep_validating(clean, tmp_path):
     assert first.validate("interactions", events).success
     bad = events.with_columns(pl.lit("zap").alias("behavior"))
     assert "expect_column_values_to_be_in_set" in _failed(first.validate("interactions", bad))
+
+
+RACE = """
+import sys
+from lake import Lake
+from quality.expectations import Validator
+items = Lake(sys.argv[2]).scan("items").collect()
+for _ in range(4):  # a fresh Validator each time: what separate runs of one lake do
+    assert Validator(sys.argv[1]).validate("items", items).success
+print("validated")
+"""
+
+
+def test_processes_validating_one_lake_at_once_take_turns_with_the_gx_project(clean, tmp_path):
+    """Two UI runs at once failed in GX: one read the project's config while another rewrote it, or found the
+    checkpoint another had just added ("already exists")."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path / "reports"), clean.root],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0 and out.strip() == "validated", err[-2000:]
